@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core.h - internal interfaces between the core's parts. Never installed.
+ *
+ * One process-wide context (struct sc_core) holds the loop and the current
+ * config generation; everything else hangs off it. A generation is one
+ * loaded config with its module instances, hook chains and drivers;
+ * sessions hold a reference to the generation they started in, so a reload
+ * never pulls the floor from under a session in progress.
+ */
+#ifndef SC_CORE_H
+#define SC_CORE_H
+
+#include "config.h"	/* autoconf */
+#include <uv.h>
+#include <yaml.h>
+#include <satchel/satchel.h>
+
+#define SC_INTERNAL __attribute__((visibility("hidden")))
+
+/* ---- config.c / config_keys.c (owned together) ---- */
+
+/* A parsed YAML node with its position, for FILE:LINE:COL errors. */
+enum sc_ynode_type { SC_YSCALAR, SC_YSEQ, SC_YMAP };
+struct sc_ynode {
+	enum sc_ynode_type type;
+	const char *file;		/* shared, owned by the doc          */
+	unsigned line, col;		/* 1-based                           */
+	char *scalar;			/* SC_YSCALAR                        */
+	bool quoted;			/* scalar was quoted ('..' or "..")  */
+	size_t n;			/* SEQ: items; MAP: pairs            */
+	struct sc_ynode **items;	/* SEQ items, or MAP values          */
+	struct sc_ynode **keys;		/* MAP keys (scalars)                */
+};
+
+struct sc_domain_conf {
+	char *name;			/* lower-case                        */
+	enum sc_routing routing;
+};
+
+/* One plugins.d file: one module instance. */
+struct sc_inst_conf {
+	char *file;			/* path of the plugins.d file        */
+	char *module;			/* `module:`                         */
+	char *name;			/* `name:` or the file stem          */
+	bool enabled;			/* `enabled:` (default true)         */
+	uint64_t hook_timeout_ms;	/* `hook_timeout:` (default 30s)     */
+	struct sc_ynode *root;		/* the file's map (module keys too)  */
+};
+
+struct sc_main_config {
+	char *file;			/* absolute path of satchel.yaml     */
+	char *hostname;
+	char *state_dir;
+	char *module_dir;
+	char *user;			/* "" = do not drop                  */
+	int log_level;			/* enum sc_log_level                 */
+	char *tls_certificate;		/* NULL = generate under state_dir   */
+	char *tls_key;
+	struct sc_str_list dns_servers;	/* "ip:port" or "ip"; empty = system */
+	uint64_t shutdown_grace_ms;	/* `shutdown_grace:` default 30s     */
+	size_t domain_count;
+	struct sc_domain_conf *domains;
+	size_t inst_count;
+	struct sc_inst_conf *insts;	/* in file (= load/hook) order       */
+	void *yaml_docs;		/* owned node trees, freed with it   */
+};
+
+/* Loads satchel.yaml and its includes. On error returns -1 and sets
+ * *error_r to a malloc'd "FILE:LINE:COL: message". */
+SC_INTERNAL int sc_main_config_load(const char *path,
+				    struct sc_main_config **cfg_r,
+				    char **error_r);
+SC_INTERNAL void sc_main_config_free(struct sc_main_config **cfg);
+/* Parses the module keys of ic into out (config_size bytes, zeroed by the
+ * caller) using keys; reserved keys (module, name, enabled, hook_timeout)
+ * are skipped. Applies defaults. -1 with malloc'd "FILE:LINE:COL: msg". */
+SC_INTERNAL int sc_config_parse_keys(const struct sc_inst_conf *ic,
+				     const struct sc_config_key *keys,
+				     void *out, char **error_r);
+/* Frees what sc_config_parse_keys allocated inside out. */
+SC_INTERNAL void sc_config_free_keys(const struct sc_config_key *keys,
+				     void *out);
+/* Makes cfg the one sc_config_hostname() & co. read. */
+SC_INTERNAL void sc_config_set_current(const struct sc_main_config *cfg);
+
+/* ---- module.c: generations and the loader ---- */
+
+struct sc_hook_entry {
+	struct sc_instance *inst;
+	sc_hook_fn fn;
+	void *data;
+};
+struct sc_event_entry {
+	struct sc_instance *inst;
+	sc_event_fn fn;
+	void *data;
+};
+struct sc_driver_entry {
+	struct sc_instance *inst;
+	const struct sc_delivery_driver *drv;
+	void *data;
+};
+struct sc_status_entry {
+	struct sc_instance *inst;
+	sc_status_fn fn;
+	void *data;
+};
+
+struct sc_module_handle {
+	char *path;
+	void *dl;
+	const struct sc_module *mod;
+	unsigned instances;		/* instances using it                */
+};
+
+struct sc_instance {
+	struct sc_gen *gen;
+	struct sc_module_handle *mh;
+	const struct sc_inst_conf *conf;
+	void *config;			/* parsed module config              */
+	void *data;			/* from instance_new                 */
+	char *state_dir;
+	bool started;
+	size_t slot;			/* index for session data slots      */
+};
+
+struct sc_gen {
+	unsigned refcount;
+	unsigned serial;		/* 1, 2, ... per reload              */
+	struct sc_main_config *cfg;
+	size_t inst_count;
+	struct sc_instance *insts;
+	size_t hook_count[SC_HOOK_COUNT];
+	struct sc_hook_entry *hooks[SC_HOOK_COUNT];
+	size_t event_count[SC_EVENT_COUNT];
+	struct sc_event_entry *events[SC_EVENT_COUNT];
+	size_t driver_count;
+	struct sc_driver_entry *drivers;
+	size_t status_count;
+	struct sc_status_entry *status;
+	void *listeners;		/* net.c's list for this generation  */
+};
+
+/* Loads modules and creates instances for cfg (takes ownership of cfg).
+ * With check_only, modules are loaded and keys parsed but instance_new is
+ * not called. -1 with malloc'd error. */
+SC_INTERNAL int sc_gen_build(struct sc_main_config *cfg, bool check_only,
+			     struct sc_gen **gen_r, char **error_r);
+/* Calls instance_start for every instance, in order. */
+SC_INTERNAL int sc_gen_start(struct sc_gen *gen, char **error_r);
+SC_INTERNAL void sc_gen_ref(struct sc_gen *gen);
+/* Drops a reference; the last one tears the instances down in reverse
+ * order and unloads modules. */
+SC_INTERNAL void sc_gen_unref(struct sc_gen **gen);
+/* Fills an error for a module file: "module NAME (PATH): built for ABI
+ * X.Y, satcheld has ABI A.B; rebuild the module" etc. */
+SC_INTERNAL int sc_module_check(const struct sc_module *mod, const char *stem,
+				const char *path, char **error_r);
+
+/* ---- session.c ---- */
+
+/* Creates the session for an accepted connection (net.c calls it). */
+SC_INTERNAL struct sc_session *sc_session_new(struct sc_conn *c,
+					      const char *protocol,
+					      struct sc_gen *gen);
+SC_INTERNAL struct sc_gen *sc_session_gen(const struct sc_session *s);
+/* Sessions alive, for status and the graceful stop. */
+SC_INTERNAL size_t sc_session_count(void);
+/* Closes every idle session; returns how many remain busy. */
+SC_INTERNAL size_t sc_session_close_idle(void);
+/* Registers/unregisters a pending hook call so session close cancels it. */
+struct sc_hook_run;
+SC_INTERNAL void sc_session_add_run(struct sc_session *s,
+				    struct sc_hook_run *run);
+SC_INTERNAL void sc_session_del_run(struct sc_session *s,
+				    struct sc_hook_run *run);
+SC_INTERNAL void sc_hook_run_cancel(struct sc_hook_run *run);
+/* Queue transactions pending a commit, cancelled the same way. */
+SC_INTERNAL void sc_session_set_tx(struct sc_session *s, void *tx);
+
+/* ---- net.c ---- */
+
+SC_INTERNAL int sc_net_init(char **error_r);	/* TLS credentials */
+SC_INTERNAL void sc_net_deinit(void);
+/* Starts accepting on every listener of gen; listeners of older
+ * generations whose sockets were taken over stop. */
+SC_INTERNAL int sc_net_start(struct sc_gen *gen, char **error_r);
+/* Stops accepting (graceful stop). */
+SC_INTERNAL void sc_net_stop_accepting(void);
+/* Closes the listeners owned by gen (called when gen is torn down). */
+SC_INTERNAL void sc_net_gen_free(struct sc_gen *gen);
+/* Frees the connection (session.c calls it from sc_session_close). */
+SC_INTERNAL void sc_conn_free(struct sc_conn *c);
+SC_INTERNAL void sc_conn_set_session(struct sc_conn *c, struct sc_session *s);
+/* Generates (once) or loads the TLS certificate; used by -t too. */
+SC_INTERNAL int sc_tls_ensure_certificate(const struct sc_main_config *cfg,
+					  char **error_r);
+
+/* ---- queue.c / queue_runner.c ---- */
+
+SC_INTERNAL int sc_queue_init(const char *state_dir, char **error_r);
+SC_INTERNAL void sc_queue_deinit(void);
+/* Scans the queue and schedules every pending message. */
+SC_INTERNAL int sc_queue_runner_start(char **error_r);
+SC_INTERNAL void sc_queue_runner_stop(void);
+/* Retry every deferred recipient now (satchelctl queue flush). */
+SC_INTERNAL void sc_queue_runner_flush(void);
+/* Text for status / queue commands into a malloc'd string. */
+SC_INTERNAL char *sc_queue_list_text(void);
+
+/* ---- dns.c ---- */
+
+SC_INTERNAL int sc_dns_init(const struct sc_main_config *cfg, char **error_r);
+SC_INTERNAL void sc_dns_deinit(void);
+
+/* ---- privsep.c ---- */
+
+/* Forks the PAM helper (before the privilege drop). */
+SC_INTERNAL int sc_privsep_start(char **error_r);
+SC_INTERNAL void sc_privsep_stop(void);
+
+/* ---- ctl.c: the control socket for satchelctl ---- */
+
+SC_INTERNAL int sc_ctl_start(const char *state_dir, char **error_r);
+SC_INTERNAL void sc_ctl_stop(void);
+
+/* ---- log.c ---- */
+
+SC_INTERNAL void sc_log_init(bool foreground, int level);
+SC_INTERNAL void sc_log_set_level(int level);
+/* Logs and exits(1): config and environment problems. */
+SC_INTERNAL void sc_fatal(const char *fmt, ...) SC_PRINTF(1, 2)
+	__attribute__((noreturn));
+/* Logs and aborts: bugs. */
+SC_INTERNAL void sc_panic(const char *fmt, ...) SC_PRINTF(1, 2)
+	__attribute__((noreturn));
+
+/* ---- main.c: the process context ---- */
+
+struct sc_core {
+	uv_loop_t *loop;
+	struct sc_gen *gen;		/* the current generation            */
+	const char *config_path;
+	bool foreground;
+	bool stopping;
+	bool privileged_dropped;
+};
+/* The one process-wide context. */
+SC_INTERNAL extern struct sc_core *sc_core;
+
+/* Reloads the config (SIGHUP, satchelctl reload). 0, or -1 with the
+ * error logged and the old config kept. */
+SC_INTERNAL int sc_core_reload(char **error_r);
+
+#endif

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * satchel/config.h - module key schemas and the main config.
+ *
+ * A module declares its keys in a table; the core parses the module's
+ * plugins.d file against it (types, defaults, required keys) and reports
+ * errors as FILE:LINE:COL before any module code runs. The filled struct is
+ * owned by the core and freed with the instance.
+ */
+#ifndef SATCHEL_CONFIG_H
+#define SATCHEL_CONFIG_H
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <satchel/module.h>
+
+enum sc_key_type {
+	SC_KEY_STR = 1,		/* char *                                  */
+	SC_KEY_PATH,		/* char *, relative paths made absolute
+				   against the directory of the file       */
+	SC_KEY_BOOL,		/* bool: true/false/yes/no                 */
+	SC_KEY_UINT,		/* uint64_t                                */
+	SC_KEY_SIZE,		/* uint64_t bytes: 512K, 50M, 1G, 1024     */
+	SC_KEY_DURATION,	/* uint64_t milliseconds: 30s, 5m, 2h, 5d  */
+	SC_KEY_RATE,		/* struct sc_rate: 60/1m                   */
+	SC_KEY_ENUM,		/* int: index into enum_values "a|b|c"     */
+	SC_KEY_ADDRESS,		/* struct sc_sockaddr: host:port, [v6]:port */
+	SC_KEY_CIDR_LIST,	/* struct sc_cidr_list: [10.0.0.0/8, ::1]  */
+	SC_KEY_STR_LIST,	/* struct sc_str_list: [a, b]              */
+	SC_KEY_DURATION_LIST,	/* struct sc_u64_list: [5m, 10m]           */
+	SC_KEY_STR_MAP,		/* struct sc_str_map: {k: v, ...}          */
+	SC_KEY_OBJECT,		/* nested map; sub keys write into the same
+				   struct at offset + their own offset     */
+	SC_KEY_LIST,		/* struct sc_list of sub-structs, each a map
+				   described by sub (sub_size bytes each)  */
+};
+
+#define SC_KEY_REQUIRED 0x1u
+
+struct sc_config_key {
+	const char *name;	/* YAML key, snake_case; NULL ends a table  */
+	enum sc_key_type type;
+	size_t offset;		/* offsetof(struct your_conf, field)        */
+	const char *def;	/* default, in YAML scalar syntax; NULL = none
+				   (zero/NULL/empty). For lists: "[a, b]"    */
+	unsigned flags;		/* SC_KEY_REQUIRED                          */
+	const char *doc;	/* one line for `satchelctl modules --keys`  */
+	const char *enum_values;/* SC_KEY_ENUM: "none|starttls|implicit"    */
+	const struct sc_config_key *sub; /* SC_KEY_OBJECT / SC_KEY_LIST      */
+	size_t sub_size;	/* SC_KEY_LIST: sizeof one element          */
+};
+
+struct sc_rate {
+	uint64_t count;
+	uint64_t period_ms;
+};
+
+struct sc_sockaddr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64];		/* as written in the config, normalised    */
+};
+
+struct sc_cidr {
+	int family;		/* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+struct sc_cidr_list { size_t n; struct sc_cidr *v; };
+struct sc_str_list  { size_t n; char **v; };
+struct sc_u64_list  { size_t n; uint64_t *v; };
+struct sc_str_map   { size_t n; char **keys; char **values; };
+struct sc_list      { size_t n; void *v; /* n elements of sub_size */ };
+
+/* True when addr (a sockaddr_in/in6; v4-mapped v6 is treated as v4)
+ * lies in one of the CIDRs. */
+SC_API bool sc_cidr_list_match(const struct sc_cidr_list *list,
+			       const struct sockaddr *addr);
+
+/* Parses "1.2.3.0/24", "::1", "10.0.0.1" into *out. 0 or -1. */
+SC_API int sc_cidr_parse(const char *text, struct sc_cidr *out);
+
+/* Value parsers shared with the config loader. 0 or -1. */
+SC_API int sc_parse_size(const char *text, uint64_t *bytes_r);
+SC_API int sc_parse_duration(const char *text, uint64_t *ms_r);
+SC_API int sc_parse_rate(const char *text, struct sc_rate *rate_r);
+SC_API int sc_parse_sockaddr(const char *text, struct sc_sockaddr *out);
+
+/* ---- main config (satchel.yaml), read-only for modules ---- */
+
+enum sc_routing {
+	SC_ROUTING_NONE = 0,	/* the domain is not configured here */
+	SC_ROUTING_LOCAL,
+	SC_ROUTING_BACKUP,
+	SC_ROUTING_REMOTE,
+	SC_ROUTING_AUTO,
+};
+
+/* The banner/EHLO name. */
+SC_API const char *sc_config_hostname(void);
+/* The state directory (absolute). */
+SC_API const char *sc_config_state_dir(void);
+/* The unprivileged user the daemon runs as ("" when not dropping). */
+SC_API const char *sc_config_user(void);
+/* The routing of a mail domain (case-insensitive); NONE when unlisted. */
+SC_API enum sc_routing sc_config_domain_routing(const char *domain);
+/* The configured mail domains, for iteration: index 0..n-1, NULL past
+ * the end. */
+SC_API const char *sc_config_domain(size_t index);
+/* "local", "backup", "remote", "auto" or "none". */
+SC_API const char *sc_routing_name(enum sc_routing r);
+
+#endif

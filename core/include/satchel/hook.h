@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * satchel/hook.h - policy hooks: ordered chains of callbacks that decide.
+ *
+ * Callbacks run in plugins.d file order. Each returns a result; CONT passes
+ * to the next callback, anything else ends the chain. A callback may return
+ * SC_PENDING and finish later with sc_hook_done() (exactly once). All hook
+ * callbacks run on the event loop thread and must not block: blocking work
+ * goes through sc_work_submit().
+ */
+#ifndef SATCHEL_HOOK_H
+#define SATCHEL_HOOK_H
+
+#include <satchel/module.h>
+
+enum sc_hook {
+	SC_HOOK_CONNECT = 0,	/* arg: NULL. After accept, before TLS.      */
+	SC_HOOK_HELO,		/* arg: const char * (the HELO/EHLO name)    */
+	SC_HOOK_AUTH,		/* arg: struct sc_auth_request *             */
+	SC_HOOK_MAIL,		/* arg: struct sc_mail_request *             */
+	SC_HOOK_RCPT,		/* arg: struct sc_rcpt_request *             */
+	SC_HOOK_RELAY,		/* arg: struct sc_rcpt_request *; run only for
+				   a non-local recipient when the session is
+				   neither authenticated nor in relay_networks.
+				   All CONT = the contract's 550 5.7.1.      */
+	SC_HOOK_DATA,		/* arg: NULL. The DATA/first BDAT command.   */
+	SC_HOOK_DATA_POST,	/* arg: struct sc_data_request *. After the
+				   final dot, before the queue commit.       */
+	SC_HOOK_ROUTE,		/* arg: struct sc_route_request *. Queue runner,
+				   per recipient; session is NULL.           */
+	SC_HOOK_ACCOUNT,	/* arg: struct sc_account_request *. Does this
+				   mailbox exist? OK = yes, CONT = not mine. */
+	SC_HOOK_COUNT
+};
+
+/* CONT is 0 on purpose: a callback returning 0 out of habit never accepts. */
+enum sc_result {
+	SC_CONT = 0,		/* no opinion: next callback                  */
+	SC_OK,			/* accept; stop the chain                     */
+	SC_DENY,		/* 5xx                                         */
+	SC_DENYSOFT,		/* 4xx                                         */
+	SC_DENYDISCONNECT,	/* 5xx, then close                            */
+	SC_DENYSOFTDISCONNECT,	/* 4xx, then close (the 421 limits)           */
+	SC_PENDING,		/* async: finish later with sc_hook_done()    */
+};
+
+struct sc_session;
+/* One invocation of one callback. Valid until the callback returns a
+ * final result, or until sc_hook_done() for SC_PENDING. */
+struct sc_hook_call;
+
+/* ---- hook arguments ---- */
+
+struct sc_auth_request {
+	const char *protocol;	/* "smtp", "pop3"                  */
+	const char *mechanism;	/* "PLAIN", "LOGIN", "USER"        */
+	const char *user;	/* as the client sent it            */
+	const char *password;
+	const char *client_ip;
+};
+
+struct sc_mail_request {
+	const char *address;	/* "" for the null sender <>        */
+	const char *params;	/* ESMTP parameters as sent, or ""   */
+};
+
+struct sc_rcpt_request {
+	const char *address;	/* local@domain, already syntax-checked */
+	const char *local_part;
+	const char *domain;	/* lower-case                         */
+	const char *params;
+	const char *mail_from;
+	size_t rcpt_count;	/* recipients accepted so far          */
+};
+
+struct sc_data_request {
+	const char *queue_id_hint;	/* not yet committed: NULL           */
+	uint64_t size;			/* bytes received                     */
+	size_t header_count;		/* header lines seen                  */
+	size_t received_count;		/* Received: headers seen             */
+};
+
+/* Delivery kinds a route may choose (see satchel/queue.h). */
+#define SC_DELIVERY_LOCAL  "local"
+#define SC_DELIVERY_REMOTE "remote"
+
+struct sc_route_request {
+	const char *queue_id;
+	const char *sender;
+	const char *rcpt;
+	const char *domain;
+	size_t received_count;	/* Received: headers in the message */
+};
+
+struct sc_account_request {
+	const char *address;	/* local@domain, domain lower-case */
+	const char *local_part;
+	const char *domain;
+};
+
+typedef enum sc_result (*sc_hook_fn)(struct sc_hook_call *call, void *data);
+
+/* Adds fn to the chain of hook for this instance (call from
+ * instance_start). Chains keep plugins.d file order. 0 or -1. */
+SC_API int sc_hook_register(struct sc_instance *inst, enum sc_hook hook,
+			    sc_hook_fn fn, void *data);
+
+/* The session the hook runs for (NULL for ROUTE). */
+SC_API struct sc_session *sc_hook_session(struct sc_hook_call *call);
+/* The hook argument (see enum sc_hook for its type). */
+SC_API const void *sc_hook_arg(struct sc_hook_call *call);
+/* Which hook this call belongs to. */
+SC_API enum sc_hook sc_hook_which(struct sc_hook_call *call);
+
+/* Completes a call that returned SC_PENDING. Exactly once; a second call is
+ * logged and ignored. If the session went away meanwhile, the completion is
+ * ignored (the call is already cancelled) - the module must still call it
+ * so the call object is released. */
+SC_API void sc_hook_done(struct sc_hook_call *call, enum sc_result result);
+
+/* True when the session of a pending call has gone away. */
+SC_API bool sc_hook_cancelled(struct sc_hook_call *call);
+
+/* Sets the reply of this call: code (e.g. 550), enhanced status code
+ * ("5.7.1", may be NULL) and text without the code. The core checks the
+ * class against the verdict (DENY needs 5xx, DENYSOFT 4xx); 421 always
+ * disconnects. Without a reply the core uses a default for the result. */
+SC_API void sc_reply_set(struct sc_hook_call *call, int code, const char *esc,
+			 const char *fmt, ...) SC_PRINTF(4, 5);
+
+/* ROUTE only: choose the delivery kind (SC_DELIVERY_LOCAL/REMOTE) and an
+ * optional next hop ("host:port", NULL = the recipient domain's MX). */
+SC_API void sc_route_set(struct sc_hook_call *call, const char *kind,
+			 const char *nexthop);
+
+/* AUTH only: the canonical user name to record for the session (e.g. the
+ * full address). Defaults to the user as sent. */
+SC_API void sc_auth_set_user(struct sc_hook_call *call, const char *user);
+
+/* ---- running chains (for protocol modules and the core) ---- */
+
+/* The final outcome of a chain. The reply is NULL-text when no callback
+ * set one; text points into storage valid during the done callback. */
+struct sc_reply {
+	int code;		/* 0 = none set */
+	char esc[16];
+	const char *text;
+};
+
+/* Outcome of a chain run; for ROUTE/AUTH the extra fields are filled. */
+struct sc_hook_outcome {
+	enum sc_result result;	/* never PENDING                         */
+	struct sc_reply reply;
+	const char *route_kind;	/* ROUTE: chosen kind, or NULL           */
+	const char *route_nexthop;
+	const char *auth_user;	/* AUTH: canonical user when OK          */
+	const char *instance;	/* name of the instance that decided     */
+};
+
+typedef void (*sc_hook_done_fn)(struct sc_session *s,
+				const struct sc_hook_outcome *out, void *arg);
+
+/* Runs the chain of hook for session s (NULL for ROUTE/ACCOUNT run outside
+ * a session) with arg, then calls done exactly once - maybe before
+ * sc_hook_run returns, when every callback answers at once. If s is closed
+ * while the chain is pending, done is not called. An empty chain or all
+ * CONT gives SC_CONT. Uses the hook chains of the config generation s
+ * was created in (the newest one for s == NULL). 0, or -1 when out of
+ * memory (done not called). */
+SC_API int sc_hook_run(struct sc_session *s, enum sc_hook hook,
+		       const void *arg, sc_hook_done_fn done, void *cbarg);
+
+/* "connect", "helo", ... for logs. */
+SC_API const char *sc_hook_name(enum sc_hook hook);
+/* "CONT", "OK", "DENY", ... for logs. */
+SC_API const char *sc_result_name(enum sc_result r);
+
+#endif

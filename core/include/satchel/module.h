@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * satchel/module.h - the module descriptor and the ABI check.
+ *
+ * Every module exports exactly one symbol, sc_module_<name>, where <name> is
+ * the file stem of NAME.so.  The core refuses a module whose ABI or build
+ * signature differs from its own before calling any of its code.
+ */
+#ifndef SATCHEL_MODULE_H
+#define SATCHEL_MODULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <satchel/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Marks the functions satcheld exports to modules (it is built with
+ * -fvisibility=hidden; everything else stays private). */
+#define SC_API __attribute__((visibility("default")))
+
+#define SC_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* Build signature: a module built with other type sizes than the core
+ * would corrupt memory silently, so the loader compares this string. */
+#define SC_SIGNATURE_STR2(x) #x
+#define SC_SIGNATURE_STR(x) SC_SIGNATURE_STR2(x)
+#define SC_MODULE_SIGNATURE \
+	"p" SC_SIGNATURE_STR(__SIZEOF_POINTER__) \
+	"l" SC_SIGNATURE_STR(__SIZEOF_LONG__) \
+	"t" SC_SIGNATURE_STR(__SIZEOF_TIME_T__) \
+	"o" SC_SIGNATURE_STR(__SIZEOF_OFF_T__) \
+	"z" SC_SIGNATURE_STR(__SIZEOF_SIZE_T__)
+
+struct sc_config_key;
+/* One configured instance of a module: one plugins.d file. Opaque. */
+struct sc_instance;
+
+struct sc_module {
+	uint32_t abi_major, abi_minor;	/* filled by SC_MODULE_HEADER */
+	uint32_t struct_size;		/* sizeof(struct sc_module) at build */
+	const char *signature;		/* SC_MODULE_SIGNATURE at build */
+	const char *name;		/* must equal the file stem */
+	const char *version;		/* the module's own version */
+	const char *description;	/* one line for `satchelctl modules` */
+	const char *const *depends;	/* NULL-terminated module names, or NULL */
+	const struct sc_config_key *keys; /* key schema; NULL = no keys */
+	size_t config_size;		/* size of the module's config struct */
+
+	/* Once per process, before any instance. Optional. 0 or -1. */
+	int (*load)(const char **error_r);
+	/* Once per plugins.d file, before the privilege drop: validate the
+	 * parsed config (owned by the core, valid until instance_free) and
+	 * open listeners.  Store private state in *data_r.  0 or -1. */
+	int (*instance_new)(struct sc_instance *inst, const void *config,
+			    void **data_r, const char **error_r);
+	/* After the privilege drop: register hooks, drivers, events, timers.
+	 * Optional. 0 or -1. */
+	int (*instance_start)(struct sc_instance *inst, void *data,
+			      const char **error_r);
+	/* Teardown, in reverse load order. Optional. */
+	void (*instance_free)(struct sc_instance *inst, void *data);
+	/* Once per process, after the last instance is freed. Optional. */
+	void (*unload)(void);
+	void *reserved[8];	/* room to grow without an ABI major bump */
+};
+
+#define SC_MODULE_HEADER \
+	.abi_major = SC_ABI_MAJOR, .abi_minor = SC_ABI_MINOR, \
+	.struct_size = sizeof(struct sc_module), \
+	.signature = SC_MODULE_SIGNATURE
+
+/* Declares the module descriptor; n must be the file stem of n.so. */
+#define SC_MODULE(n, ...) \
+	SC_API const struct sc_module sc_module_##n = { \
+		SC_MODULE_HEADER, .name = #n, __VA_ARGS__ }
+
+/* The instance name (the `name:` key, default the plugins.d file stem,
+ * e.g. "20-smtp"). Valid while the instance lives. */
+SC_API const char *sc_instance_name(const struct sc_instance *inst);
+
+/* The module name of the instance ("smtp"). */
+SC_API const char *sc_instance_module(const struct sc_instance *inst);
+
+/* The plugins.d file the instance was configured in. */
+SC_API const char *sc_instance_file(const struct sc_instance *inst);
+
+/* A directory private to this instance's module under state_dir
+ * (state_dir/modules/<module>), created on first call with mode 0750.
+ * Returns NULL on error. The string is owned by the core. */
+SC_API const char *sc_instance_state_dir(struct sc_instance *inst);
+
+/* Registers a function that appends human-readable status lines for
+ * `satchelctl status` (one "key: value" per line, no trailing newline
+ * needed). fn writes into buf of size len and returns bytes written. */
+typedef size_t (*sc_status_fn)(char *buf, size_t len, void *data);
+SC_API int sc_status_register(struct sc_instance *inst, sc_status_fn fn,
+			      void *data);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * satchel/privsep.h - requests to the small privileged helper.
+ *
+ * satcheld forks one helper before it drops privileges; the helper does
+ * nothing but PAM authentication (pam_unix can only check the calling
+ * user's own password once we run unprivileged). Requests travel over a
+ * socketpair; answers arrive on the loop.
+ */
+#ifndef SATCHEL_PRIVSEP_H
+#define SATCHEL_PRIVSEP_H
+
+#include <satchel/module.h>
+
+enum sc_pam_status {
+	SC_PAM_OK = 0,		/* authenticated                               */
+	SC_PAM_DENIED,		/* wrong password / unknown user / expired      */
+	SC_PAM_ERROR,		/* the helper or PAM failed: a temporary error  */
+};
+
+/* done(arg, status, reason): reason is PAM's message for the log (never
+ * shown to clients), valid during the call. */
+typedef void (*sc_pam_fn)(void *arg, enum sc_pam_status status,
+			  const char *reason);
+
+/* Authenticates user/password against PAM service in the helper. done runs
+ * once on the loop. 0 or -1 (no helper running). */
+SC_API int sc_pam_authenticate(const char *service, const char *user,
+			       const char *password, sc_pam_fn done,
+			       void *arg);
+
+#endif

@@ -1,0 +1,56 @@
+# The core: one convenience library linked into satcheld, satchelctl and
+# the unit tests, so the same code is exported to modules in each.
+noinst_LTLIBRARIES += core/libsatchel-core.la
+core_libsatchel_core_la_CPPFLAGS = $(CORE_CPPFLAGS)
+core_libsatchel_core_la_CFLAGS = $(CORE_CFLAGS)
+core_libsatchel_core_la_SOURCES = \
+	core/core.h \
+	core/address.c \
+	core/config.c \
+	core/config_keys.c \
+	core/ctl.c \
+	core/dns.c \
+	core/event.c \
+	core/hook.c \
+	core/log.c \
+	core/module.c \
+	core/net.c \
+	core/privsep.c \
+	core/queue.c \
+	core/queue_runner.c \
+	core/session.c \
+	core/work.c
+core_libsatchel_core_la_LIBADD = $(LIBUV_LIBS) $(GNUTLS_LIBS) \
+	$(GNUTLS_DANE_LIBS) $(YAML_LIBS) $(UNBOUND_LIBS) $(PAM_LIBS) $(LIBS)
+
+sbin_PROGRAMS += core/satcheld core/satchelctl
+core_satcheld_CPPFLAGS = $(CORE_CPPFLAGS)
+core_satcheld_CFLAGS = $(CORE_CFLAGS)
+core_satcheld_SOURCES = core/main.c
+core_satcheld_LDADD = core/libsatchel-core.la
+core_satcheld_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS)
+
+core_satchelctl_CPPFLAGS = $(CORE_CPPFLAGS)
+core_satchelctl_CFLAGS = $(CORE_CFLAGS) $(LIBCRYPT_CFLAGS)
+core_satchelctl_SOURCES = core/satchelctl.c core/ctl_user.c core/ctl_queue.c \
+	core/satchelctl.h
+core_satchelctl_LDADD = core/libsatchel-core.la $(LIBCRYPT_LIBS)
+core_satchelctl_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS)
+
+satchelinc_HEADERS += \
+	core/include/satchel/address.h \
+	core/include/satchel/config.h \
+	core/include/satchel/dns.h \
+	core/include/satchel/event.h \
+	core/include/satchel/hook.h \
+	core/include/satchel/log.h \
+	core/include/satchel/module.h \
+	core/include/satchel/net.h \
+	core/include/satchel/privsep.h \
+	core/include/satchel/queue.h \
+	core/include/satchel/satchel.h \
+	core/include/satchel/session.h \
+	core/include/satchel/work.h
+nodist_satchelinc_HEADERS += core/include/satchel/version.h
+EXTRA_DIST += satchel.pc.in core/include/satchel/version.h.in
+dist_man_MANS += man/satcheld.8 man/satchelctl.8 man/satchel.yaml.5

@@ -1,0 +1,2 @@
+#include "core.h"
+int main(void) { return 1; }

@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: MIT */
+/* auth_pam - placeholder: not written yet. */
+#include <satchel/satchel.h>

@@ -1,0 +1,8 @@
+# maildir: see satchel-maildir(5).
+mod_LTLIBRARIES += modules/maildir/maildir.la
+modules_maildir_maildir_la_SOURCES = \
+	modules/maildir/maildir.c
+modules_maildir_maildir_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+modules_maildir_maildir_la_CFLAGS = $(MODULE_CFLAGS)
+modules_maildir_maildir_la_LDFLAGS = $(MODULE_LDFLAGS)
+dist_man_MANS += modules/maildir/satchel-maildir.5

@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: MIT */
+/* maildir - placeholder: not written yet. */
+#include <satchel/satchel.h>

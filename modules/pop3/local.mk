@@ -1,0 +1,8 @@
+# pop3: see satchel-pop3(5).
+mod_LTLIBRARIES += modules/pop3/pop3.la
+modules_pop3_pop3_la_SOURCES = \
+	modules/pop3/pop3.c
+modules_pop3_pop3_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+modules_pop3_pop3_la_CFLAGS = $(MODULE_CFLAGS)
+modules_pop3_pop3_la_LDFLAGS = $(MODULE_LDFLAGS)
+dist_man_MANS += modules/pop3/satchel-pop3.5

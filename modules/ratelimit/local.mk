@@ -1,0 +1,8 @@
+# ratelimit: see satchel-ratelimit(5).
+mod_LTLIBRARIES += modules/ratelimit/ratelimit.la
+modules_ratelimit_ratelimit_la_SOURCES = \
+	modules/ratelimit/ratelimit.c
+modules_ratelimit_ratelimit_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+modules_ratelimit_ratelimit_la_CFLAGS = $(MODULE_CFLAGS)
+modules_ratelimit_ratelimit_la_LDFLAGS = $(MODULE_LDFLAGS)
+dist_man_MANS += modules/ratelimit/satchel-ratelimit.5

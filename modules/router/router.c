@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: MIT */
+/* router - placeholder: not written yet. */
+#include <satchel/satchel.h>

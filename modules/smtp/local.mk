@@ -1,0 +1,8 @@
+# smtp: see satchel-smtp(5).
+mod_LTLIBRARIES += modules/smtp/smtp.la
+modules_smtp_smtp_la_SOURCES = \
+	modules/smtp/smtp.c
+modules_smtp_smtp_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+modules_smtp_smtp_la_CFLAGS = $(MODULE_CFLAGS)
+modules_smtp_smtp_la_LDFLAGS = $(MODULE_LDFLAGS)
+dist_man_MANS += modules/smtp/satchel-smtp.5

@@ -1,0 +1,1 @@
+# owned by the config part of the core

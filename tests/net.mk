@@ -1,0 +1,1 @@
+# owned by the net part of the core
