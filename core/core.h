@@ -208,6 +208,10 @@ SC_INTERNAL void sc_queue_runner_stop(void);
 SC_INTERNAL void sc_queue_runner_flush(void);
 /* Text for status / queue commands into a malloc'd string. */
 SC_INTERNAL char *sc_queue_list_text(void);
+/* Removes a message from the queue (satchelctl queue delete). 0 or -1. */
+SC_INTERNAL int sc_queue_delete(const char *id, char **error_r);
+/* Counts for status: messages and recipients pending. */
+SC_INTERNAL void sc_queue_counts(size_t *messages_r, size_t *deferred_r);
 
 /* ---- dns.c ---- */
 

@@ -81,6 +81,13 @@ struct sc_delivery_driver {
 	 * (for POP3). 0, or -1 when unknown. */
 	int (*mailbox_path)(const char *address, char *buf, size_t len,
 			    void *data);
+	/* Retry policy for recipients this driver defers: the delays after
+	 * the 1st, 2nd, ... failure (the last one repeats), and how long a
+	 * message may stay queued before it bounces. 0/NULL = the core's
+	 * defaults (5m 10m 30m 1h 2h 4h; 5d). */
+	const uint64_t *retry_ms;
+	size_t retry_count;
+	uint64_t max_queue_time_ms;
 };
 
 /* Registers a driver (call from instance_start). The first registered
