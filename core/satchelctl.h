@@ -1,4 +1,26 @@
-/* satchelctl.h - shared declarations of the satchelctl commands. */
+/* SPDX-License-Identifier: MIT */
+/*
+ * satchelctl.h - what the satchelctl command files share. Never installed.
+ */
 #ifndef SC_SATCHELCTL_H
 #define SC_SATCHELCTL_H
+
+#include "core.h"
+
+/* Sends one request line to the running daemon's control socket
+ * (state_dir/ctl.sock) and returns its reply text (malloc'd, without the
+ * final status line) in *reply_r. 0 = the daemon answered OK, 1 = it
+ * answered an error (reply holds it), -1 = no daemon reachable (*reply_r
+ * says why). Implemented in satchelctl.c. */
+int sc_ctl_request(const struct sc_main_config *cfg, const char *line,
+		   char **reply_r);
+
+/* `satchelctl user add|passwd|del|list ...` (ctl_user.c); argv[0] is
+ * "user". Returns the process exit code. */
+int sc_ctl_user_main(const struct sc_main_config *cfg, int argc, char **argv);
+
+/* `satchelctl queue list|show|flush|delete ...` (ctl_queue.c); argv[0] is
+ * "queue". Returns the process exit code. */
+int sc_ctl_queue_main(const struct sc_main_config *cfg, int argc, char **argv);
+
 #endif

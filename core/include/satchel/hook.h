@@ -133,6 +133,12 @@ SC_API void sc_reply_set(struct sc_hook_call *call, int code, const char *esc,
 SC_API void sc_route_set(struct sc_hook_call *call, const char *kind,
 			 const char *nexthop);
 
+/* ROUTE only: replace this recipient by address (alias expansion); call
+ * once per target. The queue runner records the targets as new recipients
+ * (the original kept as ORCPT) and routes each of them; expansion is
+ * limited to 10 levels. Ends the chain as SC_OK. */
+SC_API void sc_route_expand(struct sc_hook_call *call, const char *address);
+
 /* AUTH only: the canonical user name to record for the session (e.g. the
  * full address). Defaults to the user as sent. */
 SC_API void sc_auth_set_user(struct sc_hook_call *call, const char *user);
@@ -153,6 +159,8 @@ struct sc_hook_outcome {
 	struct sc_reply reply;
 	const char *route_kind;	/* ROUTE: chosen kind, or NULL           */
 	const char *route_nexthop;
+	size_t expand_count;	/* ROUTE: targets from sc_route_expand()  */
+	const char *const *expand;
 	const char *auth_user;	/* AUTH: canonical user when OK          */
 	const char *instance;	/* name of the instance that decided     */
 };
