@@ -176,8 +176,14 @@ SC_INTERNAL void sc_session_add_run(struct sc_session *s,
 SC_INTERNAL void sc_session_del_run(struct sc_session *s,
 				    struct sc_hook_run *run);
 SC_INTERNAL void sc_hook_run_cancel(struct sc_hook_run *run);
-/* Queue transactions pending a commit, cancelled the same way. */
-SC_INTERNAL void sc_session_set_tx(struct sc_session *s, void *tx);
+/* The session's queue tx while its commit is pending (queue.c sets it at
+ * sc_queue_tx_commit and clears it with NULL before calling done). If the
+ * session closes first, session.c calls sc_queue_tx_session_gone(tx): the
+ * commit still completes (the message is kept) but done is not called. */
+struct sc_queue_tx;
+SC_INTERNAL void sc_session_set_tx(struct sc_session *s,
+				   struct sc_queue_tx *tx);
+SC_INTERNAL void sc_queue_tx_session_gone(struct sc_queue_tx *tx);
 
 /* ---- net.c ---- */
 
