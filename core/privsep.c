@@ -1,3 +1,699 @@
 /* SPDX-License-Identifier: MIT */
-/* core/privsep.c - placeholder: not written yet. */
+/*
+ * core/privsep.c - the privileged PAM helper and its client.
+ *
+ * sc_privsep_start() forks, before the privilege drop, a helper process that
+ * keeps root and does nothing but PAM authentication. The daemon side runs on
+ * the event loop thread (a uv_pipe_t on the socketpair); the helper is a
+ * plain blocking loop in its own process, one request at a time.
+ */
 #include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <security/pam_appl.h>
+
+/*
+ * Wire format, host byte order (both ends are the same binary):
+ *   frame   = u32 body_len, body
+ *   request = u32 id, u16 service_len, u16 user_len, u16 password_len,
+ *             service, user, password          (no NUL terminators)
+ *   reply   = u32 id, u32 status, u16 reason_len, reason
+ * Sizes are bounded on both sides; a frame whose length is out of bounds
+ * means the stream is out of step, and the reader gives up on it.
+ */
+#define PS_SERVICE_MAX	64
+#define PS_USER_MAX	256
+#define PS_PASSWORD_MAX	1024
+#define PS_REASON_MAX	256
+#define PS_REQ_HDR	10u
+#define PS_REQ_MAX	(PS_REQ_HDR + PS_SERVICE_MAX + PS_USER_MAX + \
+			 PS_PASSWORD_MAX)
+#define PS_REP_HDR	10u
+#define PS_REP_MAX	(PS_REP_HDR + PS_REASON_MAX)
+
+struct ps_pending {
+	struct ps_pending *next;
+	uint32_t id;
+	sc_pam_fn done;
+	void *arg;
+};
+
+struct ps_write {
+	uv_write_t req;
+	size_t len;
+	unsigned char buf[];	/* the frame; holds a password: zeroed */
+};
+
+/* Process-wide: there is one helper per daemon process. */
+static struct {
+	pid_t pid;		/* helper pid, 0 when none                   */
+	int fd;			/* daemon end, -1 when none / owned by pipe  */
+	uv_pipe_t *pipe;	/* attached lazily to sc_core->loop          */
+	bool dead;		/* the helper went away: no more requests    */
+	uint32_t next_id;
+	struct ps_pending *pending;
+	unsigned char rbuf[4 + PS_REP_MAX];
+	size_t rlen;
+} ps = { .fd = -1 };
+
+/* ------------------------------------------------------------------ */
+/* helper process                                                      */
+/* ------------------------------------------------------------------ */
+
+struct ps_conv {
+	const char *user;
+	const char *password;
+	char info[PS_REASON_MAX];	/* last PAM_ERROR_MSG, for the log */
+};
+
+/* ps_read_full - read exactly len bytes; 1 ok, 0 EOF, -1 error */
+static int
+ps_read_full(int fd, void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 1;
+}
+
+/* ps_write_full - write exactly len bytes; 0 or -1 */
+static int
+ps_write_full(int fd, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* ps_conv_fn - PAM conversation: the password for hidden prompts */
+static int
+ps_conv_fn(int n, const struct pam_message **msg, struct pam_response **resp,
+	   void *appdata)
+{
+	struct ps_conv *cv = appdata;
+	struct pam_response *r;
+
+	if (n <= 0 || n > PAM_MAX_NUM_MSG)
+		return PAM_CONV_ERR;
+	r = calloc((size_t)n, sizeof(*r));
+	if (r == NULL)
+		return PAM_BUF_ERR;
+	for (int i = 0; i < n; i++) {
+		const char *answer = NULL;
+
+		switch (msg[i]->msg_style) {
+		case PAM_PROMPT_ECHO_OFF:
+			answer = cv->password;
+			break;
+		case PAM_PROMPT_ECHO_ON:
+			/* Some modules ask for the login name again. */
+			answer = cv->user;
+			break;
+		case PAM_ERROR_MSG:
+			if (msg[i]->msg != NULL)
+				snprintf(cv->info, sizeof(cv->info), "%s",
+					 msg[i]->msg);
+			break;
+		default:
+			break;
+		}
+		if (answer != NULL &&
+		    (r[i].resp = strdup(answer)) == NULL) {
+			for (int j = 0; j < i; j++) {
+				if (r[j].resp != NULL) {
+					explicit_bzero(r[j].resp,
+						       strlen(r[j].resp));
+					free(r[j].resp);
+				}
+			}
+			free(r);
+			return PAM_BUF_ERR;
+		}
+	}
+	*resp = r;
+	return PAM_SUCCESS;
+}
+
+/* ps_fail_delay - PAM_FAIL_DELAY hook that does not sleep: the protocol
+ * modules apply their own growing delay, and the helper serves everyone. */
+static void
+ps_fail_delay(int status, unsigned usec, void *appdata)
+{
+	(void)status;
+	(void)usec;
+	(void)appdata;
+}
+
+/* ps_denied - PAM codes that mean "these credentials are not good" rather
+ * than "PAM could not decide" */
+static bool
+ps_denied(int rc)
+{
+	switch (rc) {
+	case PAM_AUTH_ERR:
+	case PAM_USER_UNKNOWN:
+	case PAM_CRED_INSUFFICIENT:
+	case PAM_MAXTRIES:
+	case PAM_ACCT_EXPIRED:
+	case PAM_NEW_AUTHTOK_REQD:
+	case PAM_PERM_DENIED:
+	case PAM_CRED_EXPIRED:
+	case PAM_AUTHTOK_EXPIRED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ps_service_ok - a PAM service name is a file name under /etc/pam.d */
+static bool
+ps_service_ok(const char *s, size_t len)
+{
+	if (len == 0 || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* ps_pam_check - runs one PAM transaction; fills reason */
+static enum sc_pam_status
+ps_pam_check(const char *service, const char *user, const char *password,
+	     char *reason, size_t reason_size)
+{
+	struct ps_conv cv = { .user = user, .password = password };
+	struct pam_conv conv = { ps_conv_fn, &cv };
+	pam_handle_t *pamh = NULL;
+	enum sc_pam_status st;
+	const char *stage = "pam_start";
+	int rc;
+
+	rc = pam_start(service, user, &conv, &pamh);
+	if (rc != PAM_SUCCESS) {
+		snprintf(reason, reason_size, "pam_start(%s): %s", service,
+			 pam_strerror(pamh, rc));
+		if (pamh != NULL)
+			pam_end(pamh, rc);
+		return SC_PAM_ERROR;
+	}
+	/* XXX a function pointer passed as void *: this is PAM's API. */
+	(void)pam_set_item(pamh, PAM_FAIL_DELAY,
+			   (const void *)(uintptr_t)ps_fail_delay);
+	stage = "authenticate";
+	rc = pam_authenticate(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
+	if (rc == PAM_SUCCESS) {
+		stage = "account";
+		rc = pam_acct_mgmt(pamh, PAM_SILENT |
+				   PAM_DISALLOW_NULL_AUTHTOK);
+	}
+	if (rc == PAM_SUCCESS) {
+		st = SC_PAM_OK;
+		snprintf(reason, reason_size, "ok");
+	} else {
+		st = ps_denied(rc) ? SC_PAM_DENIED : SC_PAM_ERROR;
+		snprintf(reason, reason_size, "%s: %s%s%s", stage,
+			 pam_strerror(pamh, rc), cv.info[0] ? " - " : "",
+			 cv.info);
+	}
+	pam_end(pamh, rc);
+	return st;
+}
+
+/* ps_handle - parses one request body and answers it on fd. A request
+ * whose fields do not add up gets an error reply, not a crash. */
+static int
+ps_handle(int fd, unsigned char *body, uint32_t len)
+{
+	char service[PS_SERVICE_MAX + 1], user[PS_USER_MAX + 1];
+	char password[PS_PASSWORD_MAX + 1], reason[PS_REASON_MAX];
+	unsigned char rep[4 + PS_REP_MAX];
+	uint32_t id, st32, blen;
+	uint16_t sl, ul, pl, rl;
+	enum sc_pam_status st;
+	int ret;
+
+	memcpy(&id, body, 4);
+	memcpy(&sl, body + 4, 2);
+	memcpy(&ul, body + 6, 2);
+	memcpy(&pl, body + 8, 2);
+	if (sl > PS_SERVICE_MAX || ul > PS_USER_MAX || pl > PS_PASSWORD_MAX ||
+	    PS_REQ_HDR + (uint32_t)sl + ul + pl != len) {
+		st = SC_PAM_ERROR;
+		snprintf(reason, sizeof(reason), "malformed request");
+	} else {
+		memcpy(service, body + PS_REQ_HDR, sl);
+		service[sl] = '\0';
+		memcpy(user, body + PS_REQ_HDR + sl, ul);
+		user[ul] = '\0';
+		memcpy(password, body + PS_REQ_HDR + sl + ul, pl);
+		password[pl] = '\0';
+		if (!ps_service_ok(service, sl)) {
+			st = SC_PAM_ERROR;
+			snprintf(reason, sizeof(reason),
+				 "invalid PAM service name");
+		} else if (ul == 0 || strlen(user) != ul ||
+			   strlen(password) != pl) {
+			st = SC_PAM_DENIED;
+			snprintf(reason, sizeof(reason),
+				 "empty user or NUL in credentials");
+		} else {
+			st = ps_pam_check(service, user, password, reason,
+					  sizeof(reason));
+		}
+		explicit_bzero(password, sizeof(password));
+	}
+	explicit_bzero(body, len);
+
+	rl = (uint16_t)strnlen(reason, sizeof(reason) - 1);
+	blen = PS_REP_HDR + rl;
+	st32 = (uint32_t)st;
+	memcpy(rep, &blen, 4);
+	memcpy(rep + 4, &id, 4);
+	memcpy(rep + 8, &st32, 4);
+	memcpy(rep + 12, &rl, 2);
+	memcpy(rep + 14, reason, rl);
+	ret = ps_write_full(fd, rep, 4 + blen);
+	return ret;
+}
+
+/* ps_helper_main - the helper's life: serve requests until the daemon
+ * closes its end. Never returns. */
+static void __attribute__((noreturn))
+ps_helper_main(int fd)
+{
+	unsigned char body[PS_REQ_MAX];
+	struct sigaction sa;
+	sigset_t all;
+	int devnull;
+
+	/* Default signal handling, nothing blocked: the daemon's libuv
+	 * handlers are meaningless here. SIGPIPE ignored: a write to a
+	 * vanished daemon is an error return, then we exit. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	(void)sigaction(SIGPIPE, &sa, NULL);
+	/* SIGINT from a terminal hits the whole process group; the
+	 * helper leaves when the daemon closes the socket instead. */
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGHUP, &sa, NULL);
+	sigemptyset(&all);
+	(void)sigprocmask(SIG_SETMASK, &all, NULL);
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		_exit(0);
+
+	/* Keep only the socket and stderr (for PAM modules that complain
+	 * there in the foreground); stdin/stdout go to /dev/null. */
+	if (fd != 3) {
+		if (dup2(fd, 3) < 0)
+			_exit(1);
+		fd = 3;
+	}
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull >= 0) {
+		(void)dup2(devnull, 0);
+		(void)dup2(devnull, 1);
+	}
+	(void)close_range(4, ~0U, 0);
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+	for (;;) {
+		uint32_t len;
+		int r = ps_read_full(fd, &len, 4);
+
+		if (r <= 0)
+			_exit(0);
+		if (len < PS_REQ_HDR || len > PS_REQ_MAX)
+			_exit(2);	/* out of step: nothing to trust */
+		if (ps_read_full(fd, body, len) <= 0)
+			_exit(0);
+		if (ps_handle(fd, body, len) < 0)
+			_exit(0);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* daemon side                                                         */
+/* ------------------------------------------------------------------ */
+
+/* ps_fail_all - completes every pending request with an error */
+static void
+ps_fail_all(const char *why)
+{
+	while (ps.pending != NULL) {
+		struct ps_pending *p = ps.pending;
+
+		ps.pending = p->next;
+		p->done(p->arg, SC_PAM_ERROR, why);
+		free(p);
+	}
+}
+
+/* ps_reap - collects the helper's exit status without blocking */
+static void
+ps_reap(void)
+{
+	int status;
+
+	if (ps.pid <= 0)
+		return;
+	if (waitpid(ps.pid, &status, WNOHANG) == ps.pid) {
+		if (WIFSIGNALED(status))
+			sc_log_error("PAM helper (pid %ld) killed by signal "
+				     "%d", (long)ps.pid, WTERMSIG(status));
+		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+			sc_log_error("PAM helper (pid %ld) exited with "
+				     "status %d", (long)ps.pid,
+				     WEXITSTATUS(status));
+		ps.pid = 0;
+	}
+}
+
+static void
+ps_pipe_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* ps_helper_gone - the socket failed or hit EOF: the helper is dead */
+static void
+ps_helper_gone(const char *why)
+{
+	if (ps.dead)
+		return;
+	ps.dead = true;
+	sc_log_error("PAM helper gone (%s); PAM authentication is "
+		     "unavailable until satcheld restarts", why);
+	if (ps.pipe != NULL) {
+		uv_close((uv_handle_t *)ps.pipe, ps_pipe_closed);
+		ps.pipe = NULL;
+	}
+	ps_reap();
+	ps_fail_all("PAM helper is not running");
+}
+
+/* ps_dispatch - handles one reply frame body */
+static void
+ps_dispatch(const unsigned char *body, uint32_t len)
+{
+	char reason[PS_REASON_MAX + 1];
+	struct ps_pending **pp, *p;
+	uint32_t id, st;
+	uint16_t rl;
+
+	memcpy(&id, body, 4);
+	memcpy(&st, body + 4, 4);
+	memcpy(&rl, body + 8, 2);
+	if (rl > PS_REASON_MAX || PS_REP_HDR + (uint32_t)rl != len ||
+	    st > SC_PAM_ERROR) {
+		ps_helper_gone("malformed reply");
+		return;
+	}
+	memcpy(reason, body + PS_REP_HDR, rl);
+	reason[rl] = '\0';
+	for (pp = &ps.pending; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->id == id)
+			break;
+	}
+	if (*pp == NULL) {
+		sc_log_warning("PAM helper answered unknown request %u",
+			       (unsigned)id);
+		return;
+	}
+	p = *pp;
+	*pp = p->next;
+	p->done(p->arg, (enum sc_pam_status)st, reason);
+	free(p);
+}
+
+static void
+ps_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	buf->base = (char *)ps.rbuf + ps.rlen;
+	buf->len = sizeof(ps.rbuf) - ps.rlen;
+}
+
+/* ps_on_read - reassembles reply frames from the stream */
+static void
+ps_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	(void)st;
+	(void)buf;
+	if (n < 0) {
+		ps_helper_gone(n == UV_EOF ? "socket closed" :
+			       uv_strerror((int)n));
+		return;
+	}
+	ps.rlen += (size_t)n;
+	while (!ps.dead && ps.rlen >= 4) {
+		uint32_t len;
+
+		memcpy(&len, ps.rbuf, 4);
+		if (len < PS_REP_HDR || len > PS_REP_MAX) {
+			ps_helper_gone("reply frame out of bounds");
+			return;
+		}
+		if (ps.rlen < 4 + (size_t)len)
+			break;
+		ps_dispatch(ps.rbuf + 4, len);
+		/* @UNSAFE: shift the rest of the buffer down */
+		memmove(ps.rbuf, ps.rbuf + 4 + len, ps.rlen - 4 - len);
+		ps.rlen -= 4 + (size_t)len;
+	}
+}
+
+/* ps_attach - puts the socket on the loop (first request after start) */
+static int
+ps_attach(void)
+{
+	uv_loop_t *loop;
+	int r;
+
+	if (ps.pipe != NULL)
+		return 0;
+	if (ps.fd < 0 || ps.dead)
+		return -1;
+	loop = sc_core != NULL && sc_core->loop != NULL ? sc_core->loop :
+		uv_default_loop();
+	ps.pipe = calloc(1, sizeof(*ps.pipe));
+	if (ps.pipe == NULL)
+		return -1;
+	if ((r = uv_pipe_init(loop, ps.pipe, 0)) != 0) {
+		free(ps.pipe);
+		ps.pipe = NULL;
+		sc_log_error("PAM helper: uv_pipe_init: %s", uv_strerror(r));
+		return -1;
+	}
+	if ((r = uv_pipe_open(ps.pipe, ps.fd)) == 0)
+		ps.fd = -1;	/* the pipe owns it now */
+	if (r != 0 || (r = uv_read_start((uv_stream_t *)ps.pipe, ps_alloc,
+					 ps_on_read)) != 0) {
+		sc_log_error("PAM helper: attaching the socket: %s",
+			     uv_strerror(r));
+		uv_close((uv_handle_t *)ps.pipe, ps_pipe_closed);
+		ps.pipe = NULL;
+		if (ps.fd >= 0)
+			close(ps.fd);
+		ps.fd = -1;
+		ps.dead = true;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ps_write_done(uv_write_t *req, int status)
+{
+	struct ps_write *w = (struct ps_write *)req;
+
+	explicit_bzero(w->buf, w->len);
+	free(w);
+	if (status < 0 && status != UV_ECANCELED)
+		ps_helper_gone(uv_strerror(status));
+}
+
+int
+sc_pam_authenticate(const char *service, const char *user,
+		    const char *password, sc_pam_fn done, void *arg)
+{
+	size_t sl, ul, pl, blen;
+	struct ps_pending *p;
+	struct ps_write *w;
+	uint16_t s16, u16, p16;
+	uint32_t b32;
+	uv_buf_t ub;
+	int r;
+
+	if (service == NULL || user == NULL || password == NULL ||
+	    done == NULL)
+		return -1;
+	sl = strlen(service);
+	ul = strlen(user);
+	pl = strlen(password);
+	/* Over-long credentials are the caller's to refuse; the helper
+	 * would drop them anyway. */
+	if (sl == 0 || sl > PS_SERVICE_MAX || ul > PS_USER_MAX ||
+	    pl > PS_PASSWORD_MAX)
+		return -1;
+	if (ps_attach() < 0)
+		return -1;
+
+	p = calloc(1, sizeof(*p));
+	blen = PS_REQ_HDR + sl + ul + pl;
+	w = malloc(sizeof(*w) + 4 + blen);
+	if (p == NULL || w == NULL) {
+		free(p);
+		free(w);
+		return -1;
+	}
+	p->id = ++ps.next_id;
+	p->done = done;
+	p->arg = arg;
+
+	w->len = 4 + blen;
+	b32 = (uint32_t)blen;
+	s16 = (uint16_t)sl;
+	u16 = (uint16_t)ul;
+	p16 = (uint16_t)pl;
+	memcpy(w->buf, &b32, 4);
+	memcpy(w->buf + 4, &p->id, 4);
+	memcpy(w->buf + 8, &s16, 2);
+	memcpy(w->buf + 10, &u16, 2);
+	memcpy(w->buf + 12, &p16, 2);
+	memcpy(w->buf + 14, service, sl);
+	memcpy(w->buf + 14 + sl, user, ul);
+	memcpy(w->buf + 14 + sl + ul, password, pl);
+	ub = uv_buf_init((char *)w->buf, (unsigned)w->len);
+	r = uv_write(&w->req, (uv_stream_t *)ps.pipe, &ub, 1, ps_write_done);
+	if (r != 0) {
+		explicit_bzero(w->buf, w->len);
+		free(w);
+		free(p);
+		sc_log_error("PAM helper: write: %s", uv_strerror(r));
+		return -1;
+	}
+	p->next = ps.pending;
+	ps.pending = p;
+	return 0;
+}
+
+int
+sc_privsep_start(char **error_r)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (ps.pid > 0 || ps.pipe != NULL || ps.fd >= 0)
+		return 0;	/* already running */
+	if (geteuid() != 0) {
+		/* Unprivileged: PAM can still check the user's own
+		 * password, or work with non-unix modules; run the helper
+		 * anyway so auth_pam has one code path. */
+		sc_log_debug("PAM helper runs without root privileges");
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		if (error_r != NULL &&
+		    asprintf(error_r, "PAM helper: socketpair: %s",
+			     strerror(errno)) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		close(sv[0]);
+		close(sv[1]);
+		if (error_r != NULL &&
+		    asprintf(error_r, "PAM helper: fork: %s",
+			     strerror(e)) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		ps_helper_main(sv[1]);
+	}
+	close(sv[1]);
+	ps.pid = pid;
+	ps.fd = sv[0];
+	ps.dead = false;
+	ps.rlen = 0;
+	sc_log_debug("PAM helper started (pid %ld)", (long)pid);
+	/* Attach now when the loop exists, so a helper crash is noticed
+	 * even before the first login; otherwise at the first request. */
+	if (sc_core != NULL && sc_core->loop != NULL)
+		(void)ps_attach();
+	return 0;
+}
+
+void
+sc_privsep_stop(void)
+{
+	/* Closing our end makes the helper read EOF and exit. */
+	if (ps.pipe != NULL) {
+		uv_close((uv_handle_t *)ps.pipe, ps_pipe_closed);
+		ps.pipe = NULL;
+	}
+	if (ps.fd >= 0) {
+		close(ps.fd);
+		ps.fd = -1;
+	}
+	ps_fail_all("satcheld is stopping");
+	if (ps.pid > 0) {
+		/* Bounded wait: the helper may be inside one PAM call. */
+		for (int i = 0; i < 50 && ps.pid > 0; i++) {
+			int status;
+			pid_t r = waitpid(ps.pid, &status, WNOHANG);
+
+			if (r == ps.pid || (r < 0 && errno == ECHILD))
+				ps.pid = 0;
+			else
+				usleep(10000);
+		}
+	}
+	ps.pid = 0;
+	ps.dead = false;
+	ps.rlen = 0;
+}

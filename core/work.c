@@ -1,3 +1,158 @@
 /* SPDX-License-Identifier: MIT */
-/* core/work.c - placeholder: not written yet. */
+/*
+ * core/work.c - blocking work on the libuv thread pool, timers, the clock,
+ * and the process context pointer.
+ *
+ * sc_work_submit's work function runs on a pool thread; everything else
+ * here runs on the loop thread.
+ */
 #include "core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+/*
+ * The one process-wide context. Defined here rather than in main.c because
+ * the core library is also linked into satchelctl and the unit tests, which
+ * set it up themselves (or leave it NULL).
+ */
+struct sc_core *sc_core;
+
+struct work_req {
+	uv_work_t req;
+	sc_work_fn work;
+	sc_work_fn done;
+	void *arg;
+};
+
+struct sc_timer {
+	uv_timer_t handle;
+	sc_timer_fn fn;
+	void *arg;
+};
+
+static uv_loop_t *
+work_loop(void)
+{
+	if (sc_core != NULL && sc_core->loop != NULL)
+		return sc_core->loop;
+	return uv_default_loop();
+}
+
+static void
+work_run(uv_work_t *req)
+{
+	struct work_req *w = req->data;
+
+	w->work(w->arg);
+}
+
+static void
+work_after(uv_work_t *req, int status)
+{
+	struct work_req *w = req->data;
+
+	(void)status;	/* never cancelled: we do not call uv_cancel */
+	if (w->done != NULL)
+		w->done(w->arg);
+	free(w);
+}
+
+int
+sc_work_submit(sc_work_fn work, sc_work_fn done, void *arg)
+{
+	struct work_req *w;
+	int ret;
+
+	if (work == NULL)
+		return -1;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return -1;
+	w->work = work;
+	w->done = done;
+	w->arg = arg;
+	w->req.data = w;
+	ret = uv_queue_work(work_loop(), &w->req, work_run, work_after);
+	if (ret != 0) {
+		sc_log_error("cannot queue work: %s", uv_strerror(ret));
+		free(w);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+timer_cb(uv_timer_t *handle)
+{
+	struct sc_timer *t = handle->data;
+
+	t->fn(t, t->arg);
+}
+
+struct sc_timer *
+sc_timer_new(sc_timer_fn fn, void *arg)
+{
+	struct sc_timer *t;
+
+	if (fn == NULL)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	if (uv_timer_init(work_loop(), &t->handle) != 0) {
+		free(t);
+		return NULL;
+	}
+	t->handle.data = t;
+	t->fn = fn;
+	t->arg = arg;
+	return t;
+}
+
+void
+sc_timer_start(struct sc_timer *t, uint64_t ms, uint64_t repeat_ms)
+{
+	if (t != NULL)
+		uv_timer_start(&t->handle, timer_cb, ms, repeat_ms);
+}
+
+void
+sc_timer_stop(struct sc_timer *t)
+{
+	if (t != NULL)
+		uv_timer_stop(&t->handle);
+}
+
+static void
+timer_closed(uv_handle_t *handle)
+{
+	free(handle->data);
+}
+
+/* sc_timer_free - stop and release; the memory goes when libuv is done
+ * with the handle, so this is safe from the timer's own callback */
+void
+sc_timer_free(struct sc_timer **tp)
+{
+	struct sc_timer *t;
+
+	if (tp == NULL || *tp == NULL)
+		return;
+	t = *tp;
+	*tp = NULL;
+	uv_timer_stop(&t->handle);
+	uv_close((uv_handle_t *)&t->handle, timer_closed);
+}
+
+uint64_t
+sc_now_ms(void)
+{
+	struct timespec ts;
+
+	if (sc_core != NULL && sc_core->loop != NULL)
+		return uv_now(sc_core->loop);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
