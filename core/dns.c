@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unbound.h>
@@ -54,6 +56,7 @@ struct dns_local {
  * loop they belong to. */
 static struct dns_ctx *dns_cur;
 static struct dns_local dns_local;
+static bool dns_stopping;	/* sc_dns_deinit in progress */
 
 static uv_loop_t *
 dns_loop(void)
@@ -382,6 +385,7 @@ dns_query_timeout(uv_timer_t *t)
 static void
 dns_poll_cb(uv_poll_t *p, int status, int events)
 {
+	(void)events;
 	struct dns_ctx *ctx = p->data;
 	int err;
 
@@ -550,21 +554,21 @@ dns_ctx_new(const struct sc_main_config *cfg, struct dns_ctx **ctx_r,
 	 * records of a local server.
 	 */
 	if (access(DNS_ROOT_KEY, R_OK) == 0) {
-		if ((err = ub_ctx_add_ta_autr(ub, DNS_ROOT_KEY)) != 0 &&
-		    (err = ub_ctx_add_ta_file(ub, DNS_ROOT_KEY)) != 0)
+		/* a plain anchor file: RFC 5011 updates would need the
+		 * (read-only, package-owned) file to be writable */
+		if ((err = ub_ctx_add_ta_file(ub, DNS_ROOT_KEY)) != 0)
 			sc_log_warning("dns: trust anchor %s: %s",
 				       DNS_ROOT_KEY, ub_strerror(err));
 	}
 	static const char *const special[] = {
 		"test.", "example.", "invalid.", "localhost.", NULL
 	};
-	for (size_t i = 0; special[i] != NULL; i++) {
-		char zone[64];
-
+	for (size_t i = 0; special[i] != NULL; i++)
 		ub_ctx_set_option(ub, "domain-insecure:", special[i]);
-		snprintf(zone, sizeof(zone), "%s nodefault", special[i]);
-		ub_ctx_set_option(ub, "local-zone:", zone);
-	}
+	/* last: removing a zone finalizes the options ("local-zone:
+	 * nodefault" through set_option has no effect in libunbound) */
+	ub_ctx_zone_remove(ub, "test.");
+	ub_ctx_zone_remove(ub, "invalid.");
 
 	ctx = calloc(1, sizeof(*ctx));
 	if (ctx == NULL || (ctx->poll = malloc(sizeof(*ctx->poll))) == NULL) {
@@ -636,9 +640,12 @@ sc_dns_init(const struct sc_main_config *cfg, char **error_r)
 	}
 	if (dns_ctx_new(cfg, &ctx, error_r) < 0)
 		return -1;
-	if (dns_cur != NULL)
-		dns_ctx_free(dns_cur);
+	/* switch first: callbacks of the old context's failed queries may
+	 * resolve again, and must land on the new one */
+	struct dns_ctx *old = dns_cur;
 	dns_cur = ctx;
+	if (old != NULL)
+		dns_ctx_free(old);
 	if (cfg != NULL && cfg->dns_servers.n > 0)
 		sc_log_debug("dns: forwarding to %s", ctx->servers_key);
 	return 0;
@@ -650,8 +657,10 @@ sc_dns_deinit(void)
 	if (dns_cur != NULL) {
 		struct dns_ctx *ctx = dns_cur;
 
+		dns_stopping = true;
 		dns_cur = NULL;
 		dns_ctx_free(ctx);
+		dns_stopping = false;
 	}
 	free(dns_local.addrs);
 	memset(&dns_local, 0, sizeof(dns_local));
@@ -664,7 +673,7 @@ sc_dns_resolve(const char *name, int type, sc_dns_fn fn, void *arg)
 	struct dns_ctx *ctx;
 	int err;
 
-	if (name == NULL || fn == NULL || name[0] == '\0')
+	if (name == NULL || fn == NULL || name[0] == '\0' || dns_stopping)
 		return -1;
 	/* satchelctl and tests may resolve without sc_dns_init: use the
 	 * system resolver then */
@@ -711,7 +720,11 @@ sc_dns_resolve(const char *name, int type, sc_dns_fn fn, void *arg)
 		uv_close((uv_handle_t *)&q->timer, dns_query_timer_closed);
 		return -1;
 	}
-	uv_timer_start(&q->timer, dns_query_timeout, DNS_QUERY_TIMEOUT_MS, 0);
+	/* q stays allocated until its timer handle closes, so this read is
+	 * safe even if the answer was delivered already */
+	if (q->submitted)
+		uv_timer_start(&q->timer, dns_query_timeout,
+			       DNS_QUERY_TIMEOUT_MS, 0);
 	return 0;
 }
 

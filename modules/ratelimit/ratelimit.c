@@ -574,7 +574,9 @@ rl_auth_failed(const struct sc_event *ev, void *data)
 	if (e == NULL)
 		return;
 	e->last_seen_ms = now;
-	if (rl_bucket_take(&e->auth_fail, &conf->auth_failures_per_ip, now))
+	/* The Nth failure within the period locks the address out. */
+	if (rl_bucket_take(&e->auth_fail, &conf->auth_failures_per_ip, now) &&
+	    e->auth_fail.tokens >= 1.0)
 		return;
 	e->locked_until_ms = now + conf->auth_failures_per_ip.period_ms;
 	rl_log_once(&e->logged_until_ms[RL_HIT_AUTH], now,

@@ -1,0 +1,208 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""ratelimit against the real satcheld: the 421 connection limits (the seed
+article's "Too many concurrent SMTP connections"), per-IP limits from
+distinct loopback sources, the sender rate (450), the AUTH lockout, counts
+kept across a reload, and the bounded client table."""
+
+import re
+import smtplib
+import socket
+import time
+import unittest
+
+from satchel_harness import Daemon, default_plugins, tls_context
+
+HOST = 'mail.example.test'
+GLOBAL_421 = ('421 4.7.0 %s Too many concurrent SMTP connections; '
+              'please try again later' % HOST)
+
+
+def per_ip_421(ip):
+    return '421 4.7.0 Too many connections from %s; please try again later' % ip
+
+
+def open_conn(d, src='127.0.0.1', timeout=5):
+    """Connects to the MX listener from src; returns (socket, first line)."""
+    s = socket.create_connection(('127.0.0.1', d.port('smtp')),
+                                 timeout=timeout, source_address=(src, 0))
+    f = s.makefile('rb')
+    line = f.readline().decode('ascii', 'replace').rstrip('\r\n')
+    return s, f, line
+
+
+def closed_after(f, timeout=5):
+    """True when the server closes the connection (EOF) within timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if f.readline() == b'':
+            return True
+    return False
+
+
+def ratelimit_daemon(users=None, **keys):
+    conf = {'module': 'ratelimit', 'max_connections': 100,
+            'max_connections_per_ip': 100, 'connections_per_ip': '1000/1m'}
+    conf.update(keys)
+
+    def plugins(d):
+        p = default_plugins(d, with_auth=bool(users))
+        p['10-ratelimit.yaml'] = conf
+        return p
+    return Daemon(plugins=plugins, users=users)
+
+
+class RateLimitTest(unittest.TestCase):
+    def test_max_connections_exact_421(self):
+        with ratelimit_daemon(max_connections=5) as d:
+            d.start()
+            conns = [open_conn(d) for _ in range(5)]
+            for _, _, line in conns:
+                self.assertTrue(line.startswith('220 '), line)
+            s, f, line = open_conn(d)
+            self.assertEqual(line, GLOBAL_421)
+            self.assertTrue(closed_after(f))
+            s.close()
+            st = d.ctl('status')
+            self.assertEqual(st.returncode, 0, st.stderr)
+            self.assertRegex(st.stdout, r'connections: 5/5\b')
+            self.assertRegex(st.stdout, r'max_connections=1\b')
+            # One leaves: a new client gets in again.
+            conns[0][0].sendall(b'QUIT\r\n')
+            conns[0][1].readline()
+            conns[0][0].close()
+            line = ''
+            for _ in range(50):
+                s, f, line = open_conn(d)
+                if line.startswith('220 '):
+                    break
+                s.close()
+                time.sleep(0.1)
+            self.assertTrue(line.startswith('220 '), line)
+            s.close()
+            for c in conns[1:]:
+                c[0].close()
+
+    def test_per_ip_concurrency_and_rate(self):
+        with ratelimit_daemon(max_connections_per_ip=2,
+                              connections_per_ip='4/1h') as d:
+            d.start()
+            a = [open_conn(d, '127.0.0.5') for _ in range(2)]
+            for _, _, line in a:
+                self.assertTrue(line.startswith('220 '), line)
+            s, f, line = open_conn(d, '127.0.0.5')
+            self.assertEqual(line, per_ip_421('127.0.0.5'))
+            s.close()
+            # Another address is not affected.
+            s, f, line = open_conn(d, '127.0.0.6')
+            self.assertTrue(line.startswith('220 '), line)
+            s.close()
+            for c in a:
+                c[0].close()
+            # 127.0.0.5 has used 3 of its 4 connections this hour (the
+            # refused one counts too); one more, then the rate refuses.
+            time.sleep(0.3)
+            s, f, line = open_conn(d, '127.0.0.5')
+            self.assertTrue(line.startswith('220 '), line)
+            s.close()
+            time.sleep(0.2)
+            s, f, line = open_conn(d, '127.0.0.5')
+            self.assertEqual(line, per_ip_421('127.0.0.5'))
+            s.close()
+            log = d.log_text()
+            # Logged once per address and period, not once per refusal.
+            self.assertLessEqual(len(re.findall(
+                r'connections_per_ip limit hit by 127\.0\.0\.5', log)), 1)
+
+    def test_sender_rate_450(self):
+        with ratelimit_daemon(messages_per_sender='3/1h') as d:
+            d.start()
+            c = smtplib.SMTP('127.0.0.1', d.port('smtp'), timeout=10)
+            c.ehlo('client.example.net')
+            for i in range(3):
+                code, msg = c.mail('bob@example.net')
+                self.assertEqual(code, 250, msg)
+                c.rset()
+            code, msg = c.mail('bob@example.net')
+            self.assertEqual(code, 450)
+            self.assertEqual(msg.decode(), '4.7.1 <bob@example.net>: message '
+                             'rate exceeded; please try again later')
+            # Another sender still may.
+            c.rset()
+            code, msg = c.mail('carol@example.net')
+            self.assertEqual(code, 250, msg)
+            c.quit()
+
+    def test_auth_failure_lockout(self):
+        users = {'alice@example.test': 'correct-horse-battery'}
+        with ratelimit_daemon(users=users,
+                              auth_failures_per_ip='2/1h') as d:
+            d.start()
+            for _ in range(2):
+                c = smtplib.SMTP('127.0.0.1', d.port('submission'),
+                                 timeout=30)
+                c.starttls(context=tls_context())
+                with self.assertRaises(smtplib.SMTPAuthenticationError) as e:
+                    c.login('alice@example.test', 'wrong-password')
+                self.assertEqual(e.exception.smtp_code, 535)
+                c.close()
+            # Now even the right password is refused from this address.
+            c = smtplib.SMTP('127.0.0.1', d.port('submission'), timeout=30)
+            c.starttls(context=tls_context())
+            with self.assertRaises(smtplib.SMTPAuthenticationError) as e:
+                c.login('alice@example.test', 'correct-horse-battery')
+            self.assertEqual(e.exception.smtp_code, 454)
+            self.assertIn(b'Too many authentication failures from 127.0.0.1',
+                          e.exception.smtp_error)
+            c.close()
+
+    def test_reload_keeps_counts(self):
+        with ratelimit_daemon(max_connections=3) as d:
+            d.start()
+            conns = [open_conn(d) for _ in range(3)]
+            for _, _, line in conns:
+                self.assertTrue(line.startswith('220 '), line)
+            d.reload()
+            d.wait_log(r'reload', timeout=10)
+            s, f, line = open_conn(d)
+            self.assertEqual(line, GLOBAL_421)
+            s.close()
+            for c in conns:
+                c[0].close()
+            line = ''
+            for _ in range(50):
+                s, f, line = open_conn(d)
+                s.close()
+                if line.startswith('220 '):
+                    break
+                time.sleep(0.1)
+            self.assertTrue(line.startswith('220 '), line)
+
+    def test_client_table_is_bounded(self):
+        bound = 32
+        with ratelimit_daemon(max_tracked=bound) as d:
+            d.start()
+            deadline = time.time() + 60
+            n = 0
+            for x in range(1, 4):
+                for y in range(1, 101):
+                    if time.time() > deadline:
+                        break
+                    src = '127.%d.%d.9' % (x, y)
+                    s, f, line = open_conn(d, src)
+                    self.assertTrue(line.startswith('220 '), (src, line))
+                    s.close()
+                    n += 1
+            self.assertGreaterEqual(n, 200)
+            time.sleep(0.3)
+            st = d.ctl('status')
+            self.assertEqual(st.returncode, 0, st.stderr)
+            m = re.search(r'tracked_clients: (\d+) \(bound (\d+)\)', st.stdout)
+            self.assertIsNotNone(m, st.stdout)
+            self.assertEqual(int(m.group(2)), bound)
+            self.assertLessEqual(int(m.group(1)), bound)
+            self.assertGreater(int(m.group(1)), 0)
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
