@@ -55,7 +55,7 @@ user_file_path(const struct sc_main_config *cfg)
 		const struct sc_inst_conf *ic = &cfg->insts[i];
 		const struct sc_ynode *root = ic->root;
 		const char *path = NULL;
-		char *dir, *copy, *out;
+		char *dir, *copy, *out, *real;
 
 		if (ic->module == NULL || strcmp(ic->module, "auth_file") != 0 ||
 		    !ic->enabled || root == NULL || root->type != SC_YMAP)
@@ -76,8 +76,13 @@ user_file_path(const struct sc_main_config *cfg)
 		if ((copy = strdup(ic->file)) == NULL)
 			return NULL;
 		dir = dirname(copy);
-		if (asprintf(&out, "%s/%s", dir, path) < 0)
+		/* Canonical directory for readable messages; as written
+		 * when it does not resolve. */
+		real = realpath(dir, NULL);
+		if (asprintf(&out, "%s/%s", real != NULL ? real : dir,
+			     path) < 0)
 			out = NULL;
+		free(real);
 		free(copy);
 		return out;
 	}
@@ -420,6 +425,7 @@ pwfile_replace(const struct sc_main_config *cfg, const char *path,
 	       const struct pwfile *old, const char *text, size_t len)
 {
 	char *tmp = NULL, *copy = NULL, *dir;
+	const char *base;
 	mode_t mode = 0640;
 	int fd = -1, dfd = -1, ret = -1;
 	uid_t uid = (uid_t)-1;
@@ -428,9 +434,8 @@ pwfile_replace(const struct sc_main_config *cfg, const char *path,
 	if ((copy = strdup(path)) == NULL)
 		goto out;
 	dir = dirname(copy);
-	if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, basename(
-			     (char *)path + (strrchr(path, '/') != NULL ?
-					     0 : 0))) < 0) {
+	base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+	if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, base) < 0) {
 		tmp = NULL;
 		goto out;
 	}
@@ -530,6 +535,8 @@ user_modify(const struct sc_main_config *cfg, const char *path,
 	if (pwfile_read(path, &pf) < 0)
 		goto out_lock;
 
+	/* @UNSAFE: one line changes at most, and by at most addr + hash
+	 * plus a colon and newlines. */
 	cap = pf.len + (hash != NULL ? strlen(addr) + strlen(hash) : 0) + 4;
 	if ((out = malloc(cap)) == NULL)
 		goto out_pf;
@@ -549,18 +556,8 @@ user_modify(const struct sc_main_config *cfg, const char *path,
 			if (op == OP_PASSWD) {
 				size_t rl = rest != NULL ?
 					(size_t)(p + l - rest) : 0;
-				size_t need = olen + strlen(addr) + 1 +
-					strlen(hash) + rl + 1;
 
-				if (need > cap) {
-					char *n2 = realloc(out, need +
-							   (end - p));
-
-					if (n2 == NULL)
-						goto out_pf;
-					out = n2;
-					cap = need + (size_t)(end - p);
-				}
+				/* Fits: the old line held addr and rest. */
 				olen += (size_t)sprintf(out + olen, "%s:%s",
 							addr, hash);
 				if (rl > 0) {
@@ -587,18 +584,8 @@ user_modify(const struct sc_main_config *cfg, const char *path,
 			path);
 		goto out_pf;
 	}
-	if (op == OP_ADD) {
-		size_t need = olen + strlen(addr) + 1 + strlen(hash) + 2;
-
-		if (need > cap) {
-			char *n2 = realloc(out, need);
-
-			if (n2 == NULL)
-				goto out_pf;
-			out = n2;
-		}
+	if (op == OP_ADD)
 		olen += (size_t)sprintf(out + olen, "%s:%s\n", addr, hash);
-	}
 	ret = pwfile_replace(cfg, path, &pf, out, olen);
 out_pf:
 	free(out);
@@ -662,7 +649,7 @@ sc_ctl_user_main(const struct sc_main_config *cfg, int argc, char **argv)
 	bool from_stdin = false;
 	enum user_op op;
 	struct pwfile pf;
-	char *path, *addr = NULL, *hash;
+	char *path = NULL, *addr = NULL, *hash;
 	int ret = 1;
 
 	if (argc < 2) {

@@ -75,7 +75,8 @@ log_write(int level, const char *prefix, const char *fmt, va_list ap)
 	if (level < SC_LOG_DEBUG || level > SC_LOG_ERROR)
 		level = SC_LOG_ERROR;
 	if (log_state.foreground)
-		n = snprintf(line, sizeof(line), "satcheld: %s: %s",
+		n = snprintf(line, sizeof(line), "%s: %s: %s",
+			     program_invocation_short_name,
 			     level_names[level], prefix);
 	else
 		n = snprintf(line, sizeof(line), "%s", prefix);

@@ -246,9 +246,11 @@ ps_pam_check(const char *service, const char *user, const char *password,
 		snprintf(reason, reason_size, "ok");
 	} else {
 		st = ps_denied(rc) ? SC_PAM_DENIED : SC_PAM_ERROR;
-		snprintf(reason, reason_size, "%s: %s%s%s", stage,
-			 pam_strerror(pamh, rc), cv.info[0] ? " - " : "",
-			 cv.info);
+		/* Truncation is fine: it is a log line. */
+		if (snprintf(reason, reason_size, "%s: %s%s%s", stage,
+			     pam_strerror(pamh, rc), cv.info[0] ? " - " : "",
+			     cv.info) < 0)
+			reason[0] = '\0';
 	}
 	pam_end(pamh, rc);
 	return st;
@@ -321,13 +323,16 @@ ps_helper_main(int fd)
 	sigset_t all;
 	int devnull;
 
-	/* Default signal handling, nothing blocked: the daemon's libuv
-	 * handlers are meaningless here. SIGPIPE ignored: a write to a
-	 * vanished daemon is an error return, then we exit. */
+	/* Default handling for the signals the daemon catches, nothing
+	 * blocked: the daemon's libuv handlers are meaningless here (fault
+	 * signals are left alone for the sanitizers). SIGPIPE ignored: a
+	 * write to a vanished daemon is an error return, then we exit. */
+	static const int reset[] = { SIGTERM, SIGQUIT, SIGCHLD, SIGUSR1,
+				     SIGUSR2, SIGALRM };
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
+	for (size_t i = 0; i < sizeof(reset) / sizeof(*reset); i++)
+		(void)sigaction(reset[i], &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	(void)sigaction(SIGPIPE, &sa, NULL);
 	/* SIGINT from a terminal hits the whole process group; the
@@ -485,7 +490,8 @@ ps_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	ps.rlen += (size_t)n;
-	while (!ps.dead && ps.rlen >= 4) {
+	while (!ps.dead && ps.pipe != NULL && ps.rlen >= 4) {
+		unsigned char body[PS_REP_MAX];
 		uint32_t len;
 
 		memcpy(&len, ps.rbuf, 4);
@@ -495,10 +501,13 @@ ps_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		}
 		if (ps.rlen < 4 + (size_t)len)
 			break;
-		ps_dispatch(ps.rbuf + 4, len);
+		/* Take the frame out of the buffer before dispatching: the
+		 * done callback may start new requests, or stop us. */
+		memcpy(body, ps.rbuf + 4, len);
 		/* @UNSAFE: shift the rest of the buffer down */
 		memmove(ps.rbuf, ps.rbuf + 4 + len, ps.rlen - 4 - len);
 		ps.rlen -= 4 + (size_t)len;
+		ps_dispatch(body, len);
 	}
 }
 

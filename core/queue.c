@@ -1,3 +1,820 @@
 /* SPDX-License-Identifier: MIT */
-/* core/queue.c - placeholder: not written yet. */
+/*
+ * core/queue.c - the durable queue: message files, group commit, the
+ * start-up scan and the file format shared with the runner and
+ * satchelctl. Transactions run on the loop thread (writes go to the page
+ * cache); every fsync happens on the libuv thread pool.
+ *
+ * File format (state_dir/queue/active/ID), text lines "key value":
+ *   satchel-queue 1 / id / arrival (unix s) / sender / params / auth /
+ *   client / helo / rcpt ADDR PARAMS... / size N (20 digits) / data
+ *   <size bytes of message> END received=N
+ *   then appended records: D idx ms reply | T idx ms next_ms attempts reply
+ *   | F idx ms reply | X parent address | N idx | B
+ */
 #include "core.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define QUEUE_MAGIC "satchel-queue 1"
+#define SIZE_DIGITS 20
+#define TX_WBUF 8192
+
+/* Shared with queue_runner.c and ctl_queue.c (declared there too). */
+typedef int (*sc_queue_parse_fn)(void *arg, const char *key,
+				 const char *value);
+SC_INTERNAL int sc_queue_file_parse(const char *path, sc_queue_parse_fn fn,
+				    void *arg);
+SC_INTERNAL const char *sc_queue_active_dir(void);
+SC_INTERNAL int sc_queue_store(const struct sc_envelope *env,
+			       const void *data, size_t len, char *id_r,
+			       char **error_r);
+SC_INTERNAL int sc_queue_append(const char *path, const char *records);
+SC_INTERNAL unsigned sc_queue_batch_count(void);
+SC_INTERNAL void sc_queue_set_dirs(const char *queue_dir);
+/* queue_runner.c */
+SC_INTERNAL void sc_queue_runner_add(const char *id);
+
+struct sc_queue_tx {
+	struct sc_queue_tx *next;
+	struct sc_session *session;
+	sc_queue_commit_fn done;
+	void *arg;
+	char id[17];
+	int fd;
+	uint64_t size;
+	off_t size_field;
+	bool failed;
+	int err;			/* errno of the failure         */
+	bool committed;
+	/* Received: counting over the header section */
+	bool in_headers, line_start, pfx_dead;
+	size_t pfx_len;
+	size_t received;
+	char *sender;			/* for the QUEUED event         */
+	size_t wlen;
+	char wbuf[TX_WBUF];
+};
+
+struct batch {
+	struct sc_queue_tx *txs;
+	int dir_err;
+	uv_work_t work;
+};
+
+/* Process-wide queue state (loop thread; the counter is atomic). */
+static struct {
+	char *dir, *tmp, *active;
+	int active_fd;
+	struct sc_queue_tx *waiting, **waiting_tail;
+	bool syncing;
+	unsigned batches;
+	uint64_t counter;
+} q = { .active_fd = -1 };
+
+static uint64_t
+wall_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+/* make_id - 16 hex digits: microseconds since the epoch (sortable) and a
+ * 12-bit counter; thread-safe (bounces are written on the pool). */
+static void
+make_id(char *id)
+{
+	uint64_t n = __atomic_fetch_add(&q.counter, 1, __ATOMIC_RELAXED);
+
+	snprintf(id, 17, "%016" PRIx64,
+		 (uint64_t)((wall_us() << 12 | (n & 0xfff)) &
+			    UINT64_C(0x7fffffffffffffff)));
+}
+
+static char *
+path2(const char *a, const char *b)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", a, b) < 0)
+		return NULL;
+	return p;
+}
+
+const char *
+sc_queue_active_dir(void)
+{
+	return q.active;
+}
+
+unsigned
+sc_queue_batch_count(void)
+{
+	return q.batches;
+}
+
+/* sc_queue_set_dirs - the paths only (satchelctl reads the queue without
+ * initialising it). */
+void
+sc_queue_set_dirs(const char *queue_dir)
+{
+	free(q.dir);
+	free(q.tmp);
+	free(q.active);
+	q.dir = strdup(queue_dir);
+	q.tmp = path2(queue_dir, "tmp");
+	q.active = path2(queue_dir, "active");
+}
+
+/* value_ok - envelope values are single text lines */
+static bool
+value_ok(const char *v)
+{
+	return v == NULL || strpbrk(v, "\r\n") == NULL;
+}
+
+/* header_text - the envelope header of a queue file (malloc'd) */
+static char *
+header_text(const char *id, const struct sc_envelope *env, time_t arrival,
+	    off_t *size_field_r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	long pos;
+
+	if (f == NULL)
+		return NULL;
+	fprintf(f, "%s\nid %s\narrival %lld\nsender %s\nparams %s\n",
+		QUEUE_MAGIC, id, (long long)arrival,
+		env->sender ? env->sender : "",
+		env->params ? env->params : "");
+	if (env->auth_user != NULL)
+		fprintf(f, "auth %s\n", env->auth_user);
+	if (env->client_ip != NULL)
+		fprintf(f, "client %s\n", env->client_ip);
+	if (env->helo != NULL)
+		fprintf(f, "helo %s\n", env->helo);
+	for (size_t i = 0; i < env->rcpt_count; i++) {
+		const char *p = env->rcpts[i].params;
+
+		fprintf(f, "rcpt %s%s%s\n", env->rcpts[i].address,
+			p != NULL && *p ? " " : "", p != NULL ? p : "");
+	}
+	fputs("size ", f);
+	pos = ftell(f);
+	fprintf(f, "%0*d\ndata\n", SIZE_DIGITS, 0);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	if (size_field_r != NULL)
+		*size_field_r = pos;
+	return buf;
+}
+
+static int
+env_check(const struct sc_envelope *env, const char **error_r)
+{
+	if (env->rcpt_count == 0) {
+		*error_r = "no recipients";
+		return -1;
+	}
+	if (!value_ok(env->sender) || !value_ok(env->params) ||
+	    !value_ok(env->auth_user) || !value_ok(env->client_ip) ||
+	    !value_ok(env->helo)) {
+		*error_r = "line break in the envelope";
+		return -1;
+	}
+	for (size_t i = 0; i < env->rcpt_count; i++) {
+		if (env->rcpts[i].address == NULL ||
+		    strpbrk(env->rcpts[i].address, " \r\n") != NULL ||
+		    !value_ok(env->rcpts[i].params)) {
+			*error_r = "bad recipient in the envelope";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* open_tmp - a new file in tmp/ with a fresh id */
+static int
+open_tmp(char *id)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		char *p;
+		int fd;
+
+		make_id(id);
+		p = path2(q.tmp, id);
+		if (p == NULL)
+			return -1;
+		fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		free(p);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+struct sc_queue_tx *
+sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
+		  const char **error_r)
+{
+	struct sc_queue_tx *tx;
+	char *hdr;
+
+	if (q.tmp == NULL) {
+		*error_r = "queue not initialised";
+		return NULL;
+	}
+	if (env_check(env, error_r) < 0)
+		return NULL;
+	tx = calloc(1, sizeof(*tx));
+	if (tx == NULL) {
+		*error_r = "out of memory";
+		return NULL;
+	}
+	tx->session = s;
+	tx->in_headers = tx->line_start = true;
+	tx->sender = strdup(env->sender != NULL ? env->sender : "");
+	tx->fd = open_tmp(tx->id);
+	if (tx->fd < 0) {
+		*error_r = errno == ENOSPC ? "queue disk full" :
+			"cannot create the queue file";
+		sc_log_error("queue: creating a file in %s: %s", q.tmp,
+			     strerror(errno));
+		free(tx->sender);
+		free(tx);
+		return NULL;
+	}
+	hdr = header_text(tx->id, env, time(NULL), &tx->size_field);
+	if (hdr == NULL || write_all(tx->fd, hdr, strlen(hdr)) < 0) {
+		*error_r = "cannot write the queue file";
+		free(hdr);
+		sc_queue_tx_abort(tx);
+		return NULL;
+	}
+	free(hdr);
+	return tx;
+}
+
+/* count_received - follows the header section across write chunks and
+ * counts Received: fields (loop detection needs the number). */
+static void
+count_received(struct sc_queue_tx *tx, const char *p, size_t len)
+{
+	static const char want[] = "received:";
+
+	for (size_t i = 0; i < len && tx->in_headers; i++) {
+		char ch = p[i];
+
+		if (tx->line_start) {
+			tx->line_start = false;
+			tx->pfx_len = 0;
+			tx->pfx_dead = false;
+			if (ch == '\r' || ch == '\n') {
+				tx->in_headers = false;	/* empty line */
+				break;
+			}
+		}
+		if (ch == '\n') {
+			tx->line_start = true;
+			continue;
+		}
+		if (tx->pfx_dead)
+			continue;
+		if (tolower((unsigned char)ch) != want[tx->pfx_len]) {
+			tx->pfx_dead = true;
+			continue;
+		}
+		if (++tx->pfx_len == sizeof(want) - 1) {
+			tx->received++;
+			tx->pfx_dead = true;
+		}
+	}
+}
+
+static int
+tx_flush(struct sc_queue_tx *tx)
+{
+	if (tx->wlen > 0 && !tx->failed &&
+	    write_all(tx->fd, tx->wbuf, tx->wlen) < 0) {
+		tx->failed = true;
+		tx->err = errno;
+	}
+	tx->wlen = 0;
+	return tx->failed ? -1 : 0;
+}
+
+int
+sc_queue_tx_write(struct sc_queue_tx *tx, const void *data, size_t len)
+{
+	if (tx->failed || tx->committed)
+		return -1;
+	count_received(tx, data, len);
+	tx->size += len;
+	if (tx->wlen + len > sizeof(tx->wbuf)) {
+		if (tx_flush(tx) < 0)
+			return -1;
+		if (len > sizeof(tx->wbuf)) {
+			if (write_all(tx->fd, data, len) < 0) {
+				tx->failed = true;
+				tx->err = errno;
+				return -1;
+			}
+			return 0;
+		}
+	}
+	memcpy(tx->wbuf + tx->wlen, data, len);
+	tx->wlen += len;
+	return 0;
+}
+
+uint64_t
+sc_queue_tx_size(const struct sc_queue_tx *tx)
+{
+	return tx->size;
+}
+
+const char *
+sc_queue_tx_id(const struct sc_queue_tx *tx)
+{
+	return tx->id;
+}
+
+static void
+tx_free(struct sc_queue_tx *tx)
+{
+	if (tx->fd >= 0)
+		close(tx->fd);
+	free(tx->sender);
+	free(tx);
+}
+
+static void
+tx_unlink(struct sc_queue_tx *tx, const char *dir)
+{
+	char *p = path2(dir, tx->id);
+
+	if (p != NULL)
+		unlink(p);
+	free(p);
+}
+
+void
+sc_queue_tx_abort(struct sc_queue_tx *tx)
+{
+	if (tx == NULL || tx->committed)
+		return;
+	tx_unlink(tx, q.tmp);
+	tx_free(tx);
+}
+
+void
+sc_queue_tx_session_gone(struct sc_queue_tx *tx)
+{
+	/* the message is still kept once durable; only the reply is gone */
+	tx->session = NULL;
+	tx->done = NULL;
+}
+
+/* batch_work - on the pool: make every file of the batch durable, move
+ * them into active/, then ONE fsync of active/ covers all the renames.
+ * This is the group commit: sessions that commit while a batch is being
+ * synced wait for the next one and share its directory sync. */
+static void
+batch_work(uv_work_t *w)
+{
+	struct batch *b = w->data;
+	bool any = false;
+
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		char *from, *to;
+
+		if (tx->failed)
+			continue;
+		if (fdatasync(tx->fd) < 0) {
+			tx->failed = true;
+			tx->err = errno;
+			continue;
+		}
+		from = path2(q.tmp, tx->id);
+		to = path2(q.active, tx->id);
+		if (from == NULL || to == NULL || rename(from, to) < 0) {
+			tx->failed = true;
+			tx->err = from == NULL || to == NULL ? ENOMEM : errno;
+		} else {
+			any = true;
+		}
+		free(from);
+		free(to);
+	}
+	if (any && fsync(q.active_fd) < 0)
+		b->dir_err = errno;
+}
+
+static void batch_start(void);
+
+static void
+batch_done(uv_work_t *w, int status)
+{
+	struct batch *b = w->data;
+	struct sc_queue_tx *tx;
+
+	(void)status;
+	q.syncing = false;
+	q.batches++;
+	while ((tx = b->txs) != NULL) {
+		sc_queue_commit_fn done = tx->done;
+		void *arg = tx->arg;
+		struct sc_session *s = tx->session;
+
+		b->txs = tx->next;
+		if (!tx->failed && b->dir_err != 0) {
+			tx->failed = true;
+			tx->err = b->dir_err;
+			tx_unlink(tx, q.active);
+		}
+		if (tx->failed) {
+			sc_log_error("queue: storing %s failed: %s", tx->id,
+				     strerror(tx->err));
+			tx_unlink(tx, q.tmp);
+		}
+		if (s != NULL)
+			sc_session_set_tx(s, NULL);
+		if (!tx->failed) {
+			struct sc_event ev = {
+				.type = SC_EVENT_QUEUED, .session = s,
+				.sender = tx->sender, .queue_id = tx->id,
+			};
+
+			sc_queue_runner_add(tx->id);
+			if (sc_core != NULL && sc_core->gen != NULL)
+				sc_event_emit(&ev);
+		}
+		if (done != NULL)
+			done(arg, tx->failed ? NULL : tx->id, tx->failed ?
+			     (tx->err == ENOSPC ? "queue disk full" :
+			      "the queue could not store the message") : NULL);
+		tx_free(tx);
+	}
+	free(b);
+	batch_start();
+}
+
+static void
+batch_start(void)
+{
+	struct batch *b;
+	uv_loop_t *loop;
+
+	if (q.syncing || q.waiting == NULL)
+		return;
+	b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return;	/* retried at the next commit */
+	b->txs = q.waiting;
+	q.waiting = NULL;
+	q.waiting_tail = &q.waiting;
+	b->work.data = b;
+	q.syncing = true;
+	loop = sc_core != NULL && sc_core->loop ? sc_core->loop :
+		uv_default_loop();
+	if (uv_queue_work(loop, &b->work, batch_work, batch_done) != 0) {
+		/* no pool: sync here rather than lose the message */
+		batch_work(&b->work);
+		batch_done(&b->work, 0);
+	}
+}
+
+void
+sc_queue_tx_commit(struct sc_queue_tx *tx, sc_queue_commit_fn done,
+		   void *arg)
+{
+	char end[64];
+	char size[SIZE_DIGITS + 1];
+
+	tx->done = done;
+	tx->arg = arg;
+	tx_flush(tx);
+	snprintf(end, sizeof(end), "END received=%zu\n", tx->received);
+	snprintf(size, sizeof(size), "%0*" PRIu64, SIZE_DIGITS, tx->size);
+	if (!tx->failed &&
+	    (write_all(tx->fd, end, strlen(end)) < 0 ||
+	     pwrite(tx->fd, size, SIZE_DIGITS, tx->size_field) !=
+	     SIZE_DIGITS)) {
+		tx->failed = true;
+		tx->err = errno;
+	}
+	tx->committed = true;
+	if (tx->session != NULL)
+		sc_session_set_tx(tx->session, tx);
+	tx->next = NULL;
+	if (q.waiting_tail == NULL)
+		q.waiting_tail = &q.waiting;
+	*q.waiting_tail = tx;
+	q.waiting_tail = &tx->next;
+	batch_start();
+}
+
+/* sc_queue_store - writes a whole message and makes it durable; safe on
+ * a pool thread (bounces) and at start-up. The id goes to id_r[17]. */
+int
+sc_queue_store(const struct sc_envelope *env, const void *data, size_t len,
+	       char *id_r, char **error_r)
+{
+	const char *err = NULL;
+	char *hdr = NULL, *from = NULL, *to = NULL, end[64], size[32];
+	size_t received = 0;
+	off_t size_field;
+	int fd, dfd, ret = -1;
+	struct sc_queue_tx scan = { .in_headers = true, .line_start = true };
+
+	*error_r = NULL;
+	if (q.tmp == NULL) {
+		*error_r = strdup("queue not initialised");
+		return -1;
+	}
+	if (env_check(env, &err) < 0) {
+		*error_r = strdup(err);
+		return -1;
+	}
+	fd = open_tmp(id_r);
+	if (fd < 0) {
+		if (asprintf(error_r, "queue: %s", strerror(errno)) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	count_received(&scan, data, len);
+	received = scan.received;
+	hdr = header_text(id_r, env, time(NULL), &size_field);
+	snprintf(end, sizeof(end), "END received=%zu\n", received);
+	snprintf(size, sizeof(size), "%0*zu", SIZE_DIGITS, len);
+	from = path2(q.tmp, id_r);
+	to = path2(q.active, id_r);
+	if (hdr == NULL || from == NULL || to == NULL)
+		goto fail;
+	memcpy(hdr + size_field, size, SIZE_DIGITS);
+	if (write_all(fd, hdr, strlen(hdr)) < 0 ||
+	    write_all(fd, data, len) < 0 ||
+	    write_all(fd, end, strlen(end)) < 0 || fdatasync(fd) < 0 ||
+	    rename(from, to) < 0)
+		goto fail;
+	dfd = open(q.active, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0) {
+		if (dfd >= 0)
+			close(dfd);
+		unlink(to);
+		goto fail;
+	}
+	close(dfd);
+	ret = 0;
+	goto out;
+fail:
+	if (asprintf(error_r, "queue: storing %s: %s", id_r,
+		     strerror(errno)) < 0)
+		*error_r = NULL;
+	if (from != NULL)
+		unlink(from);
+out:
+	close(fd);
+	free(hdr);
+	free(from);
+	free(to);
+	return ret;
+}
+
+int
+sc_queue_inject(const struct sc_envelope *env, const void *data, size_t len,
+		char *queue_id_r, size_t id_len, const char **error_r)
+{
+	char id[17], *err = NULL;
+	static char errbuf[256];
+
+	if (sc_queue_store(env, data, len, id, &err) < 0) {
+		snprintf(errbuf, sizeof(errbuf), "%s",
+			 err != NULL ? err : "queue error");
+		free(err);
+		*error_r = errbuf;
+		return -1;
+	}
+	if (queue_id_r != NULL && id_len > 0)
+		snprintf(queue_id_r, id_len, "%s", id);
+	sc_queue_runner_add(id);
+	return 0;
+}
+
+/* sc_queue_append - appends state records to a queue file and makes them
+ * durable (O_APPEND + fdatasync: the message itself is never rewritten).
+ * Blocking: call on the pool. 0 or -1 with errno. */
+int
+sc_queue_append(const char *path, const char *records)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	int ret = 0;
+
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, records, strlen(records)) < 0 || fdatasync(fd) < 0)
+		ret = -1;
+	close(fd);
+	return ret;
+}
+
+/* sc_queue_file_parse - reads a queue file and calls fn for every header
+ * line (key, value), for "data" (value: offset of the message), "END",
+ * and every record after END (key = record letter). Returns 1 when the
+ * file is complete, 0 when it has no END (crash before the commit), -1
+ * when it cannot be read or is not a queue file. fn returning non-zero
+ * stops the parse (-1). */
+int
+sc_queue_file_parse(const char *path, sc_queue_parse_fn fn, void *arg)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL, *sp, num[32];
+	size_t cap = 0;
+	ssize_t n;
+	uint64_t size = 0;
+	bool have_size = false, first = true;
+	int ret = -1;
+
+	if (f == NULL)
+		return -1;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] != '\n')
+			goto out;		/* torn header: no END */
+		line[--n] = '\0';
+		if (first) {
+			if (strcmp(line, QUEUE_MAGIC) != 0)
+				goto out;
+			first = false;
+			continue;
+		}
+		if (strcmp(line, "data") == 0)
+			break;
+		sp = strchr(line, ' ');
+		if (sp != NULL)
+			*sp++ = '\0';
+		if (strcmp(line, "size") == 0 && sp != NULL) {
+			size = strtoull(sp, NULL, 10);
+			have_size = true;
+		}
+		if (fn != NULL && fn(arg, line, sp != NULL ? sp : "") != 0)
+			goto out;
+	}
+	if (n <= 0 || !have_size) {
+		ret = 0;
+		goto out;
+	}
+	snprintf(num, sizeof(num), "%lld", (long long)ftello(f));
+	if (fn != NULL && fn(arg, "data", num) != 0)
+		goto out;
+	if (fseeko(f, ftello(f) + (off_t)size, SEEK_SET) < 0) {
+		ret = 0;
+		goto out;
+	}
+	n = getline(&line, &cap, f);
+	if (n <= 0 || line[n - 1] != '\n' || strncmp(line, "END", 3) != 0) {
+		ret = 0;
+		goto out;
+	}
+	line[--n] = '\0';
+	if (fn != NULL && fn(arg, "END", line[3] == ' ' ? line + 4 : "") != 0)
+		goto out;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] != '\n')
+			break;			/* torn record: ignore */
+		line[--n] = '\0';
+		sp = strchr(line, ' ');
+		if (sp != NULL)
+			*sp++ = '\0';
+		if (fn != NULL && fn(arg, line, sp != NULL ? sp : "") != 0)
+			goto out;
+	}
+	ret = 1;
+out:
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+static int
+mkdir_p0700(const char *p, char **error_r)
+{
+	if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+		if (asprintf(error_r, "%s: %s", p, strerror(errno)) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* sc_queue_init - creates the directories, empties tmp/ (messages that
+ * never got their 250) and drops files in active/ without END. */
+int
+sc_queue_init(const char *state_dir, char **error_r)
+{
+	char *qdir = path2(state_dir, "queue");
+	struct dirent *de;
+	DIR *d;
+
+	*error_r = NULL;
+	if (qdir == NULL) {
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	sc_queue_set_dirs(qdir);
+	free(qdir);
+	q.waiting = NULL;
+	q.waiting_tail = &q.waiting;
+	if (mkdir_p0700(state_dir, error_r) < 0 ||
+	    mkdir_p0700(q.dir, error_r) < 0 ||
+	    mkdir_p0700(q.tmp, error_r) < 0 ||
+	    mkdir_p0700(q.active, error_r) < 0)
+		return -1;
+	d = opendir(q.tmp);
+	if (d != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			unlinkat(dirfd(d), de->d_name, 0);
+		}
+		closedir(d);
+	}
+	d = opendir(q.active);
+	if (d == NULL) {
+		if (asprintf(error_r, "%s: %s", q.active,
+			     strerror(errno)) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char *p;
+
+		if (de->d_name[0] == '.')
+			continue;
+		p = path2(q.active, de->d_name);
+		if (p != NULL && sc_queue_file_parse(p, NULL, NULL) != 1) {
+			sc_log_warning("queue: removing incomplete file %s",
+				       p);
+			unlink(p);
+		}
+		free(p);
+	}
+	closedir(d);
+	if (q.active_fd >= 0)
+		close(q.active_fd);
+	q.active_fd = open(q.active, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (q.active_fd < 0) {
+		if (asprintf(error_r, "%s: %s", q.active,
+			     strerror(errno)) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+sc_queue_deinit(void)
+{
+	if (q.active_fd >= 0)
+		close(q.active_fd);
+	q.active_fd = -1;
+	free(q.dir);
+	free(q.tmp);
+	free(q.active);
+	q.dir = q.tmp = q.active = NULL;
+}

@@ -1,1 +1,14 @@
-# owned by the net part of the core
+# owned by the net part of the core: Check suites for connections, TLS
+# and the queue. They open sockets on 127.0.0.1 only.
+check_PROGRAMS += tests/check_net tests/check_queue
+TESTS += tests/check_net tests/check_queue
+tests_check_net_SOURCES = tests/check_net.c
+tests_check_net_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_check_net_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_net_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_net_LDFLAGS = $(SANITIZE_LDFLAGS)
+tests_check_queue_SOURCES = tests/check_queue.c
+tests_check_queue_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_check_queue_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_queue_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_queue_LDFLAGS = $(SANITIZE_LDFLAGS)

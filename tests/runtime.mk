@@ -1,1 +1,59 @@
-# owned by the runtime part of the core
+# owned by the runtime part of the core: Check suites for the module loader
+# and hook chains, their fixture modules, and the out-of-tree SDK test.
+
+# Fixture modules: built only for `make check`, never installed. Each file
+# stem is also the module name the loader looks up (sc_module_<stem>).
+FIXTURE_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
+	$(SANITIZE_LDFLAGS)
+check_LTLIBRARIES += tests/modules/fx_good.la tests/modules/fx_abi.la \
+	tests/modules/fx_sig.la tests/modules/fx_nosym.la \
+	tests/modules/fx_name.la tests/modules/fx_fail.la \
+	tests/modules/fx_dep.la
+tests_modules_fx_good_la_SOURCES = tests/modules/fx_good.c
+tests_modules_fx_good_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_good_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_good_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_abi_la_SOURCES = tests/modules/fx_abi.c
+tests_modules_fx_abi_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_abi_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_abi_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_sig_la_SOURCES = tests/modules/fx_sig.c
+tests_modules_fx_sig_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_sig_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_sig_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_nosym_la_SOURCES = tests/modules/fx_nosym.c
+tests_modules_fx_nosym_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_nosym_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_nosym_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_name_la_SOURCES = tests/modules/fx_name.c
+tests_modules_fx_name_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_name_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_name_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_fail_la_SOURCES = tests/modules/fx_fail.c
+tests_modules_fx_fail_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_fail_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_fail_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_dep_la_SOURCES = tests/modules/fx_dep.c
+tests_modules_fx_dep_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_dep_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_dep_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+
+# The unit tests export the core's API to the fixtures like satcheld does.
+check_PROGRAMS += tests/check_module tests/check_hook
+TESTS += tests/check_module tests/check_hook
+tests_check_module_SOURCES = tests/check_module.c
+tests_check_module_CPPFLAGS = $(CORE_CPPFLAGS) \
+	-DFIXTURE_DIR='"$(abs_top_builddir)/tests/modules/.libs"'
+tests_check_module_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_module_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_module_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS)
+tests_check_hook_SOURCES = tests/check_hook.c
+tests_check_hook_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_check_hook_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_hook_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_hook_LDFLAGS = $(SANITIZE_LDFLAGS)
+
+# The module SDK, used out of tree: install, build a module with cc and
+# pkg-config only, load it and see its hook run.
+TESTS += tests/test_sdk.sh
+EXTRA_DIST += tests/test_sdk.sh tests/sdk/hello.c

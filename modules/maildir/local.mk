@@ -6,3 +6,7 @@ modules_maildir_maildir_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_maildir_maildir_la_CFLAGS = $(MODULE_CFLAGS)
 modules_maildir_maildir_la_LDFLAGS = $(MODULE_LDFLAGS)
 dist_man_MANS += modules/maildir/satchel-maildir.5
+
+# Integration tests against the real daemon.
+TESTS += modules/maildir/tests/test_maildir.py
+EXTRA_DIST += modules/maildir/tests/test_maildir.py

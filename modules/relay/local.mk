@@ -6,3 +6,13 @@ modules_relay_relay_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_relay_relay_la_CFLAGS = $(MODULE_CFLAGS)
 modules_relay_relay_la_LDFLAGS = $(MODULE_LDFLAGS)
 dist_man_MANS += modules/relay/satchel-relay.5
+
+# Integration tests: real satcheld, dnsmasq (tests/harness/dnsserver.py)
+# and aiosmtpd peers on 127.0.0.x.
+TESTS += modules/relay/tests/test_relay.py \
+	modules/relay/tests/test_relay_tls.py \
+	modules/relay/tests/test_relay_queue.py
+EXTRA_DIST += modules/relay/tests/test_relay.py \
+	modules/relay/tests/test_relay_tls.py \
+	modules/relay/tests/test_relay_queue.py \
+	modules/relay/tests/relaycommon.py

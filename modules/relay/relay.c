@@ -1,3 +1,2265 @@
 /* SPDX-License-Identifier: MIT */
-/* relay - placeholder: not written yet. */
+/*
+ * relay - the SC_DELIVERY_REMOTE driver: an SMTP client that hands queued
+ * messages to the recipient domain's MX hosts, a static route or a
+ * smarthost. Everything runs on the event loop thread; body chunks are
+ * read on the thread pool.
+ */
 #include <satchel/satchel.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define RELAY_MAX_HOSTS 10	/* MX hosts tried per attempt            */
+#define RELAY_MAX_ADDRS 8	/* addresses tried per host              */
+#define RELAY_MAX_TLSA 8
+#define RELAY_LINE_MAX 2048	/* longest reply line we accept          */
+#define RELAY_CHUNK (64 * 1024)
+#define RELAY_HIGH_WATER (256 * 1024)	/* output bytes before we wait */
+
+enum relay_tls { TLS_OPPORTUNISTIC = 0, TLS_REQUIRED, TLS_DANE };
+
+struct relay_timeouts {
+	uint64_t greeting, ehlo, mail, rcpt, data, data_block, data_done;
+};
+
+struct relay_auth_conf {
+	char *user;
+	char *password_file;
+};
+
+struct relay_conf {
+	char *smarthost;
+	struct relay_auth_conf smarthost_auth;
+	struct sc_str_map routes;
+	int tls;
+	struct sc_u64_list retry;
+	uint64_t max_queue_time;
+	uint64_t port;
+	uint64_t connect_timeout;
+	struct relay_timeouts timeouts;
+	uint64_t max_connections_per_destination;
+	char *helo_name;
+};
+
+static const struct sc_config_key relay_auth_keys[] = {
+	{ "user", SC_KEY_STR, offsetof(struct relay_auth_conf, user), NULL,
+	  0, "user name for AUTH PLAIN/LOGIN at the smarthost", NULL, NULL,
+	  0 },
+	{ "password_file", SC_KEY_PATH,
+	  offsetof(struct relay_auth_conf, password_file), NULL, 0,
+	  "file whose first line is the password (read at start)", NULL,
+	  NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 }
+};
+
+static const struct sc_config_key relay_timeout_keys[] = {
+	{ "greeting", SC_KEY_DURATION,
+	  offsetof(struct relay_timeouts, greeting), "5m", 0,
+	  "wait for the 220 greeting", NULL, NULL, 0 },
+	{ "ehlo", SC_KEY_DURATION, offsetof(struct relay_timeouts, ehlo),
+	  "5m", 0, "EHLO/HELO, STARTTLS and AUTH replies", NULL, NULL, 0 },
+	{ "mail", SC_KEY_DURATION, offsetof(struct relay_timeouts, mail),
+	  "5m", 0, "MAIL FROM reply", NULL, NULL, 0 },
+	{ "rcpt", SC_KEY_DURATION, offsetof(struct relay_timeouts, rcpt),
+	  "5m", 0, "RCPT TO reply", NULL, NULL, 0 },
+	{ "data", SC_KEY_DURATION, offsetof(struct relay_timeouts, data),
+	  "2m", 0, "DATA (354) reply", NULL, NULL, 0 },
+	{ "data_block", SC_KEY_DURATION,
+	  offsetof(struct relay_timeouts, data_block), "3m", 0,
+	  "sending one block of the body", NULL, NULL, 0 },
+	{ "data_done", SC_KEY_DURATION,
+	  offsetof(struct relay_timeouts, data_done), "10m", 0,
+	  "reply to the final dot", NULL, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 }
+};
+
+static const struct sc_config_key relay_keys[] = {
+	{ "smarthost", SC_KEY_STR, offsetof(struct relay_conf, smarthost),
+	  NULL, 0, "host:port all remote mail goes to (no MX lookup)",
+	  NULL, NULL, 0 },
+	{ "smarthost_auth", SC_KEY_OBJECT,
+	  offsetof(struct relay_conf, smarthost_auth), NULL, 0,
+	  "{user, password_file}: AUTH at the smarthost, over TLS only",
+	  NULL, relay_auth_keys, 0 },
+	{ "routes", SC_KEY_STR_MAP, offsetof(struct relay_conf, routes),
+	  NULL, 0, "domain: host:port static next hops, before MX", NULL,
+	  NULL, 0 },
+	{ "tls", SC_KEY_ENUM, offsetof(struct relay_conf, tls),
+	  "opportunistic", 0, "STARTTLS policy", "opportunistic|required|dane",
+	  NULL, 0 },
+	{ "retry", SC_KEY_DURATION_LIST, offsetof(struct relay_conf, retry),
+	  "[5m, 10m, 30m, 1h, 2h, 4h]", 0,
+	  "delays between attempts; the last one repeats", NULL, NULL, 0 },
+	{ "max_queue_time", SC_KEY_DURATION,
+	  offsetof(struct relay_conf, max_queue_time), "5d", 0,
+	  "bounce deferred mail older than this", NULL, NULL, 0 },
+	{ "port", SC_KEY_UINT, offsetof(struct relay_conf, port), "25", 0,
+	  "TCP port of MX hosts (and of routes without a port)", NULL, NULL,
+	  0 },
+	{ "connect_timeout", SC_KEY_DURATION,
+	  offsetof(struct relay_conf, connect_timeout), "30s", 0,
+	  "TCP connect timeout per address", NULL, NULL, 0 },
+	{ "timeouts", SC_KEY_OBJECT, offsetof(struct relay_conf, timeouts),
+	  NULL, 0, "reply timeouts (RFC 5321 4.5.3.2)", NULL,
+	  relay_timeout_keys, 0 },
+	{ "max_connections_per_destination", SC_KEY_UINT,
+	  offsetof(struct relay_conf, max_connections_per_destination), "5",
+	  0, "parallel connections per MX domain or next hop", NULL, NULL,
+	  0 },
+	{ "helo_name", SC_KEY_STR, offsetof(struct relay_conf, helo_name),
+	  NULL, 0, "EHLO name (default: hostname)", NULL, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 }
+};
+
+/* A destination (MX domain or next hop) and who waits for a connection. */
+struct relay_dest {
+	struct relay_dest *next;
+	char key[300];
+	unsigned active;
+	struct relay_job *wait_head, *wait_tail;
+};
+
+struct relay {
+	struct sc_instance *inst;
+	const struct relay_conf *conf;
+	struct sc_delivery_driver drv;
+	char *password;			/* smarthost_auth, or NULL       */
+	char smarthost_host[256];
+	uint16_t smarthost_port;
+	struct relay_dest *dests;
+	struct relay_job *jobs;		/* active, for teardown          */
+	bool stopping;
+	unsigned connections;
+	uint64_t delivered, deferred, failed;
+};
+
+/* One delivery attempt (sc_delivery) may hold recipients of several
+ * domains; each domain is one job, and the attempt ends with the last. */
+struct relay_batch {
+	struct sc_delivery *d;
+	unsigned jobs_left;
+};
+
+enum rcpt_state { RS_PENDING = 0, RS_SENT, RS_ACCEPTED, RS_DONE };
+
+struct relay_host {
+	char name[256];
+	uint16_t port;
+	int pref;			/* -1 for next hops              */
+	bool self;			/* this server (MX filtering)    */
+	size_t naddr;
+	char addr[RELAY_MAX_ADDRS][INET6_ADDRSTRLEN];
+	enum sc_dns_status st_a, st_aaaa;
+	char dns_error[200];
+	/* DANE */
+	bool tlsa_secure;
+	enum sc_dns_status st_tlsa;
+	size_t ntlsa;
+	unsigned char *tlsa[RELAY_MAX_TLSA];
+	size_t tlsa_len[RELAY_MAX_TLSA];
+};
+
+enum job_state {
+	JS_DNS = 0, JS_WAIT_SLOT, JS_CONNECTING, JS_GREETING, JS_EHLO,
+	JS_HELO, JS_STARTTLS, JS_TLS, JS_AUTH, JS_AUTH_USER, JS_AUTH_PASS,
+	JS_SCAN, JS_TRANSACTION, JS_BODY, JS_DOT, JS_DONE,
+};
+
+enum cmd_kind { CMD_MAIL, CMD_RCPT, CMD_DATA };
+
+struct relay_cmd {
+	enum cmd_kind kind;
+	size_t rcpt;			/* CMD_RCPT: index into job rcpts */
+};
+
+struct relay_job {
+	struct relay *r;		/* NULL once the instance is gone */
+	struct relay_batch *batch;
+	struct relay_job *prev, *next;	/* in r->jobs                     */
+	struct relay_job *wait_next;	/* in a dest's wait list          */
+	unsigned refs;
+	bool finished;
+	enum job_state st;
+
+	char domain[256];
+	size_t nrcpt;
+	size_t *idx;			/* delivery rcpt index            */
+	enum rcpt_state *rs;
+
+	/* where to */
+	char dest_key[300];
+	struct relay_dest *slot;	/* held connection slot           */
+	bool use_auth;
+	bool mx_routing;		/* hosts came from MX records     */
+	bool implicit_mx;		/* no MX: the domain's own A/AAAA */
+	struct relay_host *hosts;
+	size_t nhosts, hi, ai;
+	unsigned dns_pending;
+
+	/* the SMTP conversation */
+	struct sc_conn *conn;
+	char peer[320];			/* "mx1.example[127.0.0.2]"       */
+	bool plaintext_only;		/* TLS failed: retry in the clear */
+	bool tls_active, dane;
+	bool ext_pipelining, ext_starttls, ext_8bitmime, ext_smtputf8;
+	bool ext_dsn, ext_auth_plain, ext_auth_login, ext_size;
+	uint64_t size_limit;
+	bool ehlo_first_line;
+	bool has_8bit;			/* from the body scan            */
+	int code;			/* reply being read              */
+	char esc[16];
+	char text[600];
+	size_t tlen;
+	struct relay_cmd *cmds;		/* pipelined replies expected    */
+	size_t ncmd, cmd_head;
+	size_t accepted;
+
+	/* the body */
+	int fd;
+	uint64_t base;			/* file offset of the first byte  */
+	uint64_t size, off;
+	char *chunk;
+	size_t chunk_len;
+	int chunk_err;
+	bool at_bol, prev_cr, waiting_drain;
+
+	/* why the last host failed: the result if no host works */
+	enum sc_result last_r;
+	int last_code;
+	char last_esc[16];
+	char last_err[700];
+};
+
+static void job_next_address(struct relay_job *job);
+static void job_handle_reply(struct relay_job *job);
+static void job_body_pump(struct relay_job *job);
+
+/* ---- small helpers ---- */
+
+/* sfmt - snprintf whose truncation is intended (bounded log and reply
+ * texts). */
+static void
+sfmt(char *buf, size_t len, const char *fmt, ...) SC_PRINTF(3, 4);
+static void
+sfmt(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+static void
+job_ref(struct relay_job *job)
+{
+	job->refs++;
+}
+
+static void
+job_unref(struct relay_job *job)
+{
+	if (--job->refs > 0)
+		return;
+	for (size_t i = 0; i < job->nhosts; i++)
+		for (size_t t = 0; t < job->hosts[i].ntlsa; t++)
+			free(job->hosts[i].tlsa[t]);
+	free(job->hosts);
+	free(job->idx);
+	free(job->rs);
+	free(job->cmds);
+	free(job->chunk);
+	if (job->fd >= 0)
+		close(job->fd);
+	free(job);
+}
+
+/* split_hostport - "host:port", "[v6]:port", "host" into parts. 0 or -1. */
+static int
+split_hostport(const char *text, char *host, size_t hlen, uint16_t *port,
+	       uint16_t defport)
+{
+	const char *p = NULL;
+	size_t n;
+
+	if (text[0] == '[') {
+		const char *end = strchr(text, ']');
+		if (end == NULL)
+			return -1;
+		n = (size_t)(end - text - 1);
+		if (end[1] == ':')
+			p = end + 2;
+		else if (end[1] != '\0')
+			return -1;
+		text++;
+	} else {
+		const char *c = strrchr(text, ':');
+		if (c != NULL && strchr(text, ':') != c)
+			c = NULL;	/* a bare IPv6 address */
+		n = c != NULL ? (size_t)(c - text) : strlen(text);
+		if (c != NULL)
+			p = c + 1;
+	}
+	if (n == 0 || n >= hlen)
+		return -1;
+	memcpy(host, text, n);
+	host[n] = '\0';
+	if (p != NULL) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(p, &end, 10);
+		if (errno != 0 || end == p || *end != '\0' || v == 0 ||
+		    v > 65535)
+			return -1;
+		*port = (uint16_t)v;
+	} else {
+		*port = defport;
+	}
+	return 0;
+}
+
+static bool
+is_ip_literal(const char *s)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, s, buf) == 1 ||
+	       inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static const char *
+relay_hostname(void)
+{
+	const char *h = sc_config_hostname();
+
+	return h != NULL ? h : "localhost";
+}
+
+static const char *
+relay_helo(const struct relay *r)
+{
+	if (r->conf->helo_name != NULL && r->conf->helo_name[0] != '\0')
+		return r->conf->helo_name;
+	return relay_hostname();
+}
+
+static void
+base64_encode(const unsigned char *in, size_t len, char *out, size_t olen)
+{
+	static const char tbl[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		"0123456789+/";
+	size_t o = 0;
+
+	/* @UNSAFE: 4 output bytes per 3 input bytes, plus NUL */
+	for (size_t i = 0; i < len && o + 5 <= olen; i += 3) {
+		unsigned v = (unsigned)in[i] << 16;
+		if (i + 1 < len)
+			v |= (unsigned)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		out[o++] = tbl[(v >> 18) & 63];
+		out[o++] = tbl[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? tbl[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+/* param_value - the value of KEY= in an ESMTP parameter string ("" for a
+ * bare keyword), copied into out; false when absent. */
+static bool
+param_value(const char *params, const char *key, char *out, size_t olen)
+{
+	size_t klen = strlen(key);
+	const char *p = params;
+
+	while (p != NULL && *p != '\0') {
+		while (*p == ' ')
+			p++;
+		const char *end = strchr(p, ' ');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (len >= klen && strncasecmp(p, key, klen) == 0 &&
+		    (len == klen || p[klen] == '=')) {
+			const char *v = len == klen ? p + len : p + klen + 1;
+			size_t vl = (size_t)(p + len - v);
+			if (vl >= olen)
+				vl = olen - 1;
+			memcpy(out, v, vl);
+			out[vl] = '\0';
+			return true;
+		}
+		p = end;
+	}
+	return false;
+}
+
+/* ---- results ---- */
+
+/* job_result - the final result for job recipient k. */
+static void
+job_result(struct relay_job *job, size_t k, enum sc_result res, int code,
+	   const char *esc, const char *text)
+{
+	if (job->rs[k] == RS_DONE)
+		return;
+	job->rs[k] = RS_DONE;
+	if (job->r != NULL) {
+		if (res == SC_OK)
+			job->r->delivered++;
+		else if (res == SC_DENY)
+			job->r->failed++;
+		else
+			job->r->deferred++;
+	}
+	sc_log(res == SC_OK ? SC_LOG_INFO : SC_LOG_NOTICE,
+	       "relay: %s: to=<%s> %s: %s", sc_delivery_queue_id(job->batch->d),
+	       sc_delivery_rcpt(job->batch->d, job->idx[k]),
+	       res == SC_OK ? "delivered" : res == SC_DENY ? "failed"
+							  : "deferred",
+	       text);
+	sc_delivery_rcpt_result(job->batch->d, job->idx[k], res, code, esc,
+				"%s", text);
+}
+
+/* job_fail_all - the same result for every recipient still open. */
+static void
+job_fail_all(struct relay_job *job, enum sc_result res, int code,
+	     const char *esc, const char *fmt, ...) SC_PRINTF(5, 6);
+static void
+job_fail_all(struct relay_job *job, enum sc_result res, int code,
+	     const char *esc, const char *fmt, ...)
+{
+	char text[800];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	for (size_t k = 0; k < job->nrcpt; k++)
+		job_result(job, k, res, code, esc, text);
+}
+
+/* job_set_error - remembers why this host did not take the mail. */
+static void
+job_set_error(struct relay_job *job, enum sc_result res, int code,
+	      const char *esc, const char *fmt, ...) SC_PRINTF(5, 6);
+static void
+job_set_error(struct relay_job *job, enum sc_result res, int code,
+	      const char *esc, const char *fmt, ...)
+{
+	va_list ap;
+
+	job->last_r = res;
+	job->last_code = code;
+	sfmt(job->last_esc, sizeof(job->last_esc), "%s",
+		 esc != NULL ? esc : "");
+	va_start(ap, fmt);
+	vsnprintf(job->last_err, sizeof(job->last_err), fmt, ap);
+	va_end(ap);
+	sc_log_info("relay: %s: %s", sc_delivery_queue_id(job->batch->d),
+		    job->last_err);
+}
+
+/* ---- destinations: per-destination connection limits ---- */
+
+static void
+dest_release(struct relay *r, struct relay_job *job)
+{
+	struct relay_dest *dst = job->slot, **pp;
+
+	struct relay_job *woken = NULL, **tail = &woken;
+
+	if (dst == NULL)
+		return;
+	job->slot = NULL;
+	dst->active--;
+	r->connections--;
+	/* hand the slot to the next waiting jobs (not while stopping) */
+	while (!r->stopping && dst->wait_head != NULL &&
+	       dst->active < r->conf->max_connections_per_destination) {
+		struct relay_job *w = dst->wait_head;
+		dst->wait_head = w->wait_next;
+		if (dst->wait_head == NULL)
+			dst->wait_tail = NULL;
+		w->wait_next = NULL;
+		w->slot = dst;
+		dst->active++;
+		r->connections++;
+		job_ref(w);
+		*tail = w;
+		tail = &w->wait_next;
+	}
+	if (dst->active == 0 && dst->wait_head == NULL) {
+		for (pp = &r->dests; *pp != NULL; pp = &(*pp)->next)
+			if (*pp == dst) {
+				*pp = dst->next;
+				break;
+			}
+		free(dst);
+	}
+	/* only now: a woken job may finish at once and release dst again */
+	while (woken != NULL) {
+		struct relay_job *w = woken;
+		woken = w->wait_next;
+		w->wait_next = NULL;
+		if (!w->finished) {
+			w->st = JS_CONNECTING;
+			job_next_address(w);
+		}
+		job_unref(w);
+	}
+}
+
+/* dest_acquire - true when job may connect now; otherwise it waits. */
+static bool
+dest_acquire(struct relay *r, struct relay_job *job)
+{
+	struct relay_dest *dst;
+	uint64_t max = r->conf->max_connections_per_destination;
+
+	for (dst = r->dests; dst != NULL; dst = dst->next)
+		if (strcasecmp(dst->key, job->dest_key) == 0)
+			break;
+	if (dst == NULL) {
+		dst = calloc(1, sizeof(*dst));
+		if (dst == NULL)
+			return true;	/* no limit rather than no mail */
+		sfmt(dst->key, sizeof(dst->key), "%s", job->dest_key);
+		dst->next = r->dests;
+		r->dests = dst;
+	}
+	if (max == 0 || dst->active < max) {
+		dst->active++;
+		r->connections++;
+		job->slot = dst;
+		return true;
+	}
+	if (dst->wait_tail != NULL)
+		dst->wait_tail->wait_next = job;
+	else
+		dst->wait_head = job;
+	dst->wait_tail = job;
+	sc_log_debug("relay: %s: waiting for a connection slot to %s",
+		     sc_delivery_queue_id(job->batch->d), job->dest_key);
+	return false;
+}
+
+static void
+dest_unwait(struct relay *r, struct relay_job *job)
+{
+	for (struct relay_dest *dst = r->dests; dst != NULL;
+	     dst = dst->next) {
+		struct relay_job **pp = &dst->wait_head, *prev = NULL;
+		for (; *pp != NULL; prev = *pp, pp = &(*pp)->wait_next)
+			if (*pp == job) {
+				*pp = job->wait_next;
+				if (dst->wait_tail == job)
+					dst->wait_tail = prev;
+				job->wait_next = NULL;
+				return;
+			}
+	}
+}
+
+/* ---- ending a job ---- */
+
+static void
+job_close_conn(struct relay_job *job)
+{
+	if (job->conn != NULL) {
+		struct sc_conn *c = job->conn;
+		job->conn = NULL;
+		sc_conn_close(c);
+	}
+	job->tls_active = false;
+}
+
+/* job_finish - records a deferral for every recipient without a result,
+ * gives the connection slot back and ends the attempt when this was the
+ * last job of it. */
+static void
+job_finish(struct relay_job *job)
+{
+	struct relay *r = job->r;
+
+	if (job->finished)
+		return;
+	job->finished = true;
+	job->st = JS_DONE;
+	job_close_conn(job);
+	if (job->last_err[0] == '\0')
+		sfmt(job->last_err, sizeof(job->last_err),
+			 "delivery to %s did not complete", job->domain);
+	for (size_t k = 0; k < job->nrcpt; k++)
+		if (job->rs[k] != RS_DONE)
+			job_result(job, k,
+				   job->last_r == SC_DENY ? SC_DENY
+							  : SC_DENYSOFT,
+				   job->last_code != 0 ? job->last_code : 451,
+				   job->last_esc[0] != '\0' ? job->last_esc
+							    : "4.4.1",
+				   job->last_err);
+	if (r != NULL) {
+		dest_unwait(r, job);
+		if (job->prev != NULL)
+			job->prev->next = job->next;
+		else
+			r->jobs = job->next;
+		if (job->next != NULL)
+			job->next->prev = job->prev;
+		job->prev = job->next = NULL;
+		job->r = NULL;
+		dest_release(r, job);
+	}
+	if (--job->batch->jobs_left == 0) {
+		struct relay_batch *b = job->batch;
+		sc_delivery_done(b->d);
+		free(b);
+	}
+	job->batch = NULL;
+	job_unref(job);
+}
+
+static bool
+job_all_done(const struct relay_job *job)
+{
+	for (size_t k = 0; k < job->nrcpt; k++)
+		if (job->rs[k] != RS_DONE)
+			return false;
+	return true;
+}
+
+/* job_host_failed - this address did not take the mail: undo provisional
+ * acceptances and try the next address or host. */
+static void
+job_host_failed(struct relay_job *job)
+{
+	job_close_conn(job);
+	for (size_t k = 0; k < job->nrcpt; k++)
+		if (job->rs[k] != RS_DONE)
+			job->rs[k] = RS_PENDING;
+	job->accepted = 0;
+	job->ncmd = job->cmd_head = 0;
+	job->plaintext_only = false;
+	if (job_all_done(job)) {
+		job_finish(job);
+		return;
+	}
+	job->ai++;
+	job_next_address(job);
+}
+
+/* ---- the SMTP conversation ---- */
+
+static void
+job_send(struct relay_job *job, uint64_t timeout_ms, const char *fmt, ...)
+	SC_PRINTF(3, 4);
+static void
+job_send(struct relay_job *job, uint64_t timeout_ms, const char *fmt, ...)
+{
+	char buf[1200];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		n = (int)sizeof(buf) - 1;
+	sc_conn_write(job->conn, buf, (size_t)n);
+	sc_conn_write(job->conn, "\r\n", 2);
+	sc_conn_set_timeout(job->conn, timeout_ms);
+}
+
+/* job_reply_text - "host X said: 550 5.1.1 text" for logs and DSNs. */
+static void
+job_reply_text(const struct relay_job *job, char *out, size_t len,
+	       const char *after)
+{
+	sfmt(out, len, "host %s said: %d %s%s%s (in reply to %s)",
+		 job->peer, job->code, job->esc, job->esc[0] ? " " : "",
+		 job->text, after);
+}
+
+static const char *
+default_esc(int code)
+{
+	if (code >= 500)
+		return "5.0.0";
+	if (code >= 400)
+		return "4.0.0";
+	return "2.0.0";
+}
+
+static void
+job_ehlo_keyword(struct relay_job *job, const char *kw)
+{
+	char word[32];
+	size_t n = 0;
+
+	while (kw[n] != '\0' && kw[n] != ' ' && kw[n] != '=' &&
+	       n < sizeof(word) - 1) {
+		word[n] = (char)toupper((unsigned char)kw[n]);
+		n++;
+	}
+	word[n] = '\0';
+	const char *rest = kw + n;
+	while (*rest == ' ' || *rest == '=')
+		rest++;
+	if (strcmp(word, "PIPELINING") == 0) {
+		job->ext_pipelining = true;
+	} else if (strcmp(word, "STARTTLS") == 0) {
+		job->ext_starttls = true;
+	} else if (strcmp(word, "8BITMIME") == 0) {
+		job->ext_8bitmime = true;
+	} else if (strcmp(word, "SMTPUTF8") == 0) {
+		job->ext_smtputf8 = true;
+	} else if (strcmp(word, "DSN") == 0) {
+		job->ext_dsn = true;
+	} else if (strcmp(word, "SIZE") == 0) {
+		job->ext_size = true;
+		job->size_limit = strtoull(rest, NULL, 10);
+	} else if (strcmp(word, "AUTH") == 0) {
+		char mechs[256];
+		sfmt(mechs, sizeof(mechs), " %s ", rest);
+		for (char *p = mechs; *p; p++)
+			*p = (char)toupper((unsigned char)*p);
+		if (strstr(mechs, " PLAIN ") != NULL)
+			job->ext_auth_plain = true;
+		if (strstr(mechs, " LOGIN ") != NULL)
+			job->ext_auth_login = true;
+	}
+}
+
+/* job_is_loop - the peer calls itself by our name: we talk to ourselves. */
+static bool
+job_is_loop(struct relay_job *job, const char *text)
+{
+	char name[256];
+	size_t n = 0;
+
+	while (text[n] != '\0' && text[n] != ' ' && n < sizeof(name) - 1) {
+		name[n] = text[n];
+		n++;
+	}
+	name[n] = '\0';
+	return n > 0 && (strcasecmp(name, relay_hostname()) == 0 ||
+			 strcasecmp(name, relay_helo(job->r)) == 0);
+}
+
+static void
+job_loop_detected(struct relay_job *job)
+{
+	job_fail_all(job, SC_DENY, 554, "5.4.6",
+		     "mail for %s loops back to myself (%s greets as %s)",
+		     job->domain, job->peer, relay_hostname());
+	job_finish(job);
+}
+
+static void
+job_send_ehlo(struct relay_job *job)
+{
+	job->ext_pipelining = job->ext_starttls = job->ext_8bitmime = false;
+	job->ext_smtputf8 = job->ext_dsn = job->ext_size = false;
+	job->ext_auth_plain = job->ext_auth_login = false;
+	job->size_limit = 0;
+	job->ehlo_first_line = true;
+	job->st = JS_EHLO;
+	job_send(job, job->r->conf->timeouts.ehlo, "EHLO %s",
+		 relay_helo(job->r));
+}
+
+static void job_start_transaction(struct relay_job *job);
+
+static void
+job_scan_work(void *arg)
+{
+	struct relay_job *job = arg;
+	char buf[RELAY_CHUNK];
+	uint64_t off = 0;
+	ssize_t n;
+
+	/* pool thread: plain file reads only, within the message */
+	while (off < job->size) {
+		size_t want = job->size - off < sizeof(buf)
+			? (size_t)(job->size - off) : sizeof(buf);
+		n = pread(job->fd, buf, want, (off_t)(job->base + off));
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			if ((unsigned char)buf[i] & 0x80) {
+				job->has_8bit = true;
+				return;
+			}
+		off += (uint64_t)n;
+	}
+}
+
+static void
+job_scan_done(void *arg)
+{
+	struct relay_job *job = arg;
+
+	if (job->finished || job->st != JS_SCAN || job->conn == NULL) {
+		job_unref(job);
+		return;
+	}
+	job->st = JS_TRANSACTION;
+	job_unref(job);
+	job_start_transaction(job);
+}
+
+/* job_ready - EHLO is done (after TLS when it applies): authenticate or
+ * start the mail transaction. */
+static void
+job_ready(struct relay_job *job)
+{
+	struct relay *r = job->r;
+	char params[256];
+
+	if (job->use_auth && r->password != NULL) {
+		if (!job->tls_active) {
+			job_set_error(job, SC_DENYSOFT, 451, "4.7.10",
+				      "refusing to send credentials to %s "
+				      "without TLS", job->peer);
+			job_host_failed(job);
+			return;
+		}
+		char buf[600], b64[820];
+		if (job->ext_auth_plain) {
+			int n = snprintf(buf, sizeof(buf), "%c%s%c%s", 0,
+					 r->conf->smarthost_auth.user, 0,
+					 r->password);
+			if (n < 0 || (size_t)n >= sizeof(buf))
+				n = (int)sizeof(buf) - 1;
+			base64_encode((unsigned char *)buf, (size_t)n, b64,
+				      sizeof(b64));
+			job->st = JS_AUTH;
+			job_send(job, r->conf->timeouts.ehlo, "AUTH PLAIN %s",
+				 b64);
+			return;
+		}
+		if (job->ext_auth_login) {
+			job->st = JS_AUTH_USER;
+			job_send(job, r->conf->timeouts.ehlo, "AUTH LOGIN");
+			return;
+		}
+		job_set_error(job, SC_DENYSOFT, 451, "4.7.12",
+			      "%s offers neither AUTH PLAIN nor AUTH LOGIN",
+			      job->peer);
+		job_host_failed(job);
+		return;
+	}
+	/* an 8-bit body for a peer without 8BITMIME: look first */
+	if (param_value(sc_delivery_params(job->batch->d), "BODY", params,
+			sizeof(params)) &&
+	    strcasecmp(params, "8BITMIME") == 0 && !job->ext_8bitmime) {
+		job->st = JS_SCAN;
+		job_ref(job);
+		if (sc_work_submit(job_scan_work, job_scan_done, job) < 0) {
+			job_unref(job);
+			job->has_8bit = true;	/* assume the worst */
+		} else {
+			return;
+		}
+	}
+	job->st = JS_TRANSACTION;
+	job_start_transaction(job);
+}
+
+/* job_start_transaction - MAIL, RCPT..., DATA, pipelined when offered. */
+static void
+job_start_transaction(struct relay_job *job)
+{
+	struct relay *r = job->r;
+	struct sc_delivery *d = job->batch->d;
+	const char *mp = sc_delivery_params(d);
+	char mail[1100], v[300];
+	size_t n;
+
+	if (job->has_8bit && !job->ext_8bitmime) {
+		job_fail_all(job, SC_DENY, 554, "5.6.3",
+			     "host %s does not accept 8-bit data (no "
+			     "8BITMIME) and the message is 8-bit", job->peer);
+		job_finish(job);
+		return;
+	}
+	if (param_value(mp, "SMTPUTF8", v, sizeof(v)) && !job->ext_smtputf8) {
+		job_fail_all(job, SC_DENY, 553, "5.6.7",
+			     "host %s does not support SMTPUTF8, which the "
+			     "message needs", job->peer);
+		job_finish(job);
+		return;
+	}
+	if (job->ext_size && job->size_limit > 0 &&
+	    job->size > job->size_limit) {
+		job_fail_all(job, SC_DENY, 552, "5.3.4",
+			     "message size %llu exceeds the limit %llu of "
+			     "host %s", (unsigned long long)job->size,
+			     (unsigned long long)job->size_limit, job->peer);
+		job_finish(job);
+		return;
+	}
+	n = (size_t)snprintf(mail, sizeof(mail), "MAIL FROM:<%s>",
+			     sc_delivery_sender(d));
+	if (job->ext_size && n < sizeof(mail))
+		n += (size_t)snprintf(mail + n, sizeof(mail) - n, " SIZE=%llu",
+				      (unsigned long long)job->size);
+	if (job->ext_8bitmime && param_value(mp, "BODY", v, sizeof(v)) &&
+	    n < sizeof(mail))
+		n += (size_t)snprintf(mail + n, sizeof(mail) - n, " BODY=%s",
+				      v);
+	if (job->ext_smtputf8 && param_value(mp, "SMTPUTF8", v, sizeof(v)) &&
+	    n < sizeof(mail))
+		n += (size_t)snprintf(mail + n, sizeof(mail) - n,
+				      " SMTPUTF8");
+	if (job->ext_dsn) {
+		if (param_value(mp, "RET", v, sizeof(v)) && n < sizeof(mail))
+			n += (size_t)snprintf(mail + n, sizeof(mail) - n,
+					      " RET=%s", v);
+		if (param_value(mp, "ENVID", v, sizeof(v)) &&
+		    n < sizeof(mail))
+			n += (size_t)snprintf(mail + n, sizeof(mail) - n,
+					      " ENVID=%s", v);
+	}
+
+	job->ncmd = job->cmd_head = 0;
+	job->accepted = 0;
+	job->cmds[job->ncmd++] = (struct relay_cmd){ CMD_MAIL, 0 };
+	job_send(job, r->conf->timeouts.mail, "%s", mail);
+	for (size_t k = 0; k < job->nrcpt; k++) {
+		if (job->rs[k] == RS_DONE)
+			continue;
+		job->cmds[job->ncmd++] = (struct relay_cmd){ CMD_RCPT, k };
+		job->rs[k] = RS_SENT;
+		if (!job->ext_pipelining)
+			continue;	/* sent one by one in the replies */
+		const char *rp = sc_delivery_rcpt_params(d, job->idx[k]);
+		char extra[600] = "";
+		if (job->ext_dsn && rp != NULL) {
+			char nv[300], ov[300];
+			size_t e = 0;
+			if (param_value(rp, "NOTIFY", nv, sizeof(nv)))
+				e += (size_t)snprintf(extra + e,
+						      sizeof(extra) - e,
+						      " NOTIFY=%s", nv);
+			if (param_value(rp, "ORCPT", ov, sizeof(ov)) &&
+			    e < sizeof(extra))
+				sfmt(extra + e, sizeof(extra) - e,
+					 " ORCPT=%s", ov);
+		}
+		job_send(job, r->conf->timeouts.rcpt, "RCPT TO:<%s>%s",
+			 sc_delivery_rcpt(d, job->idx[k]), extra);
+	}
+	job->cmds[job->ncmd++] = (struct relay_cmd){ CMD_DATA, 0 };
+	if (job->ext_pipelining)
+		job_send(job, r->conf->timeouts.data, "DATA");
+}
+
+/* job_send_cmd - without PIPELINING: the command at position i. */
+static void
+job_send_cmd(struct relay_job *job, size_t i)
+{
+	struct relay *r = job->r;
+	struct sc_delivery *d = job->batch->d;
+	const struct relay_cmd *cmd = &job->cmds[i];
+
+	if (cmd->kind == CMD_DATA) {
+		job_send(job, r->conf->timeouts.data, "DATA");
+		return;
+	}
+	const char *rp = sc_delivery_rcpt_params(d, job->idx[cmd->rcpt]);
+	char extra[600] = "", nv[300], ov[300];
+	size_t e = 0;
+	if (job->ext_dsn && rp != NULL) {
+		if (param_value(rp, "NOTIFY", nv, sizeof(nv)))
+			e += (size_t)snprintf(extra + e, sizeof(extra) - e,
+					      " NOTIFY=%s", nv);
+		if (param_value(rp, "ORCPT", ov, sizeof(ov)) &&
+		    e < sizeof(extra))
+			sfmt(extra + e, sizeof(extra) - e, " ORCPT=%s",
+				 ov);
+	}
+	job_send(job, r->conf->timeouts.rcpt, "RCPT TO:<%s>%s",
+		 sc_delivery_rcpt(d, job->idx[cmd->rcpt]), extra);
+}
+
+/* job_tls_optional - whether this session may go on without TLS. */
+static bool
+job_tls_optional(const struct relay_job *job)
+{
+	return job->r->conf->tls == TLS_OPPORTUNISTIC ||
+	       (job->r->conf->tls == TLS_DANE && !job->dane);
+}
+
+static void
+job_tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
+{
+	struct relay_job *job = arg;
+
+	if (job->finished || job->conn != c) {
+		job_unref(job);
+		return;
+	}
+	job_unref(job);
+	if (!ok) {
+		job_set_error(job, SC_DENYSOFT, 451, "4.7.5",
+			      "TLS with %s failed: %s", job->peer,
+			      error != NULL ? error : "handshake error");
+		if (job_tls_optional(job)) {
+			/* opportunistic: the same address in the clear */
+			job_close_conn(job);
+			job->plaintext_only = true;
+			job_next_address(job);
+			return;
+		}
+		job_host_failed(job);
+		return;
+	}
+	job->tls_active = true;
+	sc_log_debug("relay: TLS with %s: %s", job->peer,
+		     sc_conn_tls_desc(c) ? sc_conn_tls_desc(c) : "");
+	sc_conn_read_start(c);
+	job_send_ehlo(job);
+}
+
+static void
+job_start_tls(struct relay_job *job)
+{
+	struct relay_host *h = &job->hosts[job->hi];
+	struct sc_tls_client_opts opts = {
+		.server_name = is_ip_literal(h->name) ? NULL : h->name,
+		.verify = SC_TLS_VERIFY_NONE,
+	};
+	const unsigned char *data[RELAY_MAX_TLSA];
+
+	if (job->dane) {
+		for (size_t t = 0; t < h->ntlsa; t++)
+			data[t] = h->tlsa[t];
+		opts.verify = SC_TLS_VERIFY_DANE;
+		opts.tlsa_count = h->ntlsa;
+		opts.tlsa_data = data;
+		opts.tlsa_len = h->tlsa_len;
+	}
+	job->st = JS_TLS;
+	sc_conn_read_stop(job->conn);
+	job_ref(job);
+	if (sc_conn_starttls_client(job->conn, &opts, job_tls_done, job) < 0) {
+		job_unref(job);
+		job_set_error(job, SC_DENYSOFT, 451, "4.7.5",
+			      "cannot start TLS with %s", job->peer);
+		job_host_failed(job);
+	}
+}
+
+/* job_after_ehlo - decide on STARTTLS, then go on. */
+static void
+job_after_ehlo(struct relay_job *job)
+{
+	struct relay *r = job->r;
+	bool must_tls = r->conf->tls == TLS_REQUIRED || job->dane;
+
+	if (sc_log_enabled(SC_LOG_DEBUG))
+		sc_log_debug("relay: %s offers%s%s%s%s%s%s%s%s (TLS %s)",
+			     job->peer,
+			     job->ext_pipelining ? " PIPELINING" : "",
+			     job->ext_starttls ? " STARTTLS" : "",
+			     job->ext_8bitmime ? " 8BITMIME" : "",
+			     job->ext_smtputf8 ? " SMTPUTF8" : "",
+			     job->ext_dsn ? " DSN" : "",
+			     job->ext_size ? " SIZE" : "",
+			     job->ext_auth_plain ? " AUTH=PLAIN" : "",
+			     job->ext_auth_login ? " AUTH=LOGIN" : "",
+			     job->tls_active ? "on" : "off");
+
+	if (!job->tls_active) {
+		if (job->ext_starttls && !job->plaintext_only) {
+			job->st = JS_STARTTLS;
+			job_send(job, r->conf->timeouts.ehlo, "STARTTLS");
+			return;
+		}
+		if (must_tls) {
+			job_set_error(job, SC_DENYSOFT, 450, "4.7.5",
+				      "TLS is required (tls: %s) but host %s "
+				      "does not offer STARTTLS",
+				      job->dane ? "dane" : "required",
+				      job->peer);
+			job_host_failed(job);
+			return;
+		}
+	}
+	job_ready(job);
+}
+
+/* job_handle_reply - one complete reply (job->code, job->text) arrived. */
+static void
+job_handle_reply(struct relay_job *job)
+{
+	struct relay *r = job->r;
+	struct sc_delivery *d = job->batch->d;
+	int code = job->code;
+	char msg[900];
+
+	switch (job->st) {
+	case JS_GREETING:
+		if (code / 100 != 2) {
+			job_reply_text(job, msg, sizeof(msg), "the greeting");
+			/* a refusing host is no verdict on the mail: try
+			 * the next one, and defer if none takes it */
+			job_set_error(job, SC_DENYSOFT, code >= 500 ? 451 : code,
+				      "4.4.2", "%s", msg);
+			job_host_failed(job);
+			return;
+		}
+		if (job_is_loop(job, job->text)) {
+			job_loop_detected(job);
+			return;
+		}
+		job_send_ehlo(job);
+		return;
+	case JS_EHLO:
+		if (code / 100 == 2) {
+			job_after_ehlo(job);
+			return;
+		}
+		job->st = JS_HELO;
+		job_send(job, r->conf->timeouts.ehlo, "HELO %s",
+			 relay_helo(r));
+		return;
+	case JS_HELO:
+		if (code / 100 != 2) {
+			job_reply_text(job, msg, sizeof(msg), "HELO");
+			job_set_error(job, SC_DENYSOFT, 451, "4.4.2", "%s",
+				      msg);
+			job_host_failed(job);
+			return;
+		}
+		if (job_is_loop(job, job->text)) {
+			job_loop_detected(job);
+			return;
+		}
+		job_after_ehlo(job);
+		return;
+	case JS_STARTTLS:
+		if (code != 220) {
+			job_reply_text(job, msg, sizeof(msg), "STARTTLS");
+			if (job_tls_optional(job)) {
+				/* refused, but the session goes on */
+				sc_log_info("relay: %s", msg);
+				job_ready(job);
+				return;
+			}
+			job_set_error(job, SC_DENYSOFT, 450, "4.7.5", "%s",
+				      msg);
+			job_host_failed(job);
+			return;
+		}
+		job_start_tls(job);
+		return;
+	case JS_AUTH_USER:
+	case JS_AUTH_PASS:
+		if (code == 334) {
+			char b64[820];
+			const char *v = job->st == JS_AUTH_USER
+				? r->conf->smarthost_auth.user : r->password;
+			base64_encode((const unsigned char *)v, strlen(v), b64,
+				      sizeof(b64));
+			job->st = job->st == JS_AUTH_USER ? JS_AUTH_PASS
+							  : JS_AUTH;
+			job_send(job, r->conf->timeouts.ehlo, "%s", b64);
+			return;
+		}
+		/* FALLTHROUGH */
+	case JS_AUTH:
+		if (code == 235) {
+			job->use_auth = false;	/* done for this session */
+			job_ready(job);
+			return;
+		}
+		job_reply_text(job, msg, sizeof(msg), "AUTH");
+		/* wrong credentials are our configuration problem: keep
+		 * the mail and retry rather than bounce it */
+		job_set_error(job, SC_DENYSOFT, 451, "4.7.8", "%s", msg);
+		job_host_failed(job);
+		return;
+	case JS_TRANSACTION:
+		break;
+	case JS_DOT:
+		job_reply_text(job, msg, sizeof(msg), "end of data");
+		for (size_t k = 0; k < job->nrcpt; k++) {
+			if (job->rs[k] != RS_ACCEPTED)
+				continue;
+			if (code / 100 == 2)
+				job_result(job, k, SC_OK, code,
+					   job->esc[0] ? job->esc : "2.0.0",
+					   msg);
+			else
+				job_result(job, k, code / 100 == 5 ? SC_DENY
+								   : SC_DENYSOFT,
+					   code, job->esc[0] ? job->esc
+							     : default_esc(code),
+					   msg);
+		}
+		job_send(job, r->conf->timeouts.ehlo, "QUIT");
+		if (!job_all_done(job)) {
+			/* recipients deferred at RCPT keep their error */
+			job_set_error(job, SC_DENYSOFT, 451, "4.4.1",
+				      "%s", msg);
+		}
+		job_finish(job);
+		return;
+	default:
+		return;
+	}
+
+	/* JS_TRANSACTION: replies to MAIL, RCPT..., DATA in order */
+	if (job->cmd_head >= job->ncmd)
+		return;
+	const struct relay_cmd *cmd = &job->cmds[job->cmd_head++];
+	switch (cmd->kind) {
+	case CMD_MAIL:
+		if (code / 100 != 2) {
+			job_reply_text(job, msg, sizeof(msg), "MAIL FROM");
+			if (code / 100 == 5) {
+				job_fail_all(job, SC_DENY, code,
+					     job->esc[0] ? job->esc : "5.0.0",
+					     "%s", msg);
+				job_send(job, r->conf->timeouts.ehlo, "QUIT");
+				job_finish(job);
+				return;
+			}
+			job_set_error(job, SC_DENYSOFT, code,
+				      job->esc[0] ? job->esc : "4.0.0", "%s",
+				      msg);
+			job_send(job, r->conf->timeouts.ehlo, "QUIT");
+			job_host_failed(job);
+			return;
+		}
+		break;
+	case CMD_RCPT:
+		if (code / 100 == 2) {
+			job->rs[cmd->rcpt] = RS_ACCEPTED;
+			job->accepted++;
+		} else {
+			job_reply_text(job, msg, sizeof(msg), "RCPT TO");
+			job_result(job, cmd->rcpt,
+				   code / 100 == 5 ? SC_DENY : SC_DENYSOFT,
+				   code, job->esc[0] ? job->esc
+						     : default_esc(code), msg);
+		}
+		break;
+	case CMD_DATA:
+		if (code == 354 && job->accepted > 0) {
+			job->st = JS_BODY;
+			job->off = 0;
+			job->at_bol = true;
+			job->prev_cr = false;
+			sc_conn_set_timeout(job->conn,
+					    r->conf->timeouts.data_block);
+			job_body_pump(job);
+			return;
+		}
+		if (job->accepted == 0) {
+			/* every RCPT failed: DATA was only pipelined along */
+			if (code == 354)
+				sc_conn_write(job->conn, ".\r\n", 3);
+			job_send(job, r->conf->timeouts.ehlo, "QUIT");
+			job_finish(job);
+			return;
+		}
+		job_reply_text(job, msg, sizeof(msg), "DATA");
+		for (size_t k = 0; k < job->nrcpt; k++)
+			if (job->rs[k] == RS_ACCEPTED)
+				job_result(job, k, code / 100 == 5 ? SC_DENY
+								   : SC_DENYSOFT,
+					   code, job->esc[0] ? job->esc
+							     : default_esc(code),
+					   msg);
+		job_send(job, r->conf->timeouts.ehlo, "QUIT");
+		job_finish(job);
+		return;
+	}
+	/* without PIPELINING, the next command goes now */
+	if (!job->ext_pipelining && job->cmd_head < job->ncmd) {
+		const struct relay_cmd *next = &job->cmds[job->cmd_head];
+		if (next->kind == CMD_DATA && job->accepted == 0) {
+			job_send(job, r->conf->timeouts.ehlo, "QUIT");
+			job_finish(job);
+			return;
+		}
+		job_send_cmd(job, job->cmd_head);
+	}
+	(void)d;
+}
+
+/* job_read_replies - parses buffered reply lines; a complete reply goes to
+ * job_handle_reply. Stops when the handler moved the job elsewhere. */
+static void
+job_read_replies(struct relay_job *job, struct sc_conn *c)
+{
+	const char *line;
+	size_t len;
+	int rc;
+
+	while (job->conn == c && !job->finished &&
+	       job->st != JS_TLS && job->st != JS_SCAN &&
+	       (rc = sc_conn_getline(c, RELAY_LINE_MAX, &line, &len,
+				     NULL)) != 0) {
+		if (rc < 0 || len < 3 || !isdigit((unsigned char)line[0]) ||
+		    !isdigit((unsigned char)line[1]) ||
+		    !isdigit((unsigned char)line[2]) ||
+		    (len > 3 && line[3] != ' ' && line[3] != '-')) {
+			job_set_error(job, SC_DENYSOFT, 451, "4.5.0",
+				      "host %s sent a malformed reply",
+				      job->peer);
+			job_host_failed(job);
+			return;
+		}
+		int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
+			   (line[2] - '0');
+		bool more = len > 3 && line[3] == '-';
+		const char *t = len > 4 ? line + 4 : "";
+		size_t tl = len > 4 ? len - 4 : 0;
+
+		if (job->tlen == 0) {
+			job->code = code;
+			job->esc[0] = '\0';
+			/* an enhanced status code leads the text: d.d.d */
+			size_t e = 0;
+			while (e < tl && e < sizeof(job->esc) - 1 &&
+			       (isdigit((unsigned char)t[e]) || t[e] == '.'))
+				e++;
+			if (e >= 5 && e < tl && t[e] == ' ' &&
+			    (t[0] == '2' || t[0] == '4' || t[0] == '5') &&
+			    t[1] == '.') {
+				memcpy(job->esc, t, e);
+				job->esc[e] = '\0';
+				t += e + 1;
+				tl -= e + 1;
+			}
+		}
+		if (job->st == JS_EHLO) {
+			char kw[256];
+			size_t kl = tl < sizeof(kw) - 1 ? tl : sizeof(kw) - 1;
+			memcpy(kw, t, kl);
+			kw[kl] = '\0';
+			if (job->ehlo_first_line) {
+				job->ehlo_first_line = false;
+				if (code / 100 == 2 && job_is_loop(job, kw)) {
+					job_loop_detected(job);
+					return;
+				}
+			} else {
+				job_ehlo_keyword(job, kw);
+			}
+		}
+		/* keep the text (lines joined by spaces), bounded, printable */
+		for (size_t i = 0; i < tl && job->tlen < sizeof(job->text) - 2;
+		     i++) {
+			unsigned char ch = (unsigned char)t[i];
+			job->text[job->tlen++] = ch < 0x20 || ch == 0x7f
+				? '?' : (char)ch;
+		}
+		if (more) {
+			if (job->tlen < sizeof(job->text) - 2)
+				job->text[job->tlen++] = ' ';
+			job->text[job->tlen] = '\0';
+			continue;
+		}
+		job->text[job->tlen] = '\0';
+		job_handle_reply(job);
+		job->tlen = 0;
+		job->text[0] = '\0';
+	}
+}
+
+static void
+job_conn_event(struct sc_conn *c, enum sc_conn_event ev, void *arg)
+{
+	struct relay_job *job = arg;
+
+	if (job->conn != c || job->finished)
+		return;
+	job_ref(job);
+	switch (ev) {
+	case SC_CONN_DATA:
+		job_read_replies(job, c);
+		break;
+	case SC_CONN_DRAINED:
+		if (job->st == JS_BODY && job->waiting_drain) {
+			job->waiting_drain = false;
+			job_body_pump(job);
+		}
+		break;
+	case SC_CONN_EOF:
+	case SC_CONN_ERROR:
+	case SC_CONN_TIMEOUT:
+		job_set_error(job, SC_DENYSOFT, 451,
+			      "4.4.2",
+			      "%s %s%s", ev == SC_CONN_TIMEOUT
+				      ? "timeout talking to"
+				      : "lost connection with", job->peer,
+			      job->st == JS_DOT ? " after the end of data" : "");
+		if (job->st == JS_DOT) {
+			/* the peer may have the message already: another
+			 * host now could deliver it twice; retry later */
+			job_finish(job);
+			break;
+		}
+		job_host_failed(job);
+		break;
+	}
+	job_unref(job);
+}
+
+/* ---- the body ---- */
+
+static void
+job_chunk_work(void *arg)
+{
+	struct relay_job *job = arg;
+	ssize_t n;
+
+	/* pool thread: one read of the queue file, never past the message
+	 * (the queue file may go on with its envelope) */
+	size_t want = job->size - job->off < RELAY_CHUNK
+		? (size_t)(job->size - job->off) : RELAY_CHUNK;
+	n = want == 0 ? 0 : pread(job->fd, job->chunk, want,
+				  (off_t)(job->base + job->off));
+	if (n < 0) {
+		job->chunk_err = errno;
+		job->chunk_len = 0;
+	} else {
+		job->chunk_err = 0;
+		job->chunk_len = (size_t)n;
+	}
+}
+
+/* job_chunk_write - dot-stuffs the chunk (and mends bare LFs) into the
+ * connection's output. */
+static void
+job_chunk_write(struct relay_job *job)
+{
+	const char *p = job->chunk, *end = p + job->chunk_len;
+	const char *start = p;
+
+	for (; p < end; p++) {
+		if (job->at_bol && *p == '.') {
+			sc_conn_write(job->conn, start, (size_t)(p - start));
+			sc_conn_write(job->conn, ".", 1);
+			start = p;
+		}
+		if (*p == '\n' && !job->prev_cr) {
+			sc_conn_write(job->conn, start, (size_t)(p - start));
+			sc_conn_write(job->conn, "\r", 1);
+			start = p;
+		}
+		job->at_bol = *p == '\n';
+		job->prev_cr = *p == '\r';
+	}
+	sc_conn_write(job->conn, start, (size_t)(end - start));
+}
+
+static void
+job_chunk_done(void *arg)
+{
+	struct relay_job *job = arg;
+	struct relay *r = job->r;
+
+	if (job->finished || job->st != JS_BODY || job->conn == NULL) {
+		job_unref(job);
+		return;
+	}
+	job_unref(job);
+	if (job->chunk_err != 0 ||
+	    (job->chunk_len == 0 && job->off < job->size)) {
+		/* our queue file is unreadable: nothing the peer did */
+		job_set_error(job, SC_DENYSOFT, 451, "4.3.0",
+			      "reading the queued message failed: %s",
+			      job->chunk_err ? strerror(job->chunk_err)
+					     : "short file");
+		job_host_failed(job);
+		return;
+	}
+	if (job->chunk_len == 0) {
+		/* end: make sure the last line ends, then the dot */
+		if (!job->at_bol)
+			sc_conn_write(job->conn, "\r\n", 2);
+		sc_conn_write(job->conn, ".\r\n", 3);
+		job->st = JS_DOT;
+		sc_conn_set_timeout(job->conn, r->conf->timeouts.data_done);
+		return;
+	}
+	job_chunk_write(job);
+	job->off += job->chunk_len;
+	sc_conn_set_timeout(job->conn, r->conf->timeouts.data_block);
+	job_body_pump(job);
+}
+
+/* job_body_pump - reads the next chunk unless the peer is behind. */
+static void
+job_body_pump(struct relay_job *job)
+{
+	if (sc_conn_output_pending(job->conn) > RELAY_HIGH_WATER) {
+		job->waiting_drain = true;
+		return;
+	}
+	if (job->chunk == NULL && (job->chunk = malloc(RELAY_CHUNK)) == NULL) {
+		job_set_error(job, SC_DENYSOFT, 451, "4.3.0", "out of memory");
+		job_host_failed(job);
+		return;
+	}
+	job_ref(job);
+	if (sc_work_submit(job_chunk_work, job_chunk_done, job) < 0) {
+		job_unref(job);
+		job_set_error(job, SC_DENYSOFT, 451, "4.3.0",
+			      "cannot schedule a read of the message");
+		job_host_failed(job);
+	}
+}
+
+/* ---- connecting ---- */
+
+static void
+job_connected(struct sc_conn *c, int error, void *arg)
+{
+	struct relay_job *job = arg;
+
+	if (job->finished) {
+		if (c != NULL)
+			sc_conn_close(c);
+		job_unref(job);
+		return;
+	}
+	job_unref(job);
+	if (c == NULL) {
+		job_set_error(job, SC_DENYSOFT, 451, "4.4.1",
+			      "connect to %s:%u: %s", job->peer,
+			      job->hosts[job->hi].port,
+			      strerror(error < 0 ? -error : error));
+		job->ai++;
+		job_next_address(job);
+		return;
+	}
+	job->conn = c;
+	job->tls_active = false;
+	job->tlen = 0;
+	job->st = JS_GREETING;
+	sc_conn_set_handler(c, job_conn_event, job);
+	sc_conn_set_timeout(c, job->r->conf->timeouts.greeting);
+	sc_conn_read_start(c);
+}
+
+/* job_next_address - connects to the address at (hi, ai), moving on to the
+ * next host when a host's addresses are used up; when all are, the job
+ * ends with the last error. */
+static void
+job_next_address(struct relay_job *job)
+{
+	struct relay *r = job->r;
+
+	if (job->st == JS_WAIT_SLOT)
+		return;
+	for (;;) {
+		if (job->hi >= job->nhosts) {
+			job_finish(job);
+			return;
+		}
+		struct relay_host *h = &job->hosts[job->hi];
+		if (h->self || job->ai >= h->naddr) {
+			job->hi++;
+			job->ai = 0;
+			job->plaintext_only = false;
+			continue;
+		}
+		/* DANE: a usable TLSA set needs a secure answer; a bogus or
+		 * failed lookup means we cannot tell: try another host */
+		job->dane = false;
+		if (r->conf->tls == TLS_DANE) {
+			if (h->st_tlsa == SC_DNS_BOGUS ||
+			    h->st_tlsa == SC_DNS_TEMPFAIL) {
+				job_set_error(job, SC_DENYSOFT, 451, "4.7.5",
+					      "TLSA lookup for %s failed: "
+					      "cannot decide on DANE",
+					      h->name);
+				job->hi++;
+				job->ai = 0;
+				continue;
+			}
+			job->dane = h->tlsa_secure && h->ntlsa > 0;
+		}
+		break;
+	}
+	struct relay_host *h = &job->hosts[job->hi];
+	const char *addr = h->addr[job->ai];
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(h->port);
+		inet_pton(AF_INET6, addr, &s6->sin6_addr);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(h->port);
+		inet_pton(AF_INET, addr, &s4->sin_addr);
+	}
+	sfmt(job->peer, sizeof(job->peer), "%s[%s]", h->name, addr);
+	if (job->slot == NULL && !dest_acquire(r, job)) {
+		job->st = JS_WAIT_SLOT;
+		return;
+	}
+	job->st = JS_CONNECTING;
+	sc_log_debug("relay: %s: connecting to %s:%u",
+		     sc_delivery_queue_id(job->batch->d), job->peer, h->port);
+	job_ref(job);
+	if (sc_conn_connect((struct sockaddr *)&ss, r->conf->connect_timeout,
+			    job_connected, job) < 0) {
+		job_unref(job);
+		job_set_error(job, SC_DENYSOFT, 451, "4.4.1",
+			      "cannot connect to %s", job->peer);
+		job->ai++;
+		job_next_address(job);
+	}
+}
+
+/* ---- DNS ---- */
+
+struct relay_dnsq {
+	struct relay_job *job;
+	size_t host;
+	int type;
+};
+
+static void job_hosts_resolved(struct relay_job *job);
+
+static void
+job_addr_cb(const struct sc_dns_result *res, void *arg)
+{
+	struct relay_dnsq *q = arg;
+	struct relay_job *job = q->job;
+	struct relay_host *h = &job->hosts[q->host];
+
+	if (!job->finished) {
+		if (q->type == SC_DNS_TLSA) {
+			h->st_tlsa = res->status;
+			h->tlsa_secure = res->secure;
+			for (size_t i = 0; res->status == SC_DNS_OK &&
+			     i < res->n && h->ntlsa < RELAY_MAX_TLSA; i++) {
+				unsigned char *p = malloc(res->rr[i].len);
+				if (p == NULL)
+					break;
+				memcpy(p, res->rr[i].data, res->rr[i].len);
+				h->tlsa[h->ntlsa] = p;
+				h->tlsa_len[h->ntlsa++] = res->rr[i].len;
+			}
+		} else {
+			if (q->type == SC_DNS_A)
+				h->st_a = res->status;
+			else
+				h->st_aaaa = res->status;
+			for (size_t i = 0; res->status == SC_DNS_OK &&
+			     i < res->n && h->naddr < RELAY_MAX_ADDRS; i++) {
+				if (res->rr[i].addr[0] == '\0')
+					continue;
+				sfmt(h->addr[h->naddr++],
+					 sizeof(h->addr[0]), "%s",
+					 res->rr[i].addr);
+			}
+			if (res->error != NULL)
+				sfmt(h->dns_error, sizeof(h->dns_error),
+					 "%s", res->error);
+		}
+	}
+	free(q);
+	if (--job->dns_pending == 0 && !job->finished)
+		job_hosts_resolved(job);
+	job_unref(job);
+}
+
+static int
+job_lookup(struct relay_job *job, size_t host, const char *name, int type)
+{
+	struct relay_dnsq *q = malloc(sizeof(*q));
+
+	if (q == NULL)
+		return -1;
+	q->job = job;
+	q->host = host;
+	q->type = type;
+	job->dns_pending++;
+	job_ref(job);
+	if (sc_dns_resolve(name, type, job_addr_cb, q) < 0) {
+		job->dns_pending--;
+		job_unref(job);
+		free(q);
+		return -1;
+	}
+	return 0;
+}
+
+/* job_resolve_hosts - A, AAAA (and TLSA for dane) of every host, all at
+ * once; job_hosts_resolved runs when the last answer is in. */
+static void
+job_resolve_hosts(struct relay_job *job)
+{
+	/* hold a reference: answers may arrive while we still submit */
+	job_ref(job);
+	job->dns_pending++;
+	for (size_t i = 0; i < job->nhosts; i++) {
+		struct relay_host *h = &job->hosts[i];
+		if (is_ip_literal(h->name)) {
+			sfmt(h->addr[0], sizeof(h->addr[0]), "%s",
+				 h->name);
+			h->naddr = 1;
+			h->st_a = SC_DNS_OK;
+			h->st_tlsa = SC_DNS_NODATA;
+			continue;
+		}
+		h->st_a = h->st_aaaa = SC_DNS_TEMPFAIL;
+		h->st_tlsa = SC_DNS_NODATA;
+		if (job_lookup(job, i, h->name, SC_DNS_A) < 0 ||
+		    job_lookup(job, i, h->name, SC_DNS_AAAA) < 0)
+			sfmt(h->dns_error, sizeof(h->dns_error),
+				 "cannot look up %s", h->name);
+		if (job->r->conf->tls == TLS_DANE) {
+			char tname[300];
+			sfmt(tname, sizeof(tname), "_%u._tcp.%s",
+				 h->port, h->name);
+			h->st_tlsa = SC_DNS_TEMPFAIL;
+			job_lookup(job, i, tname, SC_DNS_TLSA);
+		}
+	}
+	if (--job->dns_pending == 0 && !job->finished)
+		job_hosts_resolved(job);
+	job_unref(job);
+}
+
+static int
+addr_cmp_v4_first(const void *a, const void *b)
+{
+	bool a6 = strchr(a, ':') != NULL, b6 = strchr(b, ':') != NULL;
+
+	return (int)a6 - (int)b6;
+}
+
+/* job_hosts_resolved - every address is known: apply the MX rules that
+ * need them (this server among the MX hosts), then connect. */
+static void
+job_hosts_resolved(struct relay_job *job)
+{
+	bool any_addr = false, any_temp = false, all_nx = true;
+	int self_pref = -1;
+
+	for (size_t i = 0; i < job->nhosts; i++) {
+		struct relay_host *h = &job->hosts[i];
+
+		/* IPv4 first: deterministic, and what most MX hosts
+		 * answer on reliably */
+		qsort(h->addr, h->naddr, sizeof(h->addr[0]),
+		      addr_cmp_v4_first);
+		if (h->naddr > 0)
+			any_addr = true;
+		if (h->naddr == 0 && (h->st_a == SC_DNS_TEMPFAIL ||
+				      h->st_a == SC_DNS_BOGUS ||
+				      h->st_aaaa == SC_DNS_TEMPFAIL ||
+				      h->st_aaaa == SC_DNS_BOGUS))
+			any_temp = true;
+		if (h->st_a != SC_DNS_NXDOMAIN || h->st_aaaa != SC_DNS_NXDOMAIN)
+			all_nx = false;
+		if (!job->mx_routing)
+			continue;
+		bool self = strcasecmp(h->name, relay_hostname()) == 0;
+		for (size_t a = 0; !self && a < h->naddr; a++)
+			self = sc_dns_is_local_address(h->addr[a]);
+		if (self && (self_pref < 0 || h->pref < self_pref))
+			self_pref = h->pref;
+	}
+	if (job->mx_routing && self_pref >= 0) {
+		/* RFC 5321 5.1: only MX hosts more preferred than we are */
+		bool better = false;
+		for (size_t i = 0; i < job->nhosts; i++) {
+			struct relay_host *h = &job->hosts[i];
+			if (h->pref >= self_pref)
+				h->self = true;
+			else if (h->naddr > 0)
+				better = true;
+		}
+		if (!better) {
+			if (sc_config_domain_routing(job->domain) ==
+			    SC_ROUTING_BACKUP) {
+				job_fail_all(job, SC_DENYSOFT, 451, "4.4.0",
+					     "no MX host of %s with a better "
+					     "preference than this server is "
+					     "reachable", job->domain);
+			} else {
+				job_fail_all(job, SC_DENY, 554, "5.4.6",
+					     "mail for %s loops back to "
+					     "myself", job->domain);
+			}
+			job_finish(job);
+			return;
+		}
+	}
+	if (!any_addr) {
+		const char *why = job->hosts[0].dns_error[0] != '\0'
+			? job->hosts[0].dns_error : "no A/AAAA record";
+		if (any_temp)
+			job_set_error(job, SC_DENYSOFT, 451, "4.4.3",
+				      "cannot resolve the mail host of %s: "
+				      "%s", job->domain, why);
+		else if (job->implicit_mx)
+			/* the domain exists but has neither MX nor
+			 * address: nothing will change by waiting */
+			job_set_error(job, SC_DENY, 550, "5.4.4",
+				      "recipient domain %s has no MX and no "
+				      "A/AAAA record", job->domain);
+		else
+			/* MX hosts without addresses: a broken zone that
+			 * may be fixed; keep trying until max_queue_time */
+			job_set_error(job, SC_DENYSOFT, 451, "4.4.4",
+				      "no address for the mail host%s of %s%s",
+				      job->nhosts > 1 ? "s" : "", job->domain,
+				      all_nx ? " (host not found)" : "");
+		job_finish(job);
+		return;
+	}
+	job->hi = job->ai = 0;
+	job_next_address(job);
+}
+
+static void
+job_mx_cb(const struct sc_dns_result *res, void *arg)
+{
+	struct relay_job *job = arg;
+	size_t n;
+
+	if (job->finished) {
+		job_unref(job);
+		return;
+	}
+	switch (res->status) {
+	case SC_DNS_OK:
+		if (res->n == 1 && res->rr[0].pref == 0 &&
+		    (res->rr[0].name[0] == '\0' ||
+		     strcmp(res->rr[0].name, ".") == 0)) {
+			job_fail_all(job, SC_DENY, 556, "5.1.10",
+				     "recipient domain %s has a null MX "
+				     "(RFC 7505) and accepts no mail",
+				     job->domain);
+			job_finish(job);
+			break;
+		}
+		n = res->n < RELAY_MAX_HOSTS ? res->n : RELAY_MAX_HOSTS;
+		job->hosts = calloc(n, sizeof(*job->hosts));
+		if (job->hosts == NULL) {
+			job_set_error(job, SC_DENYSOFT, 451, "4.3.0",
+				      "out of memory");
+			job_finish(job);
+			break;
+		}
+		for (size_t i = 0; i < res->n && job->nhosts < n; i++) {
+			const struct sc_dns_rr *rr = &res->rr[i];
+			if (rr->name[0] == '\0' || strcmp(rr->name, ".") == 0)
+				continue;	/* a null MX among others */
+			struct relay_host *h = &job->hosts[job->nhosts++];
+			sfmt(h->name, sizeof(h->name), "%s", rr->name);
+			h->pref = rr->pref;
+			h->port = (uint16_t)job->r->conf->port;
+		}
+		job->mx_routing = true;
+		job_resolve_hosts(job);
+		break;
+	case SC_DNS_NODATA:
+		/* no MX: the domain itself is the implicit MX (RFC 5321 5.1) */
+		job->hosts = calloc(1, sizeof(*job->hosts));
+		if (job->hosts == NULL) {
+			job_finish(job);
+			break;
+		}
+		job->nhosts = 1;
+		sfmt(job->hosts[0].name, sizeof(job->hosts[0].name), "%s",
+			 job->domain);
+		job->hosts[0].pref = 0;
+		job->hosts[0].port = (uint16_t)job->r->conf->port;
+		job->mx_routing = true;
+		job->implicit_mx = true;
+		job_resolve_hosts(job);
+		break;
+	case SC_DNS_NXDOMAIN:
+		job_fail_all(job, SC_DENY, 550, "5.1.2",
+			     "recipient domain %s does not exist (DNS: "
+			     "NXDOMAIN)", job->domain);
+		job_finish(job);
+		break;
+	case SC_DNS_TEMPFAIL:
+	case SC_DNS_BOGUS:
+		job_set_error(job, SC_DENYSOFT, 451, "4.4.3",
+			      "MX lookup for %s failed: %s", job->domain,
+			      res->error != NULL ? res->error
+						 : "temporary DNS error");
+		job_finish(job);
+		break;
+	}
+	job_unref(job);
+}
+
+/* job_start - picks the next hop: ROUTE's choice, a static route, the
+ * smarthost, or the MX records of the domain. */
+static void
+job_start(struct relay_job *job)
+{
+	struct relay *r = job->r;
+	const char *hop = sc_delivery_nexthop(job->batch->d);
+	char host[256];
+	uint16_t port;
+
+	if (hop == NULL || hop[0] == '\0') {
+		for (size_t i = 0; i < r->conf->routes.n; i++)
+			if (strcasecmp(r->conf->routes.keys[i],
+				       job->domain) == 0) {
+				hop = r->conf->routes.values[i];
+				break;
+			}
+	}
+	if ((hop == NULL || hop[0] == '\0') && r->smarthost_host[0] != '\0') {
+		sfmt(host, sizeof(host), "%s", r->smarthost_host);
+		port = r->smarthost_port;
+		job->use_auth = r->password != NULL;
+	} else if (hop != NULL && hop[0] != '\0') {
+		if (split_hostport(hop, host, sizeof(host), &port,
+				   (uint16_t)r->conf->port) < 0) {
+			job_fail_all(job, SC_DENYSOFT, 451, "4.3.5",
+				     "bad next hop '%s' (want host:port)",
+				     hop);
+			job_finish(job);
+			return;
+		}
+	} else {
+		sfmt(job->dest_key, sizeof(job->dest_key), "mx:%s",
+			 job->domain);
+		job_ref(job);
+		if (sc_dns_resolve(job->domain, SC_DNS_MX, job_mx_cb, job) < 0) {
+			job_unref(job);
+			job_set_error(job, SC_DENYSOFT, 451, "4.4.3",
+				      "cannot look up the MX of %s",
+				      job->domain);
+			job_finish(job);
+		}
+		return;
+	}
+	sfmt(job->dest_key, sizeof(job->dest_key), "%s:%u", host, port);
+	job->hosts = calloc(1, sizeof(*job->hosts));
+	if (job->hosts == NULL) {
+		job_finish(job);
+		return;
+	}
+	job->nhosts = 1;
+	sfmt(job->hosts[0].name, sizeof(job->hosts[0].name), "%s", host);
+	job->hosts[0].port = port;
+	job->hosts[0].pref = -1;
+	job_resolve_hosts(job);
+}
+
+static const char *
+rcpt_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at != NULL ? at + 1 : "";
+}
+
+/* relay_deliver - the driver entry: one job per recipient domain. */
+static void
+relay_deliver(struct sc_delivery *d, void *data)
+{
+	struct relay *r = data;
+	size_t n = sc_delivery_rcpt_count(d);
+	struct relay_batch *b;
+	struct relay_job **jobs;
+	size_t njobs = 0;
+	uint64_t size = 0;
+
+	b = calloc(1, sizeof(*b));
+	jobs = calloc(n == 0 ? 1 : n, sizeof(*jobs));
+	if (b == NULL || jobs == NULL) {
+		free(b);
+		free(jobs);
+		sc_delivery_done(d);	/* all deferred */
+		return;
+	}
+	b->d = d;
+	int fd = sc_delivery_open(d, &size);
+	/* reads are pread()s relative to where the message starts */
+	off_t base = fd >= 0 ? lseek(fd, 0, SEEK_CUR) : -1;
+	if (fd >= 0 && base < 0)
+		base = 0;
+	if (fd < 0) {
+		for (size_t i = 0; i < n; i++)
+			sc_delivery_rcpt_result(d, i, SC_DENYSOFT, 451, "4.3.0",
+						"cannot open the queued message");
+		sc_delivery_done(d);
+		free(b);
+		free(jobs);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *dom = rcpt_domain(sc_delivery_rcpt(d, i));
+		struct relay_job *job = NULL;
+		for (size_t j = 0; j < njobs; j++)
+			if (strcasecmp(jobs[j]->domain, dom) == 0)
+				job = jobs[j];
+		if (job == NULL) {
+			job = calloc(1, sizeof(*job));
+			if (job != NULL) {
+				job->idx = calloc(n, sizeof(*job->idx));
+				job->rs = calloc(n, sizeof(*job->rs));
+				job->cmds = calloc(n + 2, sizeof(*job->cmds));
+			}
+			if (job == NULL || job->idx == NULL ||
+			    job->rs == NULL || job->cmds == NULL) {
+				if (job != NULL) {
+					free(job->idx);
+					free(job->rs);
+					free(job->cmds);
+					free(job);
+				}
+				sc_delivery_rcpt_result(d, i, SC_DENYSOFT, 451,
+							"4.3.0",
+							"out of memory");
+				continue;
+			}
+			job->refs = 1;
+			job->fd = -1;
+			job->r = r;
+			job->batch = b;
+			job->size = size;
+			job->base = (uint64_t)base;
+			sfmt(job->domain, sizeof(job->domain), "%s", dom);
+			jobs[njobs++] = job;
+		}
+		job->idx[job->nrcpt++] = i;
+	}
+	if (njobs == 0) {
+		close(fd);
+		sc_delivery_done(d);
+		free(b);
+		free(jobs);
+		return;
+	}
+	/* each job gets its own fd: reads happen at explicit offsets */
+	for (size_t j = 0; j < njobs; j++) {
+		jobs[j]->fd = j == 0 ? fd : dup(fd);
+		jobs[j]->next = r->jobs;
+		if (r->jobs != NULL)
+			r->jobs->prev = jobs[j];
+		r->jobs = jobs[j];
+	}
+	b->jobs_left = (unsigned)njobs;
+	/* the batch may end inside job_start: keep our own list */
+	for (size_t j = 0; j < njobs; j++)
+		job_ref(jobs[j]);
+	for (size_t j = 0; j < njobs; j++) {
+		if (jobs[j]->fd < 0) {
+			job_set_error(jobs[j], SC_DENYSOFT, 451, "4.3.0",
+				      "cannot open the queued message");
+			job_finish(jobs[j]);
+		} else {
+			job_start(jobs[j]);
+		}
+	}
+	for (size_t j = 0; j < njobs; j++)
+		job_unref(jobs[j]);
+	free(jobs);
+}
+
+/* ---- status ---- */
+
+static size_t
+relay_status(char *buf, size_t len, void *data)
+{
+	struct relay *r = data;
+	size_t waiting = 0;
+	int n;
+
+	for (struct relay_dest *dst = r->dests; dst != NULL; dst = dst->next)
+		for (struct relay_job *j = dst->wait_head; j != NULL;
+		     j = j->wait_next)
+			waiting++;
+	n = snprintf(buf, len,
+		     "relay connections: %u\n"
+		     "relay waiting for a connection slot: %zu\n"
+		     "relay delivered: %llu\nrelay deferred: %llu\n"
+		     "relay failed: %llu",
+		     r->connections, waiting,
+		     (unsigned long long)r->delivered,
+		     (unsigned long long)r->deferred,
+		     (unsigned long long)r->failed);
+	if (n < 0)
+		return 0;
+	return (size_t)n < len ? (size_t)n : len - 1;
+}
+
+/* ---- module lifecycle ---- */
+
+static int
+relay_read_password(const char *path, char **pw_r, const char **error_r)
+{
+	static char err[300];
+	char buf[512];
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		sfmt(err, sizeof(err),
+			 "smarthost_auth.password_file %s: %s", path,
+			 strerror(errno));
+		*error_r = err;
+		return -1;
+	}
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (buf[0] == '\0') {
+		sfmt(err, sizeof(err),
+			 "smarthost_auth.password_file %s is empty", path);
+		*error_r = err;
+		return -1;
+	}
+	*pw_r = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	if (*pw_r == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+relay_instance_new(struct sc_instance *inst, const void *config,
+		   void **data_r, const char **error_r)
+{
+	const struct relay_conf *conf = config;
+	struct relay *r;
+
+	if (conf->port == 0 || conf->port > 65535) {
+		*error_r = "port must be between 1 and 65535";
+		return -1;
+	}
+	for (size_t i = 0; i < conf->routes.n; i++) {
+		char host[256];
+		uint16_t port;
+		if (split_hostport(conf->routes.values[i], host, sizeof(host),
+				   &port, 25) < 0) {
+			*error_r = "routes: each value must be host:port";
+			return -1;
+		}
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	r->inst = inst;
+	r->conf = conf;
+	if (conf->smarthost != NULL && conf->smarthost[0] != '\0' &&
+	    split_hostport(conf->smarthost, r->smarthost_host,
+			   sizeof(r->smarthost_host), &r->smarthost_port,
+			   25) < 0) {
+		free(r);
+		*error_r = "smarthost must be host:port";
+		return -1;
+	}
+	const struct relay_auth_conf *ac = &conf->smarthost_auth;
+	if ((ac->user != NULL) != (ac->password_file != NULL)) {
+		free(r);
+		*error_r = "smarthost_auth needs both user and password_file";
+		return -1;
+	}
+	if (ac->user != NULL) {
+		if (r->smarthost_host[0] == '\0') {
+			free(r);
+			*error_r = "smarthost_auth without smarthost";
+			return -1;
+		}
+		/* read now: the file may be readable by root only, and we
+		 * run unprivileged later */
+		if (relay_read_password(ac->password_file, &r->password,
+					error_r) < 0) {
+			free(r);
+			return -1;
+		}
+	}
+	r->drv.kind = SC_DELIVERY_REMOTE;
+	r->drv.deliver = relay_deliver;
+	r->drv.retry_ms = conf->retry.v;
+	r->drv.retry_count = conf->retry.n;
+	r->drv.max_queue_time_ms = conf->max_queue_time;
+	*data_r = r;
+	return 0;
+}
+
+static int
+relay_instance_start(struct sc_instance *inst, void *data,
+		     const char **error_r)
+{
+	struct relay *r = data;
+
+	if (sc_delivery_register(inst, &r->drv, r) < 0) {
+		*error_r = "cannot register the remote delivery driver";
+		return -1;
+	}
+	if (sc_status_register(inst, relay_status, r) < 0) {
+		*error_r = "cannot register the status function";
+		return -1;
+	}
+	return 0;
+}
+
+static void
+relay_instance_free(struct sc_instance *inst, void *data)
+{
+	struct relay *r = data;
+
+	/* attempts in progress end as deferred; the queue keeps them */
+	r->stopping = true;
+	while (r->jobs != NULL) {
+		struct relay_job *job = r->jobs;
+		job_set_error(job, SC_DENYSOFT, 451, "4.3.2",
+			      "delivery interrupted (shutdown or reload)");
+		job_finish(job);
+	}
+	while (r->dests != NULL) {
+		struct relay_dest *dst = r->dests;
+		r->dests = dst->next;
+		free(dst);
+	}
+	if (r->password != NULL) {
+		explicit_bzero(r->password, strlen(r->password));
+		free(r->password);
+	}
+	free(r);
+}
+
+SC_MODULE(relay,
+	.version = "1.0",
+	.description = "SMTP delivery to MX hosts, static routes or a smarthost",
+	.keys = relay_keys,
+	.config_size = sizeof(struct relay_conf),
+	.instance_new = relay_instance_new,
+	.instance_start = relay_instance_start,
+	.instance_free = relay_instance_free,
+);

@@ -267,13 +267,14 @@ alias_parse(const char *name, const char *text, size_t len,
 		const struct alias_entry *a = &t->v[i - 1], *b = &t->v[i];
 
 		if (entry_cmp(a, b) == 0) {
+			const struct alias_entry *later =
+			    a->line < b->line ? b : a;
 			unsigned first = a->line < b->line ? a->line : b->line;
-			unsigned second = a->line < b->line ? b->line : a->line;
 
-			*error_r = fmt_error(name, second,
+			*error_r = fmt_error(name, later->line,
 			    "duplicate alias %s%s%s (first on line %u)",
-			    b->local, b->domain ? "@" : "",
-			    b->domain ? b->domain : "", first);
+			    later->local, later->domain ? "@" : "",
+			    later->domain ? later->domain : "", first);
 			goto fail;
 		}
 	}

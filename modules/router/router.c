@@ -59,7 +59,8 @@ struct reload;
 struct router {
 	unsigned refs;
 	bool gone;			/* instance_free ran             */
-	struct sc_instance *inst;
+	struct sc_instance *inst;	/* only while !gone              */
+	char *name;			/* instance name, for logs       */
 	char *aliases_path;		/* NULL: no aliases              */
 	struct alias_table *aliases;
 	struct file_id aliases_id;
@@ -88,6 +89,7 @@ router_unref(struct router **rp)
 		free(r->postmaster.v[i]);
 	free(r->postmaster.v);
 	free(r->aliases_path);
+	free(r->name);
 	free(r);
 }
 
@@ -211,7 +213,7 @@ reload_done(void *arg)
 		rl->table = NULL;
 		r->aliases_id = rl->id;
 		sc_log_info("router %s: aliases %s %s: %zu entries",
-			    sc_instance_name(r->inst), rl->path,
+			    r->name, rl->path,
 			    rl->id.present ? "reloaded" : "removed",
 			    r->aliases->n);
 	} else if (rl->result < 0) {
@@ -219,7 +221,7 @@ reload_done(void *arg)
 		 * every poll. */
 		r->aliases_id = rl->id;
 		sc_log_error("router %s: %s; keeping the previous aliases",
-			     sc_instance_name(r->inst),
+			     r->name,
 			     rl->error ? rl->error : "out of memory");
 	}
 	alias_table_free(&rl->table);
@@ -453,14 +455,15 @@ route_pm_account_done(struct sc_session *s, const struct sc_hook_outcome *out,
 		finish(c, SC_OK);
 		return;
 	}
-	if (out->result == SC_DENYSOFT || out->result == SC_DENYSOFTDISCONNECT) {
+	if (out->result == SC_DENYSOFT ||
+	    out->result == SC_DENYSOFTDISCONNECT) {
 		sc_reply_set(c->call, 451, "4.3.0",
 			     "<%s>: mailbox lookup failed", c->rcpt);
 		finish(c, SC_DENYSOFT);
 		return;
 	}
 	sc_log_info("router %s: %s has no mailbox: delivering to postmaster:",
-		    sc_instance_name(c->r->inst), c->rcpt);
+		    c->r->name, c->rcpt);
 	for (size_t i = 0; i < c->r->postmaster.n; i++)
 		expand_one(c, c->r->postmaster.v[i]);
 	finish(c, SC_OK);
@@ -496,7 +499,13 @@ route_local(struct rctx *c)
 			return;
 		}
 		/* XXX the self target: asks the core for local delivery of
-		 * the recipient itself next to the expansion. */
+		 * the recipient itself next to the expansion; the queue
+		 * runner of satchel 0.1 ignores the kind when there are
+		 * targets, so say so. */
+		if (expanded > 0)
+			sc_log_warning("router %s: alias %s names itself; "
+				       "only its other targets get a copy",
+				       c->r->name, c->rcpt);
 		sc_route_set(c->call, SC_DELIVERY_LOCAL, NULL);
 		finish(c, SC_OK);
 		return;
@@ -718,6 +727,8 @@ router_instance_new(struct sc_instance *inst, const void *config,
 		goto oom;
 	r->refs = 1;
 	r->inst = inst;
+	if ((r->name = strdup(sc_instance_name(inst))) == NULL)
+		goto oom;
 	if (conf->postmaster.n > 0) {
 		r->postmaster.v = calloc(conf->postmaster.n, sizeof(char *));
 		if (r->postmaster.v == NULL)

@@ -1,4 +1,4 @@
-# smtp: see satchel-smtp(5).
+# smtp: the SMTP listener module; see satchel-smtp(5).
 mod_LTLIBRARIES += modules/smtp/smtp.la
 modules_smtp_smtp_la_SOURCES = \
 	modules/smtp/smtp.c
@@ -6,3 +6,12 @@ modules_smtp_smtp_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_smtp_smtp_la_CFLAGS = $(MODULE_CFLAGS)
 modules_smtp_smtp_la_LDFLAGS = $(MODULE_LDFLAGS)
 dist_man_MANS += modules/smtp/satchel-smtp.5
+
+TESTS += \
+	modules/smtp/tests/test_smtp.py \
+	modules/smtp/tests/test_smtp_auth.py \
+	modules/smtp/tests/test_smtp_crash.py
+EXTRA_DIST += \
+	modules/smtp/tests/test_smtp.py \
+	modules/smtp/tests/test_smtp_auth.py \
+	modules/smtp/tests/test_smtp_crash.py

@@ -1,3 +1,2291 @@
 /* SPDX-License-Identifier: MIT */
-/* smtp - placeholder: not written yet. */
+/*
+ * smtp - the SMTP listener module (RFC 5321 + ESMTP extensions, SASL).
+ *
+ * Runs entirely on the event loop thread. One command table and one
+ * enter_state() drive every session (after OpenSMTPD's smtp_session.c);
+ * policy comes from the hook chains, messages go to the core's queue.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
 #include <satchel/satchel.h>
+
+#define SMTP_CMD_MAX	510	/* RFC 5321 4.5.3.1.4: 512 with CRLF   */
+#define SMTP_AUTH_MAX	12288	/* RFC 4954 4: AUTH lines may be long  */
+#define SMTP_TEXT_MAX	998	/* RFC 5321 4.5.3.1.6: 1000 with CRLF  */
+#define SMTP_MAX_ERRORS	10	/* bad commands in a row, then 421     */
+#define SMTP_WBUF	65536	/* message bytes gathered per tx write */
+#define SMTP_MAX_HOPS	100	/* Received: headers: a mail loop      */
+
+enum smtp_mode { MODE_MX = 0, MODE_SUBMISSION };
+enum smtp_tls { TLS_NONE = 0, TLS_STARTTLS, TLS_IMPLICIT };
+
+struct smtp_listen_conf {
+	struct sc_sockaddr address;
+	int mode;
+	int tls;
+};
+
+struct smtp_timeouts {
+	uint64_t command;
+	uint64_t data;
+};
+
+struct smtp_conf {
+	struct sc_list listen;
+	uint64_t max_message_size;
+	uint64_t max_recipients;
+	struct smtp_timeouts timeouts;
+	struct sc_cidr_list relay_networks;
+	bool enforce_sender;
+	char *banner;
+	uint64_t auth_failure_delay;
+};
+
+static const struct sc_config_key listen_keys[] = {
+	{ "address", SC_KEY_ADDRESS, offsetof(struct smtp_listen_conf, address),
+	  NULL, SC_KEY_REQUIRED, "host:port or [v6]:port to listen on",
+	  NULL, NULL, 0 },
+	{ "mode", SC_KEY_ENUM, offsetof(struct smtp_listen_conf, mode), "mx", 0,
+	  "mx (incoming mail) or submission (AUTH required for MAIL)",
+	  "mx|submission", NULL, 0 },
+	{ "tls", SC_KEY_ENUM, offsetof(struct smtp_listen_conf, tls),
+	  "starttls", 0, "none, starttls (offered; needed for AUTH) or "
+	  "implicit (TLS from the first byte)", "none|starttls|implicit",
+	  NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 },
+};
+
+static const struct sc_config_key timeout_keys[] = {
+	{ "command", SC_KEY_DURATION, offsetof(struct smtp_timeouts, command),
+	  "5m", 0, "idle time allowed while waiting for a command",
+	  NULL, NULL, 0 },
+	{ "data", SC_KEY_DURATION, offsetof(struct smtp_timeouts, data),
+	  "10m", 0, "idle time allowed while receiving message data",
+	  NULL, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 },
+};
+
+static const struct sc_config_key smtp_keys[] = {
+	{ "listen", SC_KEY_LIST, offsetof(struct smtp_conf, listen), NULL,
+	  SC_KEY_REQUIRED, "listeners: {address, mode, tls}", NULL,
+	  listen_keys, sizeof(struct smtp_listen_conf) },
+	{ "max_message_size", SC_KEY_SIZE,
+	  offsetof(struct smtp_conf, max_message_size), "50M", 0,
+	  "largest message accepted (SIZE)", NULL, NULL, 0 },
+	{ "max_recipients", SC_KEY_UINT,
+	  offsetof(struct smtp_conf, max_recipients), "100", 0,
+	  "recipients per message", NULL, NULL, 0 },
+	{ "timeouts", SC_KEY_OBJECT, offsetof(struct smtp_conf, timeouts),
+	  NULL, 0, "{command: 5m, data: 10m}", NULL, timeout_keys, 0 },
+	{ "relay_networks", SC_KEY_CIDR_LIST,
+	  offsetof(struct smtp_conf, relay_networks), "[]", 0,
+	  "client networks allowed to relay without AUTH", NULL, NULL, 0 },
+	{ "enforce_sender", SC_KEY_BOOL,
+	  offsetof(struct smtp_conf, enforce_sender), "false", 0,
+	  "MAIL FROM must be the authenticated address", NULL, NULL, 0 },
+	{ "banner", SC_KEY_STR, offsetof(struct smtp_conf, banner), NULL, 0,
+	  "text after the hostname in the 220 greeting", NULL, NULL, 0 },
+	{ "auth_failure_delay", SC_KEY_DURATION,
+	  offsetof(struct smtp_conf, auth_failure_delay), "1s", 0,
+	  "delay before a 535; doubles per failure in a session (max 8x)",
+	  NULL, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 },
+};
+
+struct smtp_inst;
+
+struct smtp_listener {
+	struct smtp_inst *si;
+	const struct smtp_listen_conf *lc;
+};
+
+struct smtp_inst {
+	struct sc_instance *inst;
+	const struct smtp_conf *conf;
+	size_t listener_count;
+	struct smtp_listener *listeners;
+};
+
+enum smtp_state {
+	S_CONNECT = 0,	/* connect hook running                      */
+	S_TLS,		/* TLS handshake running                     */
+	S_HELO,		/* waiting for HELO/EHLO                     */
+	S_READY,	/* commands (a transaction may be open)      */
+	S_AUTH_PLAIN,	/* AUTH PLAIN: waiting for the response      */
+	S_AUTH_USER,	/* AUTH LOGIN: waiting for the user name     */
+	S_AUTH_PASS,	/* AUTH LOGIN: waiting for the password      */
+	S_DATA,		/* DATA: receiving text lines                */
+	S_BDAT,		/* BDAT: receiving a chunk of n bytes        */
+	S_QUIT,		/* closing                                   */
+};
+
+struct smtp_rcpt {
+	char *address;
+	char *params;
+};
+
+/* One mail transaction: MAIL .. end of data (or RSET). */
+struct smtp_tx {
+	char *sender;
+	char *mail_params;
+	bool smtputf8;
+	size_t rcpt_count, rcpt_alloc;
+	struct smtp_rcpt *rcpts;
+	struct sc_env_rcpt *env_rcpts;
+
+	struct sc_queue_tx *qtx;	/* open while receiving data     */
+	bool data_started;		/* DATA hook passed, qtx begun   */
+	uint64_t size;			/* message bytes (no Received:)  */
+	bool too_big;
+	bool line_too_long;
+	bool write_failed;
+	bool prev_bare_lf;		/* last DATA line ended in LF    */
+	/* BDAT */
+	bool bdat;			/* this tx uses BDAT             */
+	bool bdat_failed;		/* discard chunks until RSET     */
+	bool bdat_last;
+	uint64_t bdat_remaining;
+	uint64_t bdat_chunk;
+	int bdat_code;			/* reply for a discarded chunk   */
+	char bdat_esc[16];
+	char *bdat_text;
+	/* header scanner */
+	bool in_headers;
+	bool at_bol;
+	size_t hdr_len;			/* bytes of this line seen       */
+	char hdr_start[10];
+	size_t header_count;
+	size_t received_count;
+	/* write buffer */
+	size_t wlen;
+	char *wbuf;
+};
+
+struct smtp_session;
+typedef void (*smtp_then_fn)(struct smtp_session *ss,
+			     const struct sc_hook_outcome *out);
+
+struct smtp_session {
+	struct smtp_inst *si;
+	const struct smtp_conf *conf;
+	const struct smtp_listen_conf *lc;
+	struct sc_session *s;
+	struct sc_conn *c;
+	enum smtp_state state;
+	bool esmtp;
+	bool pending;		/* hook/commit/timer outstanding     */
+	bool in_process;
+	bool closing;
+	bool eof;
+	bool greeted;		/* the 220 banner was sent           */
+	unsigned depth;		/* entry-point nesting, for closing  */
+	unsigned errors;	/* bad commands in a row             */
+	unsigned auth_failures;
+	smtp_then_fn then;	/* continuation of the pending hook  */
+	struct smtp_tx *tx;
+	bool committing;	/* tx->qtx handed to the queue       */
+	struct sc_timer *timer;
+	/* pending hook arguments (must outlive an async chain) */
+	struct sc_mail_request mreq;
+	struct sc_rcpt_request rreq;
+	struct sc_auth_request areq;
+	struct sc_data_request dreq;
+	char *arg_address;	/* MAIL/RCPT address being checked   */
+	char *arg_local;
+	char *arg_domain;
+	char *arg_params;
+	char *helo_arg;
+	enum sc_routing arg_routing;
+	char *auth_mech;
+	char *auth_user;
+	char *auth_pass;
+};
+
+/* ---- small helpers ---- */
+
+/* wipe_free - frees a secret after overwriting it. */
+static void
+wipe_free(char **p)
+{
+	if (*p != NULL) {
+		volatile char *v = *p;
+		while (*v)
+			*v++ = 0;
+		free(*p);
+		*p = NULL;
+	}
+}
+
+/* b64_decode - RFC 4648 base64 into a new NUL-terminated buffer; NULL on
+ * bad input. A NUL inside the decoded data is kept (PLAIN uses them);
+ * *len_r gets the length. */
+static char *
+b64_decode(const char *in, size_t *len_r)
+{
+	size_t n = strlen(in), o = 0;
+	unsigned acc = 0, bits = 0, pad = 0;
+	char *out;
+
+	if (n % 4 != 0)
+		return NULL;
+	out = malloc(n / 4 * 3 + 1);
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		int v;
+
+		if (ch >= 'A' && ch <= 'Z')
+			v = ch - 'A';
+		else if (ch >= 'a' && ch <= 'z')
+			v = ch - 'a' + 26;
+		else if (ch >= '0' && ch <= '9')
+			v = ch - '0' + 52;
+		else if (ch == '+')
+			v = 62;
+		else if (ch == '/')
+			v = 63;
+		else if (ch == '=' && i >= n - 2) {
+			pad++;
+			continue;
+		} else
+			goto bad;
+		if (pad)
+			goto bad;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[o] = '\0';
+	*len_r = o;
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+/* xtext_ok - RFC 3461 4: xtext is printable ASCII without '+' and '='
+ * except the "+XX" hex escape. */
+static bool
+xtext_ok(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '+') {
+			if (!isxdigit((unsigned char)s[1]) ||
+			    !isxdigit((unsigned char)s[2]))
+				return false;
+			s += 2;
+		} else if (ch < 33 || ch > 126 || ch == '=')
+			return false;
+	}
+	return true;
+}
+
+/* ---- output ---- */
+
+static void ss_close_soon(struct smtp_session *ss);
+
+/* reply - sends one reply line; counts protocol errors in a row and ends
+ * the session after too many (unknown commands, binary junk). */
+static void
+reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
+      ...) SC_PRINTF(4, 5);
+static void
+reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
+      ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* a reply must be one line: never echo a CR/LF a client sent */
+	for (char *p = text; *p; p++)
+		if (*p == '\r' || *p == '\n')
+			*p = ' ';
+	if (esc != NULL && *esc)
+		sc_conn_printf(ss->c, "%d %s %s\r\n", code, esc, text);
+	else
+		sc_conn_printf(ss->c, "%d %s\r\n", code, text);
+	if (sc_log_enabled(SC_LOG_DEBUG))
+		sc_log_session(SC_LOG_DEBUG, ss->s, "smtp >>> %d%s%s %s",
+			       code, esc ? " " : "", esc ? esc : "", text);
+	if (code == 421) {
+		ss_close_soon(ss);
+		return;
+	}
+	if (code >= 500 && code <= 504) {
+		if (++ss->errors >= SMTP_MAX_ERRORS) {
+			sc_log_session(SC_LOG_NOTICE, ss->s, "smtp: too many "
+				       "errors from %s, closing",
+				       sc_session_client_ip(ss->s));
+			reply(ss, 421, "4.7.0", "%s Error: too many errors",
+			      sc_config_hostname());
+		}
+	} else if (code < 400)
+		ss->errors = 0;
+}
+
+/* reply_outcome - answers with a hook's verdict: its own reply when set,
+ * otherwise a default for the result. DISCONNECT results close. */
+static void
+reply_outcome(struct smtp_session *ss, const struct sc_hook_outcome *out,
+	      int defcode, const char *defesc, const char *deftext)
+{
+	int code = out->reply.code;
+	const char *esc = out->reply.esc[0] ? out->reply.esc : NULL;
+	const char *text = out->reply.text;
+
+	if (code == 0) {
+		switch (out->result) {
+		case SC_DENYSOFT:
+			code = 450; esc = "4.7.1"; text = "Try again later";
+			break;
+		case SC_DENYDISCONNECT:
+			code = 554; esc = "5.7.1"; text = "Rejected";
+			break;
+		case SC_DENYSOFTDISCONNECT:
+			code = 421; esc = "4.7.0";
+			text = "Service not available, closing channel";
+			break;
+		default:
+			code = defcode; esc = defesc; text = deftext;
+			break;
+		}
+	}
+	if (text == NULL)
+		text = deftext;
+	reply(ss, code, esc, "%s", text);
+	if (out->result == SC_DENYDISCONNECT ||
+	    out->result == SC_DENYSOFTDISCONNECT)
+		ss_close_soon(ss);
+}
+
+/* ---- transaction ---- */
+
+static void
+tx_free(struct smtp_tx **txp)
+{
+	struct smtp_tx *tx = *txp;
+
+	if (tx == NULL)
+		return;
+	free(tx->sender);
+	free(tx->mail_params);
+	for (size_t i = 0; i < tx->rcpt_count; i++) {
+		free(tx->rcpts[i].address);
+		free(tx->rcpts[i].params);
+	}
+	free(tx->rcpts);
+	free(tx->env_rcpts);
+	free(tx->bdat_text);
+	free(tx->wbuf);
+	free(tx);
+	*txp = NULL;
+}
+
+/* tx_reset - ends the transaction; aborts a queue file still being
+ * written (one being committed belongs to the queue already). */
+static void
+tx_reset(struct smtp_session *ss)
+{
+	if (ss->tx == NULL)
+		return;
+	if (ss->tx->qtx != NULL && !ss->committing)
+		sc_queue_tx_abort(ss->tx->qtx);
+	ss->tx->qtx = NULL;
+	tx_free(&ss->tx);
+	ss->committing = false;
+	sc_session_set_busy(ss->s, false);
+}
+
+/* tx_flush - hands the gathered message bytes to the queue file. */
+static void
+tx_flush(struct smtp_tx *tx)
+{
+	if (tx->wlen == 0 || tx->qtx == NULL)
+		return;
+	if (!tx->write_failed &&
+	    sc_queue_tx_write(tx->qtx, tx->wbuf, tx->wlen) != 0)
+		tx->write_failed = true;
+	tx->wlen = 0;
+}
+
+/* tx_scan_headers - counts header lines and Received: headers in the
+ * message bytes as they stream by (DATA lines or BDAT chunks alike). */
+static void
+tx_scan_headers(struct smtp_tx *tx, const char *p, size_t len)
+{
+	for (size_t i = 0; i < len && tx->in_headers; i++) {
+		char ch = p[i];
+
+		if (tx->at_bol) {
+			tx->at_bol = false;
+			tx->hdr_len = 0;
+			if (ch == '\r' || ch == '\n') {
+				/* the empty line ends the header */
+				tx->in_headers = false;
+				break;
+			}
+			if (ch != ' ' && ch != '\t')
+				tx->header_count++;
+		}
+		if (tx->hdr_len < sizeof(tx->hdr_start))
+			tx->hdr_start[tx->hdr_len] = ch;
+		tx->hdr_len++;
+		if (tx->hdr_len == sizeof(tx->hdr_start) - 1 &&
+		    strncasecmp(tx->hdr_start, "received:", 9) == 0)
+			tx->received_count++;
+		if (ch == '\n')
+			tx->at_bol = true;
+	}
+}
+
+/* tx_feed - message bytes (after dot-unstuffing) into the queue file,
+ * watching the size limit. */
+static void
+tx_feed(struct smtp_session *ss, const char *p, size_t len)
+{
+	struct smtp_tx *tx = ss->tx;
+
+	tx->size += len;
+	if (tx->size > ss->conf->max_message_size)
+		tx->too_big = true;
+	if (tx->too_big || tx->line_too_long || tx->qtx == NULL)
+		return;
+	tx_scan_headers(tx, p, len);
+	while (len > 0) {
+		size_t n = SMTP_WBUF - tx->wlen;
+
+		if (n > len)
+			n = len;
+		memcpy(tx->wbuf + tx->wlen, p, n);
+		tx->wlen += n;
+		p += n;
+		len -= n;
+		if (tx->wlen == SMTP_WBUF)
+			tx_flush(tx);
+	}
+}
+
+/* ---- session plumbing: entry points, pausing, closing ---- */
+
+static void ss_process(struct smtp_session *ss);
+
+static void
+ss_enter(struct smtp_session *ss)
+{
+	ss->depth++;
+}
+
+/* ss_leave - the end of every entry point: the outermost one closes the
+ * session when asked to, so no frame touches freed memory. */
+static void
+ss_leave(struct smtp_session *ss)
+{
+	if (--ss->depth == 0 && ss->closing)
+		sc_session_close(ss->s);	/* frees ss */
+}
+
+static void
+ss_close_soon(struct smtp_session *ss)
+{
+	ss->closing = true;
+	ss->state = S_QUIT;
+	sc_conn_read_stop(ss->c);
+}
+
+static uint64_t
+ss_timeout(const struct smtp_session *ss)
+{
+	if (ss->state == S_DATA || ss->state == S_BDAT)
+		return ss->conf->timeouts.data;
+	return ss->conf->timeouts.command;
+}
+
+/* ss_pause - stops reading while a hook, timer or commit is pending, so
+ * pipelined commands wait in the input buffer in order. */
+static void
+ss_pause(struct smtp_session *ss)
+{
+	ss->pending = true;
+	sc_conn_read_stop(ss->c);
+	sc_conn_set_timeout(ss->c, 0);
+}
+
+/* ss_resume - the pending step finished: read on, and run what the client
+ * pipelined meanwhile. */
+static void
+ss_resume(struct smtp_session *ss)
+{
+	ss->pending = false;
+	if (ss->closing)
+		return;
+	sc_conn_set_timeout(ss->c, ss_timeout(ss));
+	sc_conn_read_start(ss->c);
+	ss_process(ss);
+}
+
+/* enter_state - the one place states change (timeouts follow them). */
+static void
+enter_state(struct smtp_session *ss, enum smtp_state st)
+{
+	if (ss->state == st)
+		return;
+	ss->state = st;
+	if (!ss->pending && !ss->closing)
+		sc_conn_set_timeout(ss->c, ss_timeout(ss));
+}
+
+static void
+ss_hook_done(struct sc_session *s, const struct sc_hook_outcome *out,
+	     void *arg)
+{
+	struct smtp_session *ss = arg;
+	smtp_then_fn then = ss->then;
+
+	(void)s;
+	ss_enter(ss);
+	ss->then = NULL;
+	ss->pending = false;
+	then(ss, out);
+	if (!ss->pending)
+		ss_resume(ss);
+	ss_leave(ss);
+}
+
+/* run_hook - runs a hook chain and continues with then(); the arg must
+ * live in ss until then. */
+static void
+run_hook(struct smtp_session *ss, enum sc_hook hook, const void *arg,
+	 smtp_then_fn then)
+{
+	ss->then = then;
+	ss_pause(ss);
+	if (sc_hook_run(ss->s, hook, arg, ss_hook_done, ss) != 0) {
+		ss->then = NULL;
+		ss->pending = false;
+		reply(ss, 451, "4.3.0", "Error: internal error");
+		ss_resume(ss);
+	}
+}
+
+static void
+ss_free(void *arg)
+{
+	struct smtp_session *ss = arg;
+
+	if (ss->tx != NULL && ss->tx->qtx != NULL && !ss->committing) {
+		sc_log_session(SC_LOG_INFO, ss->s, "smtp: connection lost "
+			       "during message data; message discarded");
+		sc_queue_tx_abort(ss->tx->qtx);
+	}
+	if (ss->tx != NULL)
+		ss->tx->qtx = NULL;
+	tx_free(&ss->tx);
+	if (ss->timer != NULL)
+		sc_timer_free(&ss->timer);
+	free(ss->arg_address);
+	free(ss->arg_local);
+	free(ss->arg_domain);
+	free(ss->arg_params);
+	free(ss->helo_arg);
+	free(ss->auth_mech);
+	wipe_free(&ss->auth_user);
+	wipe_free(&ss->auth_pass);
+	free(ss);
+}
+
+/* ---- greeting ---- */
+
+static void
+send_banner(struct smtp_session *ss)
+{
+	const char *b = ss->conf->banner;
+
+	reply(ss, 220, NULL, "%s %s", sc_config_hostname(),
+	      b != NULL && *b ? b : "ESMTP satchel");
+	ss->greeted = true;
+	enter_state(ss, S_HELO);
+}
+
+static void
+tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
+{
+	struct smtp_session *ss = arg;
+
+	(void)c;
+	ss_enter(ss);
+	if (!ok) {
+		sc_log_session(SC_LOG_INFO, ss->s, "smtp: TLS handshake with "
+			       "%s failed: %s", sc_session_client_ip(ss->s),
+			       error ? error : "unknown error");
+		ss_close_soon(ss);
+		ss_leave(ss);
+		return;
+	}
+	sc_log_session(SC_LOG_DEBUG, ss->s, "smtp: TLS up: %s",
+		       sc_conn_tls_desc(ss->c) ? sc_conn_tls_desc(ss->c) : "");
+	ss->pending = false;
+	if (!ss->greeted) {
+		/* implicit TLS: the greeting comes after the handshake */
+		send_banner(ss);
+	} else {
+		/* STARTTLS (RFC 3207 4.2): forget everything the client said
+		 * before, it must EHLO again */
+		tx_reset(ss);
+		ss->esmtp = false;
+		sc_session_set_helo(ss->s, NULL);
+		enter_state(ss, S_HELO);
+	}
+	ss_resume(ss);
+	ss_leave(ss);
+}
+
+static void
+connect_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	struct sc_event ev;
+
+	if (out->result != SC_CONT && out->result != SC_OK) {
+		sc_log_session(SC_LOG_INFO, ss->s, "smtp: connection from %s "
+			       "refused by %s", sc_session_client_ip(ss->s),
+			       out->instance ? out->instance : "a hook");
+		reply_outcome(ss, out, 554, "5.7.1",
+			      "Connection refused");
+		ss_close_soon(ss);
+		return;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.type = SC_EVENT_CONNECT;
+	ev.session = ss->s;
+	ev.protocol = "smtp";
+	ev.client_ip = sc_session_client_ip(ss->s);
+	sc_event_emit(&ev);
+	if (ss->lc->tls == TLS_IMPLICIT) {
+		enter_state(ss, S_TLS);
+		ss_pause(ss);
+		if (sc_conn_starttls(ss->c, tls_done, ss) != 0) {
+			sc_log_session(SC_LOG_WARNING, ss->s, "smtp: cannot "
+				       "start TLS");
+			ss->pending = false;
+			ss_close_soon(ss);
+		}
+		sc_conn_set_timeout(ss->c, ss->conf->timeouts.command);
+		return;
+	}
+	send_banner(ss);
+}
+
+static void
+ss_conn_event(struct sc_conn *c, enum sc_conn_event ev, void *arg)
+{
+	struct smtp_session *ss = arg;
+
+	(void)c;
+	ss_enter(ss);
+	switch (ev) {
+	case SC_CONN_DATA:
+		ss_process(ss);
+		break;
+	case SC_CONN_EOF:
+		/* answer what is still buffered (a pipelined QUIT after the
+		 * final dot), then close */
+		ss->eof = true;
+		if (ss->state == S_DATA || ss->state == S_BDAT)
+			sc_log_session(SC_LOG_INFO, ss->s, "smtp: %s vanished "
+				       "during message data",
+				       sc_session_client_ip(ss->s));
+		if (!ss->pending)
+			ss_process(ss);
+		break;
+	case SC_CONN_ERROR:
+		ss_close_soon(ss);
+		break;
+	case SC_CONN_TIMEOUT:
+		if (ss->state == S_TLS) {
+			/* a stalled handshake: no plaintext reply is
+			 * possible any more */
+			sc_log_session(SC_LOG_INFO, ss->s, "smtp: TLS "
+				       "handshake timeout from %s",
+				       sc_session_client_ip(ss->s));
+			ss_close_soon(ss);
+			break;
+		}
+		if (ss->pending)
+			break;
+		sc_log_session(SC_LOG_INFO, ss->s, "smtp: timeout from %s",
+			       sc_session_client_ip(ss->s));
+		reply(ss, 421, "4.4.2", "%s Error: timeout exceeded",
+		      sc_config_hostname());
+		ss_close_soon(ss);
+		break;
+	case SC_CONN_DRAINED:
+		break;
+	}
+	ss_leave(ss);
+}
+
+/* smtp_accept - a new connection: run the connect hook before anything
+ * else (before the TLS handshake too), so a 421 costs almost nothing. */
+static void
+smtp_accept(struct sc_session *s, void *arg)
+{
+	struct smtp_listener *l = arg;
+	struct smtp_session *ss = calloc(1, sizeof(*ss));
+
+	if (ss == NULL) {
+		sc_session_close(s);
+		return;
+	}
+	ss->si = l->si;
+	ss->conf = l->si->conf;
+	ss->lc = l->lc;
+	ss->s = s;
+	ss->c = sc_session_conn(s);
+	ss->state = S_CONNECT;
+	if (sc_session_set_data(s, l->si->inst, ss, ss_free) != 0) {
+		free(ss);
+		sc_session_close(s);
+		return;
+	}
+	sc_session_set_relay_allowed(s, sc_cidr_list_match(
+		&ss->conf->relay_networks, sc_session_client_addr(s)));
+	sc_conn_set_handler(ss->c, ss_conn_event, ss);
+	sc_log_session(SC_LOG_INFO, s, "smtp: connect from %s to port %u",
+		       sc_session_client_ip(s), sc_session_local_port(s));
+	ss_enter(ss);
+	run_hook(ss, SC_HOOK_CONNECT, NULL, connect_then);
+	ss_leave(ss);
+}
+
+/* ---- commands ---- */
+
+/* command flags (Postfix/OpenSMTPD style) */
+#define F_HELO		0x01	/* needs HELO/EHLO first               */
+#define F_NOARGS	0x02	/* takes no argument                    */
+#define F_ARGS		0x04	/* needs an argument                    */
+#define F_NOTX		0x08	/* not inside a mail transaction        */
+
+struct smtp_cmd {
+	const char *verb;
+	unsigned flags;
+	const char *syntax;	/* for 501 replies                     */
+	void (*proceed)(struct smtp_session *ss, char *args);
+};
+
+/* -- HELO / EHLO -- */
+
+static void
+helo_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	const struct smtp_conf *conf = ss->conf;
+	bool tls = sc_conn_tls_active(ss->c);
+	struct sc_conn *c = ss->c;
+
+	if (out->result != SC_CONT && out->result != SC_OK) {
+		reply_outcome(ss, out, 550, "5.7.1", "Rejected");
+		return;
+	}
+	tx_reset(ss);
+	sc_session_set_helo(ss->s, ss->helo_arg);
+	enter_state(ss, S_READY);
+	ss->errors = 0;
+	if (!ss->esmtp) {
+		reply(ss, 250, NULL, "%s", sc_config_hostname());
+		return;
+	}
+	sc_conn_printf(c, "250-%s Hello %s [%s]\r\n", sc_config_hostname(),
+		       ss->helo_arg, sc_session_client_ip(ss->s));
+	sc_conn_printf(c, "250-PIPELINING\r\n");
+	sc_conn_printf(c, "250-SIZE %llu\r\n",
+		       (unsigned long long)conf->max_message_size);
+	sc_conn_printf(c, "250-8BITMIME\r\n");
+	sc_conn_printf(c, "250-ENHANCEDSTATUSCODES\r\n");
+	if (!tls && ss->lc->tls == TLS_STARTTLS)
+		sc_conn_printf(c, "250-STARTTLS\r\n");
+	if (sc_session_auth_user(ss->s) == NULL &&
+	    (tls || ss->lc->tls == TLS_NONE))
+		sc_conn_printf(c, "250-AUTH PLAIN LOGIN\r\n");
+	sc_conn_printf(c, "250-SMTPUTF8\r\n");
+	sc_conn_printf(c, "250-CHUNKING\r\n");
+	sc_conn_printf(c, "250 DSN\r\n");
+	sc_log_session(SC_LOG_DEBUG, ss->s, "smtp >>> 250 EHLO reply");
+}
+
+static void
+do_helo(struct smtp_session *ss, char *args, bool esmtp)
+{
+	char *end = args + strlen(args);
+
+	/* the domain or address literal is the first word */
+	for (char *p = args; *p; p++)
+		if (*p == ' ' || *p == '\t') {
+			end = p;
+			break;
+		}
+	*end = '\0';
+	for (const unsigned char *p = (const unsigned char *)args; *p; p++)
+		if (*p < 33 || *p > 126) {
+			reply(ss, 501, "5.5.4", "Syntax: %s hostname",
+			      esmtp ? "EHLO" : "HELO");
+			return;
+		}
+	free(ss->helo_arg);
+	ss->helo_arg = strdup(args);
+	if (ss->helo_arg == NULL) {
+		reply(ss, 451, "4.3.0", "Error: out of memory");
+		return;
+	}
+	ss->esmtp = esmtp;
+	run_hook(ss, SC_HOOK_HELO, ss->helo_arg, helo_then);
+}
+
+static void
+cmd_helo(struct smtp_session *ss, char *args)
+{
+	do_helo(ss, args, false);
+}
+
+static void
+cmd_ehlo(struct smtp_session *ss, char *args)
+{
+	do_helo(ss, args, true);
+}
+
+/* -- MAIL / RCPT address parsing -- */
+
+/* parse_path - splits "FROM:<addr> params" (after the keyword) into the
+ * address inside <> and the parameters. -1 on bad syntax. */
+static int
+parse_path(char *args, const char *kw, char **addr_r, char **params_r)
+{
+	size_t kl = strlen(kw);
+	char *p, *q;
+	bool quoted = false;
+
+	if (strncasecmp(args, kw, kl) != 0)
+		return -1;
+	p = args + kl;
+	while (*p == ' ')	/* some clients put a space after ':' */
+		p++;
+	if (*p != '<')
+		return -1;
+	p++;
+	for (q = p; *q; q++) {
+		if (*q == '\\' && quoted && q[1] != '\0')
+			q++;
+		else if (*q == '"')
+			quoted = !quoted;
+		else if (*q == '>' && !quoted)
+			break;
+	}
+	if (*q != '>')
+		return -1;
+	*q++ = '\0';
+	if (*q != '\0' && *q != ' ')
+		return -1;
+	while (*q == ' ')
+		q++;
+	*addr_r = p;
+	*params_r = q;
+	return 0;
+}
+
+static bool
+has_8bit(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
+/* strbuf_add - appends " word" to a malloc'd parameter string. */
+static int
+strbuf_add(char **buf, const char *word)
+{
+	size_t old = *buf ? strlen(*buf) : 0;
+	char *n = realloc(*buf, old + strlen(word) + 2);
+
+	if (n == NULL)
+		return -1;
+	if (old)
+		n[old++] = ' ';
+	strcpy(n + old, word);
+	*buf = n;
+	return 0;
+}
+
+/* -- MAIL -- */
+
+static void
+mail_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	if (out->result != SC_CONT && out->result != SC_OK) {
+		reply_outcome(ss, out, 550, "5.7.1", "Sender rejected");
+		tx_free(&ss->tx);
+		return;
+	}
+	sc_session_set_busy(ss->s, true);
+	reply(ss, 250, "2.1.0", "Ok");
+}
+
+static void
+cmd_mail(struct smtp_session *ss, char *args)
+{
+	const struct smtp_conf *conf = ss->conf;
+	const char *auth = sc_session_auth_user(ss->s);
+	struct sc_address a;
+	const char *err;
+	char *addr, *params, *word, *save = NULL, *norm = NULL, abuf[400];
+	bool utf8 = false;
+
+	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL) {
+		reply(ss, 530, "5.7.0", "Authentication required");
+		return;
+	}
+	if (parse_path(args, "FROM:", &addr, &params) != 0) {
+		reply(ss, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		return;
+	}
+	/* RFC 5321 4.1.1.2: accept and ignore a source route */
+	if (addr[0] == '@') {
+		char *colon = strchr(addr, ':');
+
+		if (colon == NULL) {
+			reply(ss, 501, "5.1.7", "Bad sender address syntax");
+			return;
+		}
+		addr = colon + 1;
+	}
+	for (word = strtok_r(params, " ", &save); word != NULL;
+	     word = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(word, '=');
+		const char *val = eq ? eq + 1 : NULL;
+		size_t kl = eq ? (size_t)(eq - word) : strlen(word);
+
+		if (kl == 4 && strncasecmp(word, "SIZE", 4) == 0 && val) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(val, &end, 10);
+			if (*val < '0' || *val > '9' || *end || errno) {
+				reply(ss, 501, "5.5.4", "Bad SIZE parameter");
+				goto fail;
+			}
+			if (n > conf->max_message_size) {
+				reply(ss, 552, "5.3.4", "Message size exceeds "
+				      "fixed maximum message size");
+				goto fail;
+			}
+		} else if (kl == 4 && strncasecmp(word, "BODY", 4) == 0 &&
+			   val) {
+			if (strcasecmp(val, "7BIT") != 0 &&
+			    strcasecmp(val, "8BITMIME") != 0) {
+				reply(ss, 555, "5.5.4", "Unsupported BODY "
+				      "type");
+				goto fail;
+			}
+			snprintf(abuf, sizeof(abuf), "BODY=%s",
+				 strcasecmp(val, "7BIT") == 0 ? "7BIT" :
+				 "8BITMIME");
+			if (strbuf_add(&norm, abuf) != 0)
+				goto oom;
+		} else if (kl == 8 && strncasecmp(word, "SMTPUTF8", 8) == 0 &&
+			   !val) {
+			utf8 = true;
+			if (strbuf_add(&norm, "SMTPUTF8") != 0)
+				goto oom;
+		} else if (kl == 3 && strncasecmp(word, "RET", 3) == 0 &&
+			   val) {
+			if (strcasecmp(val, "FULL") != 0 &&
+			    strcasecmp(val, "HDRS") != 0) {
+				reply(ss, 501, "5.5.4", "Bad RET parameter");
+				goto fail;
+			}
+			snprintf(abuf, sizeof(abuf), "RET=%s",
+				 strcasecmp(val, "FULL") == 0 ? "FULL" :
+				 "HDRS");
+			if (strbuf_add(&norm, abuf) != 0)
+				goto oom;
+		} else if (kl == 5 && strncasecmp(word, "ENVID", 5) == 0 &&
+			   val) {
+			if (!xtext_ok(val) || strlen(val) > 100) {
+				reply(ss, 501, "5.5.4", "Bad ENVID parameter");
+				goto fail;
+			}
+			snprintf(abuf, sizeof(abuf), "ENVID=%s", val);
+			if (strbuf_add(&norm, abuf) != 0)
+				goto oom;
+		} else if (kl == 4 && strncasecmp(word, "AUTH", 4) == 0 &&
+			   val) {
+			/* RFC 4954 5: accepted; we trust only our own AUTH */
+			if (strcmp(val, "<>") != 0 && !xtext_ok(val)) {
+				reply(ss, 501, "5.5.4", "Bad AUTH parameter");
+				goto fail;
+			}
+		} else {
+			reply(ss, 555, "5.5.4", "Unsupported option: %.60s",
+			      word);
+			goto fail;
+		}
+	}
+	if (has_8bit(addr) && !utf8) {
+		reply(ss, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+		goto fail;
+	}
+	if (addr[0] == '\0') {
+		abuf[0] = '\0';
+	} else {
+		if (sc_address_parse(addr, &a, &err) != 0) {
+			reply(ss, 501, "5.1.7", "Bad sender address syntax: "
+			      "%s", err ? err : "invalid");
+			goto fail;
+		}
+		sc_address_format(&a, abuf, sizeof(abuf));
+	}
+	if (conf->enforce_sender && auth != NULL && abuf[0] != '\0' &&
+	    strcasecmp(abuf, auth) != 0) {
+		reply(ss, 553, "5.7.1", "<%s>: Sender address rejected: not "
+		      "owned by user %s", abuf, auth);
+		goto fail;
+	}
+	ss->tx = calloc(1, sizeof(*ss->tx));
+	if (ss->tx == NULL)
+		goto oom;
+	ss->tx->sender = strdup(abuf);
+	ss->tx->mail_params = norm ? norm : strdup("");
+	norm = NULL;
+	ss->tx->smtputf8 = utf8;
+	if (ss->tx->sender == NULL || ss->tx->mail_params == NULL) {
+		tx_free(&ss->tx);
+		goto oom;
+	}
+	ss->mreq.address = ss->tx->sender;
+	ss->mreq.params = ss->tx->mail_params;
+	run_hook(ss, SC_HOOK_MAIL, &ss->mreq, mail_then);
+	return;
+oom:
+	reply(ss, 451, "4.3.0", "Error: out of memory");
+fail:
+	free(norm);
+}
+
+/* -- RCPT -- */
+
+static void
+rcpt_accept(struct smtp_session *ss)
+{
+	struct smtp_tx *tx = ss->tx;
+	struct smtp_rcpt *r;
+
+	if (tx->rcpt_count == tx->rcpt_alloc) {
+		size_t n = tx->rcpt_alloc ? tx->rcpt_alloc * 2 : 4;
+
+		r = realloc(tx->rcpts, n * sizeof(*r));
+		if (r == NULL) {
+			reply(ss, 451, "4.3.0", "Error: out of memory");
+			return;
+		}
+		tx->rcpts = r;
+		tx->rcpt_alloc = n;
+	}
+	r = &tx->rcpts[tx->rcpt_count];
+	r->address = ss->arg_address;
+	r->params = ss->arg_params;
+	ss->arg_address = ss->arg_params = NULL;
+	tx->rcpt_count++;
+	reply(ss, 250, "2.1.5", "Ok");
+}
+
+static void
+rcpt_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	if (out->result == SC_OK) {
+		rcpt_accept(ss);
+		return;
+	}
+	if (out->result != SC_CONT) {
+		reply_outcome(ss, out, 550, "5.1.1", "Recipient rejected");
+		return;
+	}
+	/* nobody claimed it: a local domain's unknown mailbox is refused
+	 * (Haraka's safe default), others were allowed to relay already */
+	if (ss->arg_routing == SC_ROUTING_LOCAL) {
+		reply(ss, 550, "5.1.1", "<%s>: no such user here",
+		      ss->arg_address);
+		return;
+	}
+	rcpt_accept(ss);
+}
+
+static void
+rcpt_run(struct smtp_session *ss)
+{
+	ss->rreq.address = ss->arg_address;
+	ss->rreq.local_part = ss->arg_local;
+	ss->rreq.domain = ss->arg_domain;
+	ss->rreq.params = ss->arg_params;
+	ss->rreq.mail_from = ss->tx->sender;
+	ss->rreq.rcpt_count = ss->tx->rcpt_count;
+	run_hook(ss, SC_HOOK_RCPT, &ss->rreq, rcpt_then);
+}
+
+static void
+relay_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	if (out->result == SC_OK) {
+		rcpt_run(ss);
+		return;
+	}
+	if (out->result != SC_CONT) {
+		reply_outcome(ss, out, 550, "5.7.1", "Relay access denied");
+		return;
+	}
+	sc_log_session(SC_LOG_INFO, ss->s, "smtp: relay to <%s> from %s "
+		       "refused", ss->arg_address,
+		       sc_session_client_ip(ss->s));
+	reply(ss, 550, "5.7.1", "Please turn on SMTP Authentication in your "
+	      "mail client. %s is not permitted to relay through this server "
+	      "without authentication.", sc_session_client_ip(ss->s));
+}
+
+static bool
+local_domain(const char *domain)
+{
+	enum sc_routing r = sc_config_domain_routing(domain);
+
+	return r == SC_ROUTING_LOCAL || r == SC_ROUTING_BACKUP ||
+	       r == SC_ROUTING_AUTO;
+}
+
+static void
+cmd_rcpt(struct smtp_session *ss, char *args)
+{
+	struct smtp_tx *tx = ss->tx;
+	struct sc_address a;
+	const char *err;
+	char *addr, *params, *word, *save = NULL, *norm = NULL, abuf[400];
+
+	if (tx == NULL || tx->data_started) {
+		reply(ss, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (parse_path(args, "TO:", &addr, &params) != 0) {
+		reply(ss, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (tx->rcpt_count >= ss->conf->max_recipients) {
+		reply(ss, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	for (word = strtok_r(params, " ", &save); word != NULL;
+	     word = strtok_r(NULL, " ", &save)) {
+		if (strncasecmp(word, "NOTIFY=", 7) == 0) {
+			char tmp[64], *t, *sv = NULL;
+			bool never = false, other = false;
+
+			snprintf(tmp, sizeof(tmp), "%s", word + 7);
+			for (t = strtok_r(tmp, ",", &sv); t != NULL;
+			     t = strtok_r(NULL, ",", &sv)) {
+				if (strcasecmp(t, "NEVER") == 0)
+					never = true;
+				else if (strcasecmp(t, "SUCCESS") == 0 ||
+					 strcasecmp(t, "FAILURE") == 0 ||
+					 strcasecmp(t, "DELAY") == 0)
+					other = true;
+				else {
+					never = other = true;
+					break;
+				}
+			}
+			if (never == other || strlen(word + 7) >= sizeof(tmp)) {
+				reply(ss, 501, "5.5.4", "Bad NOTIFY parameter");
+				goto fail;
+			}
+			for (char *u = word + 7; *u; u++)
+				*u = (char)toupper((unsigned char)*u);
+		} else if (strncasecmp(word, "ORCPT=", 6) == 0) {
+			char *semi = strchr(word + 6, ';');
+
+			if (semi == NULL || semi == word + 6 ||
+			    !xtext_ok(semi + 1) || strlen(word) > 500) {
+				reply(ss, 501, "5.5.4", "Bad ORCPT parameter");
+				goto fail;
+			}
+		} else {
+			reply(ss, 555, "5.5.4", "Unsupported option: %.60s",
+			      word);
+			goto fail;
+		}
+		if (strbuf_add(&norm, word) != 0)
+			goto oom;
+	}
+	if (strcasecmp(addr, "postmaster") == 0) {
+		/* RFC 5321 4.5.1: <postmaster> without a domain */
+		const char *d = NULL;
+
+		for (size_t i = 0; sc_config_domain(i) != NULL; i++)
+			if (sc_config_domain_routing(sc_config_domain(i)) ==
+			    SC_ROUTING_LOCAL) {
+				d = sc_config_domain(i);
+				break;
+			}
+		if (d == NULL) {
+			reply(ss, 550, "5.1.1", "<postmaster>: no such user "
+			      "here");
+			goto fail;
+		}
+		snprintf(abuf, sizeof(abuf), "postmaster@%s", d);
+		addr = abuf;
+	}
+	if (addr[0] == '@') {
+		reply(ss, 550, "5.7.1", "<%s>: source routes are not "
+		      "permitted", addr);
+		goto fail;
+	}
+	if (has_8bit(addr) && !tx->smtputf8) {
+		reply(ss, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+		goto fail;
+	}
+	if (sc_address_parse(addr, &a, &err) != 0 || a.domain[0] == '\0') {
+		reply(ss, 501, "5.1.3", "Bad recipient address syntax%s%s",
+		      err ? ": " : "", err ? err : "");
+		goto fail;
+	}
+	if (sc_address_is_routing_trick(&a)) {
+		sc_log_session(SC_LOG_NOTICE, ss->s, "smtp: relay trick "
+			       "<%s> from %s refused", addr,
+			       sc_session_client_ip(ss->s));
+		reply(ss, 550, "5.7.1", "<%s>: relaying through routing "
+		      "characters in the address is not permitted", addr);
+		goto fail;
+	}
+	free(ss->arg_address);
+	free(ss->arg_local);
+	free(ss->arg_domain);
+	free(ss->arg_params);
+	ss->arg_address = strdup(sc_address_format(&a, abuf, sizeof(abuf)));
+	ss->arg_local = strdup(a.local);
+	ss->arg_domain = strdup(a.domain);
+	ss->arg_params = norm ? norm : strdup("");
+	norm = NULL;
+	if (ss->arg_address == NULL || ss->arg_local == NULL ||
+	    ss->arg_domain == NULL || ss->arg_params == NULL)
+		goto oom;
+	ss->arg_routing = sc_config_domain_routing(a.domain);
+	ss->rreq.address = ss->arg_address;
+	ss->rreq.local_part = ss->arg_local;
+	ss->rreq.domain = ss->arg_domain;
+	ss->rreq.params = ss->arg_params;
+	ss->rreq.mail_from = tx->sender;
+	ss->rreq.rcpt_count = tx->rcpt_count;
+	if (!local_domain(a.domain) && sc_session_auth_user(ss->s) == NULL &&
+	    !sc_session_relay_allowed(ss->s)) {
+		run_hook(ss, SC_HOOK_RELAY, &ss->rreq, relay_then);
+		return;
+	}
+	rcpt_run(ss);
+	return;
+oom:
+	reply(ss, 451, "4.3.0", "Error: out of memory");
+fail:
+	free(norm);
+}
+
+/* -- DATA / BDAT -- */
+
+/* msg_begin - opens the queue file and writes our Received: header. */
+static int
+msg_begin(struct smtp_session *ss)
+{
+	struct smtp_tx *tx = ss->tx;
+	struct sc_envelope env;
+	const char *err = NULL, *helo = sc_session_helo(ss->s);
+	const char *tlsd = sc_conn_tls_desc(ss->c);
+	const char *auth = sc_session_auth_user(ss->s);
+	char date[64], hdr[2048], proto[16];
+	struct tm tm;
+	time_t now = time(NULL);
+	int n;
+
+	tx->env_rcpts = calloc(tx->rcpt_count, sizeof(*tx->env_rcpts));
+	tx->wbuf = malloc(SMTP_WBUF);
+	if (tx->env_rcpts == NULL || tx->wbuf == NULL) {
+		reply(ss, 451, "4.3.0", "Error: out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < tx->rcpt_count; i++) {
+		tx->env_rcpts[i].address = tx->rcpts[i].address;
+		tx->env_rcpts[i].params = tx->rcpts[i].params;
+	}
+	memset(&env, 0, sizeof(env));
+	env.sender = tx->sender;
+	env.params = tx->mail_params;
+	env.rcpt_count = tx->rcpt_count;
+	env.rcpts = tx->env_rcpts;
+	env.auth_user = auth;
+	env.client_ip = sc_session_client_ip(ss->s);
+	env.helo = helo;
+	tx->qtx = sc_queue_tx_begin(ss->s, &env, &err);
+	if (tx->qtx == NULL) {
+		sc_log_session(SC_LOG_ERROR, ss->s, "smtp: cannot open a "
+			       "queue file: %s", err ? err : "unknown error");
+		reply(ss, 451, "4.3.0", "Error: queue file write error");
+		return -1;
+	}
+	tx->in_headers = true;
+	tx->at_bol = true;
+	/* RFC 3848 protocol names */
+	snprintf(proto, sizeof(proto), "%s%s%s", ss->esmtp ? "ESMTP" : "SMTP",
+		 tlsd ? "S" : "", auth ? "A" : "");
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	n = snprintf(hdr, sizeof(hdr),
+		     "Received: from %s (unknown [%s])\r\n"
+		     "\tby %s (satchel) with %s%s%s%s\r\n"
+		     "\tid %s%s%s%s;\r\n"
+		     "\t%s\r\n",
+		     helo ? helo : "unknown", sc_session_client_ip(ss->s),
+		     sc_config_hostname(), proto,
+		     tlsd ? " (" : "", tlsd ? tlsd : "", tlsd ? ")" : "",
+		     sc_queue_tx_id(tx->qtx),
+		     tx->rcpt_count == 1 ? "\r\n\tfor <" : "",
+		     tx->rcpt_count == 1 ? tx->rcpts[0].address : "",
+		     tx->rcpt_count == 1 ? ">" : "", date);
+	if (n < 0 || (size_t)n >= sizeof(hdr) ||
+	    sc_queue_tx_write(tx->qtx, hdr, (size_t)n) != 0)
+		tx->write_failed = true;
+	tx->data_started = true;
+	return 0;
+}
+
+static void commit_done(void *arg, const char *queue_id, const char *error);
+
+/* msg_commit_then - after DATA_POST: commit, answer from the callback. */
+static void
+msg_commit_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	struct smtp_tx *tx = ss->tx;
+
+	if (out->result != SC_CONT && out->result != SC_OK) {
+		reply_outcome(ss, out, 550, "5.7.1", "Message rejected");
+		tx_reset(ss);
+		enter_state(ss, S_READY);
+		return;
+	}
+	enter_state(ss, S_READY);
+	ss->committing = true;
+	ss_pause(ss);
+	sc_queue_tx_commit(tx->qtx, commit_done, ss);
+}
+
+static void
+commit_done(void *arg, const char *queue_id, const char *error)
+{
+	struct smtp_session *ss = arg;
+	struct smtp_tx *tx = ss->tx;
+
+	ss_enter(ss);
+	ss->pending = false;
+	tx->qtx = NULL;		/* freed by the core */
+	ss->committing = false;
+	if (queue_id == NULL) {
+		sc_log_session(SC_LOG_ERROR, ss->s, "smtp: queue commit "
+			       "failed: %s", error ? error : "unknown error");
+		reply(ss, 451, "4.3.0", "Error: queue file write error");
+	} else {
+		sc_log_session(SC_LOG_INFO, ss->s, "smtp: %s: from=<%s> "
+			       "nrcpt=%zu size=%llu%s%s", queue_id, tx->sender,
+			       tx->rcpt_count, (unsigned long long)tx->size,
+			       sc_session_auth_user(ss->s) ? " auth=" : "",
+			       sc_session_auth_user(ss->s) ?
+			       sc_session_auth_user(ss->s) : "");
+		reply(ss, 250, "2.0.0", "Ok: queued as %s", queue_id);
+	}
+	tx_reset(ss);
+	ss_resume(ss);
+	ss_leave(ss);
+}
+
+/* msg_end - the final dot or the last BDAT chunk: refuse a broken message
+ * (it was read to its end, so the session stays in sync) or hand it to
+ * DATA_POST and the queue. */
+static void
+msg_end(struct smtp_session *ss)
+{
+	struct smtp_tx *tx = ss->tx;
+
+	enter_state(ss, S_READY);
+	if (tx->too_big) {
+		reply(ss, 552, "5.3.4", "Message size exceeds fixed maximum "
+		      "message size");
+		tx_reset(ss);
+		return;
+	}
+	if (tx->line_too_long) {
+		reply(ss, 552, "5.6.0", "Message contains a line longer than "
+		      "%d characters", SMTP_TEXT_MAX);
+		tx_reset(ss);
+		return;
+	}
+	tx_flush(tx);
+	if (tx->write_failed) {
+		reply(ss, 451, "4.3.0", "Error: queue file write error");
+		tx_reset(ss);
+		return;
+	}
+	if (tx->received_count > SMTP_MAX_HOPS) {
+		reply(ss, 554, "5.4.6", "Too many hops (%zu Received: "
+		      "headers): mail loop", tx->received_count);
+		tx_reset(ss);
+		return;
+	}
+	ss->dreq.queue_id_hint = sc_queue_tx_id(tx->qtx);
+	ss->dreq.size = tx->size;
+	ss->dreq.header_count = tx->header_count;
+	ss->dreq.received_count = tx->received_count;
+	run_hook(ss, SC_HOOK_DATA_POST, &ss->dreq, msg_commit_then);
+}
+
+static void
+data_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	if (out->result != SC_CONT && out->result != SC_OK) {
+		reply_outcome(ss, out, 554, "5.7.1", "Message refused");
+		return;
+	}
+	if (msg_begin(ss) != 0)
+		return;
+	ss->tx->prev_bare_lf = false;
+	enter_state(ss, S_DATA);
+	reply(ss, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+cmd_data(struct smtp_session *ss, char *args)
+{
+	(void)args;
+	if (ss->tx == NULL) {
+		reply(ss, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (ss->tx->rcpt_count == 0) {
+		reply(ss, 503, "5.5.1", "Error: need RCPT command");
+		return;
+	}
+	if (ss->tx->bdat || ss->tx->data_started) {
+		reply(ss, 503, "5.5.1", "Error: DATA not allowed after BDAT");
+		return;
+	}
+	run_hook(ss, SC_HOOK_DATA, NULL, data_then);
+}
+
+/* bdat_fail - the current chunk will be read and dropped, then this reply
+ * sent; every later chunk of the transaction too (RFC 3030 4.2). */
+static void
+bdat_fail(struct smtp_session *ss, int code, const char *esc,
+	  const char *text)
+{
+	struct smtp_tx *tx = ss->tx;
+
+	tx->bdat_failed = true;
+	tx->bdat_code = code;
+	snprintf(tx->bdat_esc, sizeof(tx->bdat_esc), "%s", esc ? esc : "");
+	free(tx->bdat_text);
+	tx->bdat_text = strdup(text ? text : "Error");
+	if (tx->qtx != NULL && !ss->committing) {
+		sc_queue_tx_abort(tx->qtx);
+		tx->qtx = NULL;
+	}
+}
+
+static void
+bdat_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	if (out->result != SC_CONT && out->result != SC_OK) {
+		int code = out->reply.code ? out->reply.code :
+			   out->result == SC_DENYSOFT ? 450 : 554;
+
+		bdat_fail(ss, code, out->reply.esc[0] ? out->reply.esc :
+			  code >= 500 ? "5.7.1" : "4.7.1",
+			  out->reply.text ? out->reply.text :
+			  "Message refused");
+		if (out->result == SC_DENYDISCONNECT ||
+		    out->result == SC_DENYSOFTDISCONNECT || code == 421) {
+			reply_outcome(ss, out, 554, "5.7.1",
+				      "Message refused");
+			return;
+		}
+	} else if (msg_begin(ss) != 0) {
+		/* msg_begin replied already; drop the chunk silently */
+		bdat_fail(ss, 0, NULL, NULL);
+	}
+	enter_state(ss, S_BDAT);
+}
+
+static void
+cmd_bdat(struct smtp_session *ss, char *args)
+{
+	struct smtp_tx *tx = ss->tx;
+	char *end;
+	unsigned long long n;
+	bool last = false;
+
+	errno = 0;
+	n = strtoull(args, &end, 10);
+	if (*args < '0' || *args > '9' || errno || end - args > 19) {
+		/* the chunk size is unknown: the client is out of sync */
+		reply(ss, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		ss_close_soon(ss);
+		return;
+	}
+	while (*end == ' ')
+		end++;
+	if (strcasecmp(end, "LAST") == 0)
+		last = true;
+	else if (*end != '\0') {
+		reply(ss, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		ss_close_soon(ss);
+		return;
+	}
+	if (tx == NULL || tx->rcpt_count == 0) {
+		/* read and drop the chunk, then say why */
+		struct smtp_tx *dummy = calloc(1, sizeof(*dummy));
+
+		if (dummy == NULL) {
+			reply(ss, 451, "4.3.0", "Error: out of memory");
+			ss_close_soon(ss);
+			return;
+		}
+		if (tx == NULL) {
+			ss->tx = dummy;
+			tx = dummy;
+			bdat_fail(ss, 503, "5.5.1", "Error: need MAIL command");
+			tx->bdat_last = true;	/* forget it afterwards */
+		} else {
+			free(dummy);
+			bdat_fail(ss, 503, "5.5.1", "Error: need RCPT command");
+		}
+		tx->bdat_remaining = n;
+		tx->bdat_chunk = n;
+		enter_state(ss, S_BDAT);
+		return;
+	}
+	if (tx->data_started && !tx->bdat) {
+		reply(ss, 503, "5.5.1", "Error: BDAT not allowed after DATA");
+		ss_close_soon(ss);
+		return;
+	}
+	tx->bdat_remaining = n;
+	tx->bdat_chunk = n;
+	tx->bdat_last = last;
+	if (!tx->bdat_failed && tx->size + n > ss->conf->max_message_size) {
+		tx->too_big = true;
+		bdat_fail(ss, 552, "5.3.4", "Message size exceeds fixed "
+			  "maximum message size");
+	}
+	if (!tx->bdat && !tx->bdat_failed) {
+		tx->bdat = true;
+		run_hook(ss, SC_HOOK_DATA, NULL, bdat_then);
+		return;
+	}
+	tx->bdat = true;
+	enter_state(ss, S_BDAT);
+}
+
+/* bdat_chunk_done - the whole chunk is read: answer it. */
+static void
+bdat_chunk_done(struct smtp_session *ss)
+{
+	struct smtp_tx *tx = ss->tx;
+
+	enter_state(ss, S_READY);
+	if (tx->bdat_failed) {
+		bool forget = tx->sender == NULL;
+
+		if (tx->bdat_code != 0)
+			reply(ss, tx->bdat_code, tx->bdat_esc, "%s",
+			      tx->bdat_text);
+		if (forget || tx->too_big)
+			tx_reset(ss);
+		return;
+	}
+	if (tx->bdat_last) {
+		msg_end(ss);
+		return;
+	}
+	reply(ss, 250, "2.0.0", "%llu bytes received",
+	      (unsigned long long)tx->bdat_chunk);
+}
+
+/* bdat_step - takes chunk bytes as they arrive. 1 = progress, 0 = wait. */
+static int
+bdat_step(struct smtp_session *ss)
+{
+	struct smtp_tx *tx = ss->tx;
+	char buf[16384];
+
+	while (tx->bdat_remaining > 0) {
+		size_t want = tx->bdat_remaining < sizeof(buf) ?
+			      (size_t)tx->bdat_remaining : sizeof(buf);
+		size_t n = sc_conn_read(ss->c, buf, want);
+
+		if (n == 0)
+			return 0;
+		tx->bdat_remaining -= n;
+		if (!tx->bdat_failed)
+			tx_feed(ss, buf, n);
+	}
+	bdat_chunk_done(ss);
+	return 1;
+}
+
+/* data_step - one line of DATA. Only <CRLF>.<CRLF> ends the message: a
+ * dot line ending in a bare LF, or after a line that did, is text (the
+ * SMTP smuggling attacks of 2023). Stored lines end in CRLF. */
+static int
+data_step(struct smtp_session *ss)
+{
+	struct smtp_tx *tx = ss->tx;
+	const char *line;
+	size_t len;
+	bool bare = false;
+	int r = sc_conn_getline(ss->c, SMTP_TEXT_MAX, &line, &len, &bare);
+
+	if (r == 0)
+		return 0;
+	if (r < 0) {
+		/* the core drops the rest of the line; we refuse the
+		 * message at its end */
+		tx->line_too_long = true;
+		tx->prev_bare_lf = false;
+		return 1;
+	}
+	if (len == 1 && line[0] == '.' && !bare && !tx->prev_bare_lf) {
+		msg_end(ss);
+		return 1;
+	}
+	tx->prev_bare_lf = bare;
+	if (len > 0 && line[0] == '.') {
+		line++;
+		len--;
+	}
+	tx_feed(ss, line, len);
+	tx_feed(ss, "\r\n", 2);
+	return 1;
+}
+
+/* -- AUTH (RFC 4954; PLAIN RFC 4616; LOGIN) -- */
+
+static void auth_fail_timer(struct sc_timer *t, void *arg);
+
+static void
+auth_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	struct sc_event ev;
+	const char *user;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.session = ss->s;
+	ev.protocol = "smtp";
+	ev.client_ip = sc_session_client_ip(ss->s);
+	enter_state(ss, S_READY);
+	if (out->result == SC_OK) {
+		user = out->auth_user ? out->auth_user : ss->auth_user;
+		sc_session_set_auth_user(ss->s, user);
+		sc_log_session(SC_LOG_INFO, ss->s, "smtp: %s login of %s from "
+			       "%s", ss->auth_mech, user,
+			       sc_session_client_ip(ss->s));
+		ev.type = SC_EVENT_LOGIN;
+		ev.user = sc_session_auth_user(ss->s);
+		wipe_free(&ss->auth_pass);
+		sc_event_emit(&ev);
+		reply(ss, 235, "2.7.0", "Authentication successful");
+		return;
+	}
+	if (out->result == SC_DENYSOFT || out->result == SC_DENYSOFTDISCONNECT
+	    || out->result == SC_DENYDISCONNECT) {
+		wipe_free(&ss->auth_pass);
+		reply_outcome(ss, out, 454, "4.7.0", "Temporary authentication "
+			      "failure");
+		return;
+	}
+	/* DENY or nobody knew the user: a failure, answered after a delay
+	 * that doubles with each failure of this session */
+	sc_log_session(SC_LOG_NOTICE, ss->s, "smtp: %s authentication of %s "
+		       "from %s failed", ss->auth_mech, ss->auth_user,
+		       sc_session_client_ip(ss->s));
+	ev.type = SC_EVENT_AUTH_FAILED;
+	ev.user = ss->auth_user;
+	sc_event_emit(&ev);
+	wipe_free(&ss->auth_pass);
+	{
+		uint64_t delay = ss->conf->auth_failure_delay;
+		unsigned shift = ss->auth_failures < 3 ? ss->auth_failures : 3;
+
+		ss->auth_failures++;
+		delay <<= shift;
+		if (delay == 0) {
+			reply(ss, 535, "5.7.8", "Authentication credentials "
+			      "invalid");
+			return;
+		}
+		if (ss->timer == NULL)
+			ss->timer = sc_timer_new(auth_fail_timer, ss);
+		if (ss->timer == NULL) {
+			reply(ss, 535, "5.7.8", "Authentication credentials "
+			      "invalid");
+			return;
+		}
+		ss_pause(ss);
+		sc_timer_start(ss->timer, delay, 0);
+	}
+}
+
+static void
+auth_fail_timer(struct sc_timer *t, void *arg)
+{
+	struct smtp_session *ss = arg;
+
+	(void)t;
+	ss_enter(ss);
+	ss->pending = false;
+	reply(ss, 535, "5.7.8", "Authentication credentials invalid");
+	ss_resume(ss);
+	ss_leave(ss);
+}
+
+static void
+auth_run(struct smtp_session *ss)
+{
+	ss->areq.protocol = "smtp";
+	ss->areq.mechanism = ss->auth_mech;
+	ss->areq.user = ss->auth_user;
+	ss->areq.password = ss->auth_pass;
+	ss->areq.client_ip = sc_session_client_ip(ss->s);
+	run_hook(ss, SC_HOOK_AUTH, &ss->areq, auth_then);
+}
+
+/* auth_plain - "authzid NUL authcid NUL passwd" (RFC 4616). */
+static void
+auth_plain(struct smtp_session *ss, const char *b64)
+{
+	size_t len;
+	char *raw = strcmp(b64, "=") == 0 ? strdup("") : b64_decode(b64, &len);
+	const char *authz, *user, *pass;
+	size_t zl, ul;
+
+	if (raw == NULL) {
+		enter_state(ss, S_READY);
+		reply(ss, 501, "5.5.2", "Cannot decode response");
+		return;
+	}
+	if (strcmp(b64, "=") == 0)
+		len = 0;
+	authz = raw;
+	zl = strnlen(authz, len);
+	if (zl >= len) {
+		wipe_free(&raw);
+		enter_state(ss, S_READY);
+		reply(ss, 501, "5.5.2", "Invalid PLAIN response");
+		return;
+	}
+	user = raw + zl + 1;
+	ul = strnlen(user, len - zl - 1);
+	if (zl + 1 + ul >= len) {
+		memset(raw, 0, len);
+		free(raw);
+		enter_state(ss, S_READY);
+		reply(ss, 501, "5.5.2", "Invalid PLAIN response");
+		return;
+	}
+	pass = user + ul + 1;
+	if (*authz && strcmp(authz, user) != 0) {
+		/* acting for someone else is not supported: a failure */
+		wipe_free(&ss->auth_user);
+		wipe_free(&ss->auth_pass);
+		ss->auth_user = strdup(user);
+		ss->auth_pass = strdup("");
+		memset(raw, 0, len);
+		free(raw);
+		if (ss->auth_user == NULL || ss->auth_pass == NULL) {
+			enter_state(ss, S_READY);
+			reply(ss, 454, "4.7.0", "Temporary authentication "
+			      "failure");
+			return;
+		}
+		{
+			struct sc_hook_outcome out;
+
+			memset(&out, 0, sizeof(out));
+			out.result = SC_DENY;
+			auth_then(ss, &out);
+		}
+		return;
+	}
+	wipe_free(&ss->auth_user);
+	wipe_free(&ss->auth_pass);
+	ss->auth_user = strdup(user);
+	ss->auth_pass = strndup(pass, len - (size_t)(pass - raw));
+	memset(raw, 0, len);
+	free(raw);
+	if (ss->auth_user == NULL || ss->auth_pass == NULL) {
+		enter_state(ss, S_READY);
+		reply(ss, 454, "4.7.0", "Temporary authentication failure");
+		return;
+	}
+	auth_run(ss);
+}
+
+static void
+cmd_auth(struct smtp_session *ss, char *args)
+{
+	char *mech = args, *init = NULL, *sp = strchr(args, ' ');
+
+	if (!ss->esmtp) {
+		reply(ss, 503, "5.5.1", "Error: send EHLO first");
+		return;
+	}
+	if (sc_session_auth_user(ss->s) != NULL) {
+		reply(ss, 503, "5.5.1", "Error: already authenticated");
+		return;
+	}
+	if (sp != NULL) {
+		*sp = '\0';
+		init = sp + 1;
+		while (*init == ' ')
+			init++;
+		if (strchr(init, ' ') != NULL) {
+			reply(ss, 501, "5.5.4", "Syntax: AUTH mechanism "
+			      "[initial-response]");
+			return;
+		}
+	}
+	if (ss->lc->tls != TLS_NONE && !sc_conn_tls_active(ss->c)) {
+		reply(ss, 538, "5.7.11", "Encryption required for requested "
+		      "authentication mechanism");
+		return;
+	}
+	free(ss->auth_mech);
+	if (strcasecmp(mech, "PLAIN") == 0)
+		ss->auth_mech = strdup("PLAIN");
+	else if (strcasecmp(mech, "LOGIN") == 0)
+		ss->auth_mech = strdup("LOGIN");
+	else {
+		ss->auth_mech = NULL;
+		reply(ss, 504, "5.5.4", "Unrecognized authentication "
+		      "mechanism");
+		return;
+	}
+	if (ss->auth_mech == NULL) {
+		reply(ss, 451, "4.3.0", "Error: out of memory");
+		return;
+	}
+	if (init != NULL && strcmp(init, "*") == 0) {
+		reply(ss, 501, "5.0.0", "Authentication cancelled");
+		return;
+	}
+	if (strcmp(ss->auth_mech, "PLAIN") == 0) {
+		if (init != NULL && *init) {
+			auth_plain(ss, init);
+			return;
+		}
+		enter_state(ss, S_AUTH_PLAIN);
+		reply(ss, 334, NULL, " ");
+		return;
+	}
+	/* LOGIN: the initial response is the user name */
+	if (init != NULL && *init) {
+		size_t len;
+		char *u = strcmp(init, "=") == 0 ? strdup("") :
+			  b64_decode(init, &len);
+
+		if (u == NULL) {
+			reply(ss, 501, "5.5.2", "Cannot decode response");
+			return;
+		}
+		wipe_free(&ss->auth_user);
+		ss->auth_user = u;
+		enter_state(ss, S_AUTH_PASS);
+		reply(ss, 334, NULL, "UGFzc3dvcmQ6");
+		return;
+	}
+	enter_state(ss, S_AUTH_USER);
+	reply(ss, 334, NULL, "VXNlcm5hbWU6");
+}
+
+/* auth_line - a SASL response line in one of the AUTH states. */
+static void
+auth_line(struct smtp_session *ss, char *line)
+{
+	size_t len;
+	char *dec;
+
+	if (strcmp(line, "*") == 0) {
+		enter_state(ss, S_READY);
+		wipe_free(&ss->auth_user);
+		reply(ss, 501, "5.0.0", "Authentication cancelled");
+		return;
+	}
+	if (ss->state == S_AUTH_PLAIN) {
+		auth_plain(ss, line);
+		return;
+	}
+	dec = b64_decode(line, &len);
+	if (dec == NULL || strlen(dec) != len) {
+		wipe_free(&dec);
+		wipe_free(&ss->auth_user);
+		enter_state(ss, S_READY);
+		reply(ss, 501, "5.5.2", "Cannot decode response");
+		return;
+	}
+	if (ss->state == S_AUTH_USER) {
+		wipe_free(&ss->auth_user);
+		ss->auth_user = dec;
+		enter_state(ss, S_AUTH_PASS);
+		reply(ss, 334, NULL, "UGFzc3dvcmQ6");
+		return;
+	}
+	wipe_free(&ss->auth_pass);
+	ss->auth_pass = dec;
+	auth_run(ss);
+}
+
+/* -- STARTTLS -- */
+
+static void
+cmd_starttls(struct smtp_session *ss, char *args)
+{
+	(void)args;
+	if (sc_conn_tls_active(ss->c)) {
+		reply(ss, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (ss->lc->tls != TLS_STARTTLS) {
+		reply(ss, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	reply(ss, 220, "2.0.0", "Ready to start TLS");
+	enter_state(ss, S_TLS);
+	ss_pause(ss);
+	if (sc_conn_starttls(ss->c, tls_done, ss) != 0) {
+		sc_log_session(SC_LOG_WARNING, ss->s, "smtp: cannot start "
+			       "TLS");
+		ss->pending = false;
+		ss_close_soon(ss);
+		return;
+	}
+	sc_conn_set_timeout(ss->c, ss->conf->timeouts.command);
+}
+
+/* -- the rest -- */
+
+static void
+cmd_rset(struct smtp_session *ss, char *args)
+{
+	(void)args;
+	tx_reset(ss);
+	reply(ss, 250, "2.0.0", "Ok");
+}
+
+static void
+cmd_noop(struct smtp_session *ss, char *args)
+{
+	(void)args;
+	reply(ss, 250, "2.0.0", "Ok");
+}
+
+static void
+cmd_quit(struct smtp_session *ss, char *args)
+{
+	(void)args;
+	reply(ss, 221, "2.0.0", "Bye");
+	ss_close_soon(ss);
+}
+
+static void
+cmd_vrfy(struct smtp_session *ss, char *args)
+{
+	(void)args;
+	reply(ss, 252, "2.5.2", "Cannot VRFY user, but will accept message "
+	      "and attempt delivery");
+}
+
+static void
+cmd_expn(struct smtp_session *ss, char *args)
+{
+	(void)args;
+	reply(ss, 502, "5.5.1", "Error: command not implemented");
+}
+
+static void
+cmd_help(struct smtp_session *ss, char *args)
+{
+	(void)args;
+	reply(ss, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT "
+	      "RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+}
+
+/* cmd_http - a web browser or proxy abuse (cross-protocol attack):
+ * nothing more to say. */
+static void
+cmd_http(struct smtp_session *ss, char *args)
+{
+	(void)args;
+	sc_log_session(SC_LOG_NOTICE, ss->s, "smtp: HTTP request from %s",
+		       sc_session_client_ip(ss->s));
+	reply(ss, 421, "4.7.0", "%s Error: this is an SMTP server",
+	      sc_config_hostname());
+}
+
+static const struct smtp_cmd smtp_cmds[] = {
+	{ "HELO",	F_ARGS,		"HELO hostname", cmd_helo },
+	{ "EHLO",	F_ARGS,		"EHLO hostname", cmd_ehlo },
+	{ "MAIL",	F_HELO | F_ARGS | F_NOTX, "MAIL FROM:<address>",
+	  cmd_mail },
+	{ "RCPT",	F_HELO | F_ARGS, "RCPT TO:<address>", cmd_rcpt },
+	{ "DATA",	F_HELO | F_NOARGS,	"DATA", cmd_data },
+	{ "BDAT",	F_HELO | F_ARGS,	"BDAT size [LAST]", cmd_bdat },
+	{ "RSET",	F_NOARGS,		"RSET", cmd_rset },
+	{ "NOOP",	0,			"NOOP", cmd_noop },
+	{ "QUIT",	F_NOARGS,		"QUIT", cmd_quit },
+	{ "VRFY",	F_ARGS,		"VRFY address", cmd_vrfy },
+	{ "EXPN",	0,			"EXPN list", cmd_expn },
+	{ "HELP",	0,			"HELP", cmd_help },
+	{ "STARTTLS",	F_NOARGS | F_NOTX, "STARTTLS", cmd_starttls },
+	{ "AUTH",	F_HELO | F_ARGS | F_NOTX,
+	  "AUTH mechanism [initial-response]", cmd_auth },
+	{ "GET",	0,			NULL, cmd_http },
+	{ "POST",	0,			NULL, cmd_http },
+	{ "CONNECT",	0,			NULL, cmd_http },
+	{ NULL, 0, NULL, NULL },
+};
+
+/* smtp_command - one command line: the table's generic checks, then the
+ * command's own function. */
+static void
+smtp_command(struct smtp_session *ss, char *line, size_t len)
+{
+	const struct smtp_cmd *cmd;
+	char *args;
+	size_t vl;
+
+	for (size_t i = 0; i < len; i++)
+		if (line[i] == '\0') {
+			reply(ss, 500, "5.5.2", "Error: NUL in command");
+			return;
+		}
+	vl = strcspn(line, " ");
+	args = line + vl;
+	while (*args == ' ')
+		args++;
+	/* tolerate trailing blanks (RFC 5321 4.1.1: be liberal) */
+	for (char *e = args + strlen(args); e > args && (e[-1] == ' ' ||
+	     e[-1] == '\t' || e[-1] == '\r'); e--)
+		e[-1] = '\0';
+	for (cmd = smtp_cmds; cmd->verb != NULL; cmd++)
+		if (strlen(cmd->verb) == vl &&
+		    strncasecmp(line, cmd->verb, vl) == 0)
+			break;
+	if (cmd->verb == NULL) {
+		reply(ss, 500, "5.5.2", "Error: command not recognized");
+		return;
+	}
+	if (len > SMTP_CMD_MAX && strcmp(cmd->verb, "AUTH") != 0) {
+		reply(ss, 500, "5.5.2", "Error: line too long");
+		return;
+	}
+	if (sc_log_enabled(SC_LOG_DEBUG))
+		sc_log_session(SC_LOG_DEBUG, ss->s, "smtp <<< %.*s", (int)(
+			strcmp(cmd->verb, "AUTH") == 0 ? vl : len), line);
+	if ((cmd->flags & F_ARGS) && *args == '\0') {
+		reply(ss, 501, "5.5.4", "Syntax: %s", cmd->syntax);
+		return;
+	}
+	if ((cmd->flags & F_NOARGS) && *args != '\0') {
+		reply(ss, 501, "5.5.4", "Syntax: %s", cmd->syntax);
+		return;
+	}
+	if ((cmd->flags & F_HELO) && ss->state == S_HELO) {
+		reply(ss, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if ((cmd->flags & F_NOTX) && ss->tx != NULL) {
+		if (strcmp(cmd->verb, "MAIL") == 0)
+			reply(ss, 503, "5.5.1", "Error: nested MAIL command");
+		else
+			reply(ss, 503, "5.5.1", "Error: %s not permitted "
+			      "during a mail transaction", cmd->verb);
+		return;
+	}
+	cmd->proceed(ss, args);
+}
+
+/* line_step - one command or SASL line. 1 = progress, 0 = wait. */
+static int
+line_step(struct smtp_session *ss)
+{
+	const char *line;
+	size_t len;
+	char *copy;
+	int r = sc_conn_getline(ss->c, SMTP_AUTH_MAX, &line, &len, NULL);
+
+	if (r == 0)
+		return 0;
+	if (r < 0) {
+		if (ss->state == S_AUTH_PLAIN || ss->state == S_AUTH_USER ||
+		    ss->state == S_AUTH_PASS) {
+			enter_state(ss, S_READY);
+			wipe_free(&ss->auth_user);
+		}
+		reply(ss, 500, "5.5.2", "Error: line too long");
+		return 1;
+	}
+	copy = malloc(len + 1);
+	if (copy == NULL) {
+		reply(ss, 451, "4.3.0", "Error: out of memory");
+		ss_close_soon(ss);
+		return 1;
+	}
+	memcpy(copy, line, len);
+	copy[len] = '\0';
+	switch (ss->state) {
+	case S_AUTH_PLAIN:
+	case S_AUTH_USER:
+	case S_AUTH_PASS:
+		auth_line(ss, copy);
+		memset(copy, 0, len);
+		break;
+	default:
+		smtp_command(ss, copy, len);
+		break;
+	}
+	free(copy);
+	return 1;
+}
+
+/* ss_process - works through buffered input until it runs out, a hook
+ * is pending, or the session is closing. Not re-entered: a hook that
+ * completes at once returns here and the loop goes on. */
+static void
+ss_process(struct smtp_session *ss)
+{
+	if (ss->in_process)
+		return;
+	ss->in_process = true;
+	while (!ss->pending && !ss->closing) {
+		int r;
+
+		switch (ss->state) {
+		case S_CONNECT:
+		case S_TLS:
+		case S_QUIT:
+			r = 0;
+			break;
+		case S_DATA:
+			r = data_step(ss);
+			break;
+		case S_BDAT:
+			r = bdat_step(ss);
+			break;
+		default:
+			r = line_step(ss);
+			break;
+		}
+		if (r == 0)
+			break;
+	}
+	ss->in_process = false;
+	if (ss->eof && !ss->pending && !ss->closing)
+		ss_close_soon(ss);
+}
+
+/* ---- module lifecycle ---- */
+
+static int
+smtp_instance_new(struct sc_instance *inst, const void *config,
+		  void **data_r, const char **error_r)
+{
+	const struct smtp_conf *conf = config;
+	const struct smtp_listen_conf *lcs = conf->listen.v;
+	struct smtp_inst *si;
+
+	if (conf->listen.n == 0) {
+		*error_r = "smtp: listen: at least one listener is needed";
+		return -1;
+	}
+	if (conf->timeouts.command == 0 || conf->timeouts.data == 0) {
+		*error_r = "smtp: timeouts: command and data must be > 0";
+		return -1;
+	}
+	if (conf->max_message_size == 0) {
+		*error_r = "smtp: max_message_size must be > 0";
+		return -1;
+	}
+	si = calloc(1, sizeof(*si));
+	if (si == NULL) {
+		*error_r = "smtp: out of memory";
+		return -1;
+	}
+	si->inst = inst;
+	si->conf = conf;
+	si->listeners = calloc(conf->listen.n, sizeof(*si->listeners));
+	if (si->listeners == NULL) {
+		free(si);
+		*error_r = "smtp: out of memory";
+		return -1;
+	}
+	si->listener_count = conf->listen.n;
+	for (size_t i = 0; i < conf->listen.n; i++) {
+		si->listeners[i].si = si;
+		si->listeners[i].lc = &lcs[i];
+		if (sc_listen_open(inst, &lcs[i].address, "smtp", smtp_accept,
+				   &si->listeners[i], error_r) != 0) {
+			free(si->listeners);
+			free(si);
+			return -1;
+		}
+	}
+	*data_r = si;
+	return 0;
+}
+
+static void
+smtp_instance_free(struct sc_instance *inst, void *data)
+{
+	struct smtp_inst *si = data;
+
+	(void)inst;
+	if (si == NULL)
+		return;
+	free(si->listeners);
+	free(si);
+}
+
+SC_MODULE(smtp,
+	.version = "1.0",
+	.description = "SMTP listener: MX and submission, STARTTLS and "
+		       "implicit TLS, SASL PLAIN/LOGIN, relay policy",
+	.keys = smtp_keys,
+	.config_size = sizeof(struct smtp_conf),
+	.instance_new = smtp_instance_new,
+	.instance_free = smtp_instance_free,
+);

@@ -42,6 +42,8 @@ Daemon(plugins=None, main=None, users=None, extra_plugins=None)
                           (stderr -> d.log_path), wait for "satcheld ready";
                           raises DaemonError with the log if it exits first
     d.stop(timeout=20)    SIGTERM and wait; checks for crashes/sanitizers
+    d.close()             stop() and remove the temp dir (for setUpClass/
+                          tearDownClass users who do not use `with`)
     d.kill9()             SIGKILL (a crash test), no checks
     d.restart()           stop (or reap after kill9) + start, same tmp/ports
     d.reload(wait=True)   rewrite config files, SIGHUP; with wait, waits for a
@@ -62,6 +64,19 @@ Helpers
     smtp(d, name='smtp', timeout=10) -> connected smtplib.SMTP
                           (SMTP_SSL when name is 'smtps')
     free_port(host='127.0.0.1') -> an unused port
+    raw(d, name='smtp', host='127.0.0.1', source=None, tls=False,
+        timeout=10) -> RawClient: a line-level client for conversations
+        smtplib cannot have (pipelining, junk, half-sent data):
+          c.send(bytes|str)           sends as is (str is UTF-8 encoded)
+          c.cmd(line) -> (code, text) sends line + CRLF, reads one reply
+          c.reply() -> (code, text)   reads one (multi-line) reply; text
+                                      joins the lines with '\n'
+          c.expect(code, line=None)   cmd (when line given) or reply; asserts
+                                      the code, returns the text
+          c.starttls()                wraps the socket (after a 220)
+          c.closed(timeout=5) -> bool the server closed the connection
+          c.close()
+        source='127.0.0.5' binds the client to that loopback address first.
     skip(reason)          prints the reason and exits 77 (automake SKIP)
     which(prog)           shutil.which
 """
@@ -129,6 +144,94 @@ def smtp(d, name='smtp', timeout=10, host='127.0.0.1'):
         return smtplib.SMTP_SSL(host, d.port(name), timeout=timeout,
                                 context=tls_context())
     return smtplib.SMTP(host, d.port(name), timeout=timeout)
+
+
+class RawClient:
+    def __init__(self, host, port, source=None, tls=False, timeout=10):
+        fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect((host, port))
+        if tls:
+            self.sock = tls_context().wrap_socket(self.sock)
+        self.buf = b''
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode('utf-8')
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b'\n' not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError('server closed the connection; '
+                                      'unread: %r' % self.buf)
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b'\n')
+        return line.rstrip(b'\r').decode('utf-8', 'replace')
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self._line()
+            if len(line) < 3 or not line[:3].isdigit():
+                raise AssertionError('bad reply line %r' % line)
+            lines.append(line[4:])
+            if len(line) == 3 or line[3] == ' ':
+                return int(line[:3]), '\n'.join(lines)
+
+    def cmd(self, line):
+        self.send(line + '\r\n')
+        return self.reply()
+
+    def expect(self, code, line=None):
+        got, text = self.cmd(line) if line is not None else self.reply()
+        if got != code:
+            raise AssertionError('%s: expected %d, got %d %s'
+                                 % (line if line is not None else 'reply',
+                                    code, got, text))
+        return text
+
+    def starttls(self):
+        self.sock = tls_context().wrap_socket(self.sock)
+        self.buf = b''
+
+    def closed(self, timeout=5):
+        """True when the server closes within timeout (unread replies are
+        kept in self.buf)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (socket.timeout, TimeoutError):
+            return False
+        except OSError:
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+        return False
+
+
+def raw(d, name='smtp', host='127.0.0.1', source=None, tls=False,
+        timeout=10):
+    return RawClient(host, d.port(name), source=source, tls=tls,
+                     timeout=timeout)
 
 
 def default_plugins(d, with_auth=None):
@@ -365,6 +468,12 @@ class Daemon:
             raise DaemonError('satcheld exited with %d (%s):\n%s'
                               % (rc, _rc_text(rc), self.log_text()))
         self._check_log()
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            self._cleanup()
 
     def kill9(self):
         if self.proc is not None and self.proc.poll() is None:

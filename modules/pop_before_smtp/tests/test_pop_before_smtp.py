@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""pop_before_smtp against the real satcheld (issue 6's "Must show"): from
+distinct loopback source addresses, relay is refused with the contract's
+550 text before a POP3 login, allowed after a login from that address only,
+refused again after the window, kept across a restart and a reload, and
+opened by a line in the feed file."""
+
+import os
+import smtplib
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(
+    os.environ.get('SATCHEL_SRCDIR',
+                   os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', '..', '..')),
+    'modules', 'pop3', 'tests'))
+
+from satchel_harness import Daemon  # noqa: E402
+from popcommon import PASSWORD, pop3_plugins, pop_login  # noqa: E402
+
+ALICE = 'alice@example.test'
+REMOTE = 'bob@partner.test'
+
+
+def refusal(ip):
+    return ('5.7.1 Please turn on SMTP Authentication in your mail client. '
+            '%s is not permitted to relay through this server without '
+            'authentication.' % ip).encode()
+
+
+def relay(d, src):
+    """RCPT to a remote domain from source address src: (code, text)."""
+    with smtplib.SMTP('127.0.0.1', d.port('smtp'), timeout=10,
+                      source_address=(src, 0)) as s:
+        s.ehlo('client.example.test')
+        code, msg = s.mail('someone@example.test')
+        assert code == 250, (code, msg)
+        code, msg = s.rcpt(REMOTE)
+        s.rset()
+        return code, msg
+
+
+def pop_session(d, src):
+    """A full POP3 login (over STLS) from src, then QUIT."""
+    p = pop_login(d, ALICE, source=src)
+    p.stat()
+    p.quit()
+
+
+class PopBeforeSmtpTest(unittest.TestCase):
+    def assertRefused(self, d, src):
+        self.assertEqual(relay(d, src), (550, refusal(src)))
+
+    def assertAllowed(self, d, src):
+        code, msg = relay(d, src)
+        self.assertEqual(code, 250, msg)
+
+    def test_window(self):
+        with Daemon(plugins=pop3_plugins(window='3s'),
+                    users={ALICE: PASSWORD}) as d:
+            d.start()
+            self.assertRefused(d, '127.0.0.5')
+            self.assertRefused(d, '127.0.0.6')
+            t_login = time.monotonic()
+            pop_session(d, '127.0.0.5')
+            self.assertAllowed(d, '127.0.0.5')
+            self.assertRefused(d, '127.0.0.6')
+            d.wait_log(r'pop_before_smtp: relay allowed for 127\.0\.0\.5 '
+                       r'to bob@partner\.test')
+            # a failed POP3 login opens nothing
+            try:
+                pop_login(d, ALICE, password='wrong-password',
+                          source='127.0.0.6')
+                self.fail('wrong password accepted')
+            except Exception as e:  # poplib.error_proto
+                self.assertIn(b'[AUTH]', e.args[0])
+            self.assertRefused(d, '127.0.0.6')
+            delay = t_login + 3.3 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.assertRefused(d, '127.0.0.5')
+
+    def test_restart_reload_and_feed(self):
+        def plugins(d):
+            return pop3_plugins(window='1h',
+                                feed=os.path.join(d.tmp, 'feed.log'))(d)
+        with Daemon(plugins=plugins, users={ALICE: PASSWORD}) as d:
+            feed = os.path.join(d.tmp, 'feed.log')
+            with open(feed, 'w') as f:
+                f.write('127.0.0.9\n')      # old lines do not count
+            os.chmod(feed, 0o644)
+            d.start()
+            self.assertRefused(d, '127.0.0.9')
+            # login, then restart at once: the table was saved (the
+            # debounced write is flushed at shutdown)
+            pop_session(d, '127.0.0.5')
+            d.restart()
+            self.assertAllowed(d, '127.0.0.5')
+            self.assertRefused(d, '127.0.0.6')
+            table = os.path.join(d.state_dir, 'modules', 'pop_before_smtp',
+                                 'table')
+            with open(table) as f:
+                self.assertIn('127.0.0.5 ', f.read())
+            # a reload keeps it too
+            d.reload()
+            self.assertAllowed(d, '127.0.0.5')
+            # the feed: a line appended by another server opens that IP
+            self.assertRefused(d, '127.0.0.7')
+            with open(feed, 'a') as f:
+                f.write('127.0.0.7\n')
+            deadline = time.monotonic() + 5
+            while relay(d, '127.0.0.7')[0] != 250:
+                self.assertLess(time.monotonic(), deadline,
+                                'feed line not picked up')
+                time.sleep(0.2)
+            self.assertRefused(d, '127.0.0.8')
+            # rotation: a new, shorter file is read from its start
+            os.rename(feed, feed + '.1')
+            with open(feed, 'w') as f:
+                f.write('127.0.0.8\n')
+            deadline = time.monotonic() + 5
+            while relay(d, '127.0.0.8')[0] != 250:
+                self.assertLess(time.monotonic(), deadline,
+                                'rotated feed not picked up')
+                time.sleep(0.2)
+            self.assertRefused(d, '127.0.0.6')
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)

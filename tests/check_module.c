@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/check_module.c - Check suite for the module loader (core/module.c):
+ * the fixture modules of tests/modules/ are refused with the exact message
+ * for each fault, and instances are created in file order and torn down in
+ * reverse. Single-threaded; each test works in its own temporary directory.
+ */
+#include "core.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#ifndef FIXTURE_DIR
+#error "FIXTURE_DIR must name the directory of the built fixture modules"
+#endif
+
+/* One test's directory, with satchel.yaml and plugins.d/. */
+struct fx_env {
+	char dir[64];
+	char module_dir[512];
+};
+
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+	char path[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_msg(f != NULL, "fopen %s: %s", path, strerror(errno));
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* env_init - a temporary config using module_dir (FIXTURE_DIR if NULL) */
+static void
+env_init(struct fx_env *env, const char *module_dir)
+{
+	char text[2048], path[512];
+
+	snprintf(env->dir, sizeof(env->dir), "/tmp/check_module.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(env->dir));
+	snprintf(env->module_dir, sizeof(env->module_dir), "%s",
+		 module_dir != NULL ? module_dir : FIXTURE_DIR);
+	snprintf(path, sizeof(path), "%s/plugins.d", env->dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(text, sizeof(text),
+		 "hostname: mail.example.test\n"
+		 "state_dir: %s/state\n"
+		 "module_dir: %s\n"
+		 "user: \"\"\n"
+		 "domains:\n"
+		 "  example.test: {routing: local}\n"
+		 "include: plugins.d/*.yaml\n", env->dir, env->module_dir);
+	write_file(env->dir, "satchel.yaml", text);
+}
+
+/* env_plugin - plugins.d/NAME.yaml with text */
+static void
+env_plugin(struct fx_env *env, const char *name, const char *text)
+{
+	char rel[256];
+
+	snprintf(rel, sizeof(rel), "plugins.d/%s.yaml", name);
+	write_file(env->dir, rel, text);
+}
+
+/* env_good - an fx_good instance tracing into DIR/trace with tag */
+static void
+env_good(struct fx_env *env, const char *name, const char *tag)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "module: fx_good\ntrace: %s/trace\n"
+		 "tag: %s\n", env->dir, tag);
+	env_plugin(env, name, text);
+}
+
+static char *
+env_read(struct fx_env *env, const char *name)
+{
+	static char buf[4096];
+	char path[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", env->dir, name);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return strcpy(buf, "");
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void
+env_free(struct fx_env *env)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", env->dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* env_build - load the config and build a generation; returns 0/-1 */
+static int
+env_build(struct fx_env *env, bool check_only, struct sc_gen **gen_r,
+	  char **error_r)
+{
+	struct sc_main_config *cfg;
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/satchel.yaml", env->dir);
+	*error_r = NULL;
+	if (sc_main_config_load(path, &cfg, error_r) < 0)
+		ck_abort_msg("config: %s", *error_r);
+	sc_config_set_current(cfg);
+	return sc_gen_build(cfg, check_only, gen_r, error_r);
+}
+
+/* expect_error - the build fails with exactly want */
+static void
+expect_error(struct fx_env *env, const char *want)
+{
+	struct sc_gen *gen = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(env_build(env, false, &gen, &err), -1);
+	ck_assert_ptr_null(gen);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(err, want);
+	free(err);
+	sc_config_set_current(NULL);
+}
+
+START_TEST(test_good_order)
+{
+	struct fx_env env;
+	struct sc_gen *gen = NULL;
+	char *err = NULL;
+
+	env_init(&env, NULL);
+	env_good(&env, "10-first", "a");
+	env_good(&env, "20-second", "b");
+	env_plugin(&env, "30-off", "module: fx_absent\nenabled: false\n");
+	ck_assert_msg(env_build(&env, false, &gen, &err) == 0, "%s", err);
+	ck_assert_uint_eq(gen->inst_count, 2);
+	ck_assert_str_eq(sc_instance_name(&gen->insts[0]), "10-first");
+	ck_assert_str_eq(sc_instance_name(&gen->insts[1]), "20-second");
+	ck_assert_str_eq(sc_instance_module(&gen->insts[1]), "fx_good");
+	/* one handle shared by both instances */
+	ck_assert_ptr_eq(gen->insts[0].mh, gen->insts[1].mh);
+	ck_assert_uint_eq(gen->insts[0].mh->instances, 2);
+	ck_assert_str_eq(env_read(&env, "trace"), "new a\nnew b\n");
+
+	ck_assert_msg(sc_gen_start(gen, &err) == 0, "%s", err);
+	ck_assert_uint_eq(gen->hook_count[SC_HOOK_RCPT], 2);
+	ck_assert_ptr_eq(gen->hooks[SC_HOOK_RCPT][0].inst, &gen->insts[0]);
+	ck_assert_ptr_eq(gen->hooks[SC_HOOK_RCPT][1].inst, &gen->insts[1]);
+	ck_assert_ptr_nonnull(sc_instance_state_dir(&gen->insts[0]));
+	ck_assert_str_eq(sc_instance_state_dir(&gen->insts[0]) +
+			 strlen(env.dir), "/state/modules/fx_good");
+
+	struct sc_gen *keep = gen;
+	sc_gen_ref(gen);
+	sc_gen_unref(&gen);		/* not the last reference */
+	ck_assert_ptr_null(gen);
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "new a\nnew b\nstart a\nstart b\n");
+	sc_gen_unref(&keep);		/* the last: reverse teardown */
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "new a\nnew b\nstart a\nstart b\nfree b\nfree a\n");
+	sc_config_set_current(NULL);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_wrong_abi)
+{
+	struct fx_env env;
+	char want[1024];
+
+	env_init(&env, NULL);
+	env_plugin(&env, "10-abi", "module: fx_abi\n");
+	snprintf(want, sizeof(want), "module fx_abi (%s/fx_abi.so): built for "
+		 "ABI %u.0, satcheld has ABI %u.%u; rebuild the module",
+		 FIXTURE_DIR, (unsigned)SC_ABI_MAJOR + 1,
+		 (unsigned)SC_ABI_MAJOR, (unsigned)SC_ABI_MINOR);
+	expect_error(&env, want);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_wrong_signature)
+{
+	struct fx_env env;
+	char want[1024];
+
+	env_init(&env, NULL);
+	env_plugin(&env, "10-sig", "module: fx_sig\n");
+	snprintf(want, sizeof(want), "module fx_sig (%s/fx_sig.so): built "
+		 "with signature p4l4t4o4z4, satcheld has %s; rebuild the "
+		 "module with the same compiler and flags", FIXTURE_DIR,
+		 SC_MODULE_SIGNATURE);
+	expect_error(&env, want);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_missing_symbol)
+{
+	struct fx_env env;
+	char want[1024];
+
+	env_init(&env, NULL);
+	env_plugin(&env, "10-nosym", "module: fx_nosym\n");
+	snprintf(want, sizeof(want), "module fx_nosym (%s/fx_nosym.so): no "
+		 "symbol sc_module_fx_nosym; not a satchel module, or built "
+		 "under another name", FIXTURE_DIR);
+	expect_error(&env, want);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_name_mismatch)
+{
+	struct fx_env env;
+	char want[1024];
+
+	env_init(&env, NULL);
+	env_plugin(&env, "10-name", "module: fx_name\n");
+	snprintf(want, sizeof(want), "module fx_name (%s/fx_name.so): "
+		 "declares the name \"fx_renamed\"; the file must be named "
+		 "fx_renamed.so", FIXTURE_DIR);
+	expect_error(&env, want);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_instance_new_fails)
+{
+	struct fx_env env;
+	char want[1024];
+
+	env_init(&env, NULL);
+	env_good(&env, "10-a", "a");
+	env_good(&env, "20-b", "b");
+	env_plugin(&env, "30-fail", "module: fx_fail\n");
+	snprintf(want, sizeof(want), "%s/plugins.d/30-fail.yaml: 30-fail "
+		 "(module fx_fail): fixture refuses to start", env.dir);
+	expect_error(&env, want);
+	/* what was created is torn down, in reverse */
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "new a\nnew b\nfree b\nfree a\n");
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_missing_dependency)
+{
+	struct fx_env env;
+	struct sc_gen *gen = NULL;
+	char want[1024], *err = NULL;
+
+	env_init(&env, NULL);
+	env_plugin(&env, "10-dep", "module: fx_dep\n");
+	snprintf(want, sizeof(want), "%s/plugins.d/10-dep.yaml: module fx_dep "
+		 "depends on module fx_good, which is not enabled; add "
+		 "plugins.d/NN-fx_good.yaml with `module: fx_good`", env.dir);
+	expect_error(&env, want);
+
+	/* disabled does not count */
+	env_plugin(&env, "20-good", "module: fx_good\nenabled: false\n");
+	expect_error(&env, want);
+
+	/* and enabled satisfies it, whatever the order */
+	env_good(&env, "20-good", "g");
+	ck_assert_msg(env_build(&env, false, &gen, &err) == 0, "%s", err);
+	ck_assert_uint_eq(gen->inst_count, 2);
+	sc_gen_unref(&gen);
+	sc_config_set_current(NULL);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	struct fx_env env;
+	struct sc_gen *gen = NULL;
+	char want[1024], *err = NULL;
+
+	env_init(&env, NULL);
+	env_plugin(&env, "10-absent", "module: fx_absent\n");
+	snprintf(want, sizeof(want), "%s/plugins.d/10-absent.yaml:1:9: module "
+		 "fx_absent: %s/fx_absent.so: No such file or directory "
+		 "(install it, or set `enabled: false` in this file)",
+		 env.dir, FIXTURE_DIR);
+	expect_error(&env, want);
+
+	env_plugin(&env, "10-absent", "module: fx_absent\nenabled: false\n");
+	ck_assert_msg(env_build(&env, false, &gen, &err) == 0, "%s", err);
+	ck_assert_uint_eq(gen->inst_count, 0);
+	sc_gen_unref(&gen);
+	sc_config_set_current(NULL);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_bad_key)
+{
+	struct fx_env env;
+	struct sc_gen *gen = NULL;
+	char want[1024], *err = NULL;
+
+	env_init(&env, NULL);
+	env_good(&env, "10-a", "a");
+	env_plugin(&env, "20-b", "module: fx_good\ntrace: /dev/null\n"
+		   "colour: blue\n");
+	ck_assert_int_eq(env_build(&env, false, &gen, &err), -1);
+	snprintf(want, sizeof(want), "%s/plugins.d/20-b.yaml:3:1: ", env.dir);
+	ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
+	ck_assert_msg(strstr(err, "colour") != NULL, "%s", err);
+	free(err);
+	/* keys are checked before any module code runs */
+	ck_assert_str_eq(env_read(&env, "trace"), "");
+	sc_config_set_current(NULL);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_check_only)
+{
+	struct fx_env env;
+	struct sc_gen *gen = NULL;
+	char *err = NULL;
+
+	env_init(&env, NULL);
+	env_good(&env, "10-a", "a");
+	env_plugin(&env, "20-fail", "module: fx_fail\n");
+	ck_assert_msg(env_build(&env, true, &gen, &err) == 0, "%s", err);
+	ck_assert_uint_eq(gen->inst_count, 2);
+	sc_gen_unref(&gen);
+	/* no module code ran */
+	ck_assert_str_eq(env_read(&env, "trace"), "");
+	sc_config_set_current(NULL);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_duplicate_name)
+{
+	struct fx_env env;
+	struct sc_main_config *cfg = NULL;
+	char path[512], text[256], *err = NULL;
+
+	env_init(&env, NULL);
+	snprintf(text, sizeof(text), "module: fx_good\nname: same\n"
+		 "trace: %s/trace\n", env.dir);
+	env_plugin(&env, "10-a", text);
+	env_plugin(&env, "20-b", text);
+	/* the config loader refuses it (the loader checks it again) */
+	snprintf(path, sizeof(path), "%s/satchel.yaml", env.dir);
+	ck_assert_int_eq(sc_main_config_load(path, &cfg, &err), -1);
+	ck_assert_msg(strstr(err, "20-b.yaml:") != NULL &&
+		      strstr(err, "same") != NULL, "%s", err);
+	free(err);
+	env_free(&env);
+}
+END_TEST
+
+START_TEST(test_writable_module)
+{
+	struct fx_env env;
+	char dir[64], cmd[1024], want[1024];
+
+	snprintf(dir, sizeof(dir), "/tmp/check_module_so.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "cp '%s/fx_good.so' '%s/' && "
+		 "chmod 0666 '%s/fx_good.so'", FIXTURE_DIR, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	env_init(&env, dir);
+	env_good(&env, "10-a", "a");
+	snprintf(want, sizeof(want), "module %s/fx_good.so: writable by group "
+		 "or others; refusing to use it (chmod go-w)", dir);
+	expect_error(&env, want);
+	env_free(&env);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+static Suite *
+module_suite(void)
+{
+	Suite *s = suite_create("module");
+	TCase *tc = tcase_create("loader");
+
+	tcase_add_test(tc, test_good_order);
+	tcase_add_test(tc, test_wrong_abi);
+	tcase_add_test(tc, test_wrong_signature);
+	tcase_add_test(tc, test_missing_symbol);
+	tcase_add_test(tc, test_name_mismatch);
+	tcase_add_test(tc, test_instance_new_fails);
+	tcase_add_test(tc, test_missing_dependency);
+	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_bad_key);
+	tcase_add_test(tc, test_check_only);
+	tcase_add_test(tc, test_duplicate_name);
+	tcase_add_test(tc, test_writable_module);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(module_suite());
+	int failed;
+
+	/* Files the tests write must pass the loader's owner/mode check. */
+	umask(022);
+	sc_log_init(true, SC_LOG_WARNING);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,492 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/check_queue.c - Check suite for core/queue.c and queue_runner.c:
+ * group commit on a real libuv loop, the start-up scan, record appends,
+ * the runner with a fake delivery driver (delivered, failed, deferred, the
+ * DSN that follows) and the DSN text itself.
+ */
+#include "core.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* queue.c / queue_runner.c internals */
+typedef int (*sc_queue_parse_fn)(void *arg, const char *key,
+				 const char *value);
+SC_INTERNAL int sc_queue_file_parse(const char *path, sc_queue_parse_fn fn,
+				    void *arg);
+SC_INTERNAL int sc_queue_append(const char *path, const char *records);
+SC_INTERNAL unsigned sc_queue_batch_count(void);
+SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
+				    const char *mail_params, time_t arrival,
+				    const char *const *rcpts,
+				    const char *const *rcpt_params,
+				    const char *const *replies, size_t n,
+				    bool delay, const char *headers,
+				    size_t headers_len, bool full);
+
+#define NTX 6
+
+static const char message[] =
+	"Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+	"Subject: test\r\n"
+	"received: from c by d; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+	"X-Not-Received: 1\r\n"
+	"\r\n"
+	"Received: in the body does not count\r\n";
+
+struct delivered {
+	char sender[128];
+	char rcpt[128];
+	char body[4096];
+};
+
+static struct {
+	struct sc_core core;
+	struct sc_gen gen;
+	struct sc_main_config cfg;
+	struct sc_domain_conf dom;
+	struct sc_driver_entry drv_entry;
+	char dir[64];
+	int done;
+	char ids[NTX][17];
+	unsigned batches_at_done[NTX];
+	struct delivered got[16];
+	int ngot;
+	char received[64];
+	int records;
+} t;
+
+static struct sc_delivery_driver driver;
+
+static void
+spin_until(bool (*cond)(void), unsigned ms)
+{
+	uint64_t end;
+
+	uv_update_time(t.core.loop);
+	end = uv_now(t.core.loop) + ms;
+	while ((cond == NULL || !cond()) && uv_now(t.core.loop) < end) {
+		uv_run(t.core.loop, UV_RUN_NOWAIT);
+		usleep(1000);
+		uv_update_time(t.core.loop);
+	}
+}
+
+/* fake_deliver - ok@ delivered, bad@ refused, soft@ deferred */
+static void
+fake_deliver(struct sc_delivery *d, void *data)
+{
+	(void)data;
+	for (size_t i = 0; i < sc_delivery_rcpt_count(d); i++) {
+		const char *r = sc_delivery_rcpt(d, i);
+		struct delivered *g;
+		uint64_t size = 0;
+		int fd;
+		ssize_t n;
+
+		if (strncmp(r, "bad@", 4) == 0) {
+			sc_delivery_rcpt_result(d, i, SC_DENY, 550, "5.1.1",
+						"<%s>: no such user", r);
+			continue;
+		}
+		if (strncmp(r, "soft@", 5) == 0) {
+			sc_delivery_rcpt_result(d, i, SC_DENYSOFT, 451,
+						"4.3.0", "try later");
+			continue;
+		}
+		ck_assert_int_lt(t.ngot, 16);
+		g = &t.got[t.ngot++];
+		snprintf(g->sender, sizeof(g->sender), "%s",
+			 sc_delivery_sender(d));
+		snprintf(g->rcpt, sizeof(g->rcpt), "%s", r);
+		fd = sc_delivery_open(d, &size);
+		ck_assert_int_ge(fd, 0);
+		n = read(fd, g->body, sizeof(g->body) - 1);
+		ck_assert_int_ge(n, 0);
+		g->body[n] = '\0';
+		close(fd);
+		sc_delivery_rcpt_result(d, i, SC_OK, 250, "2.0.0", "ok");
+	}
+	sc_delivery_done(d);
+}
+
+static void
+setup(void)
+{
+	char *err = NULL;
+
+	memset(&t, 0, sizeof(t));
+	t.core.loop = uv_default_loop();
+	sc_core = &t.core;
+	snprintf(t.dir, sizeof(t.dir), "/tmp/check_queue.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t.dir));
+	t.cfg.hostname = "mail.example.test";
+	t.cfg.state_dir = t.dir;
+	t.dom.name = "example.test";
+	t.dom.routing = SC_ROUTING_LOCAL;
+	t.cfg.domains = &t.dom;
+	t.cfg.domain_count = 1;
+	t.gen.cfg = &t.cfg;
+	t.gen.refcount = 1;
+	t.gen.serial = 1;
+	driver = (struct sc_delivery_driver){
+		.kind = SC_DELIVERY_LOCAL, .deliver = fake_deliver,
+	};
+	t.drv_entry.drv = &driver;
+	t.gen.drivers = &t.drv_entry;
+	t.gen.driver_count = 1;
+	t.core.gen = &t.gen;
+	sc_config_set_current(&t.cfg);
+	ck_assert_msg(sc_queue_init(t.dir, &err) == 0, "%s", err);
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+
+	sc_queue_runner_stop();
+	spin_until(NULL, 20);
+	sc_queue_deinit();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", t.dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", t.dir);
+	sc_config_set_current(NULL);
+	sc_core = NULL;
+}
+
+static void
+commit_done(void *arg, const char *id, const char *error)
+{
+	int i = (int)(intptr_t)arg;
+
+	ck_assert_msg(error == NULL, "%s", error);
+	ck_assert_ptr_nonnull(id);
+	snprintf(t.ids[i], sizeof(t.ids[i]), "%s", id);
+	t.batches_at_done[i] = sc_queue_batch_count();
+	t.done++;
+}
+
+static bool
+all_done(void)
+{
+	return t.done == NTX;
+}
+
+static size_t
+count_dir(const char *sub)
+{
+	char path[128];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/queue/%s", t.dir, sub);
+	d = opendir(path);
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static struct sc_queue_tx *
+new_tx(const char *rcpt, const char *params)
+{
+	struct sc_env_rcpt r = { .address = rcpt, .params = params };
+	struct sc_envelope env = {
+		.sender = "alice@example.test", .params = "RET=HDRS",
+		.rcpt_count = 1, .rcpts = &r, .client_ip = "127.0.0.1",
+		.helo = "client.example",
+	};
+	const char *err = NULL;
+	struct sc_queue_tx *tx = sc_queue_tx_begin(NULL, &env, &err);
+
+	ck_assert_msg(tx != NULL, "%s", err);
+	return tx;
+}
+
+static int
+parse_cb(void *arg, const char *key, const char *value)
+{
+	(void)arg;
+	if (strcmp(key, "END") == 0)
+		snprintf(t.received, sizeof(t.received), "%s", value);
+	if (strcmp(key, "T") == 0)
+		t.records++;
+	return 0;
+}
+
+START_TEST(test_group_commit)
+{
+	struct sc_queue_tx *tx[NTX];
+	char path[256];
+
+	for (int i = 0; i < NTX; i++) {
+		tx[i] = new_tx("ok@example.test", "");
+		ck_assert_int_eq(strlen(sc_queue_tx_id(tx[i])), 16);
+		ck_assert_int_eq(sc_queue_tx_write(tx[i], message,
+						   sizeof(message) - 1), 0);
+		ck_assert_uint_eq(sc_queue_tx_size(tx[i]),
+				  sizeof(message) - 1);
+	}
+	/* ids are unique and sortable */
+	for (int i = 1; i < NTX; i++)
+		ck_assert_int_lt(strcmp(sc_queue_tx_id(tx[i - 1]),
+					sc_queue_tx_id(tx[i])), 0);
+	/* nothing is visible in active/ before the commit */
+	ck_assert_uint_eq(count_dir("active"), 0);
+	ck_assert_uint_eq(count_dir("tmp"), NTX);
+	for (int i = 0; i < NTX; i++)
+		sc_queue_tx_commit(tx[i], commit_done, (void *)(intptr_t)i);
+	spin_until(all_done, 5000);
+	ck_assert_int_eq(t.done, NTX);
+	/* the first commit syncs alone; the others waited and shared one
+	 * directory sync */
+	ck_assert_uint_le(sc_queue_batch_count(), 2);
+	ck_assert_uint_eq(t.batches_at_done[NTX - 1],
+			  t.batches_at_done[1]);
+	ck_assert_uint_eq(count_dir("active"), NTX);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+	snprintf(path, sizeof(path), "%s/queue/active/%s", t.dir, t.ids[0]);
+	ck_assert_int_eq(sc_queue_file_parse(path, parse_cb, NULL), 1);
+	ck_assert_str_eq(t.received, "received=2");
+	/* records are appended after END */
+	ck_assert_int_eq(sc_queue_append(path, "T 0 1 2 1 451 4.0.0 later\n"),
+			 0);
+	ck_assert_int_eq(sc_queue_file_parse(path, parse_cb, NULL), 1);
+	ck_assert_int_eq(t.records, 1);
+	/* the abort path removes the tmp file */
+	tx[0] = new_tx("ok@example.test", "");
+	ck_assert_uint_eq(count_dir("tmp"), 1);
+	sc_queue_tx_abort(tx[0]);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+}
+END_TEST
+
+START_TEST(test_scan)
+{
+	struct sc_queue_tx *tx;
+	char from[256], to[256], *err = NULL;
+	FILE *f;
+
+	/* committed */
+	tx = new_tx("ok@example.test", "");
+	sc_queue_tx_write(tx, message, sizeof(message) - 1);
+	sc_queue_tx_commit(tx, commit_done, (void *)0);
+	spin_until(NULL, 200);
+	ck_assert_int_eq(t.done, 1);
+	/* crashed before the commit: a file in active/ without END */
+	tx = new_tx("ok@example.test", "");
+	sc_queue_tx_write(tx, message, sizeof(message) - 1);
+	snprintf(from, sizeof(from), "%s/queue/tmp/%s", t.dir,
+		 sc_queue_tx_id(tx));
+	snprintf(to, sizeof(to), "%s/queue/active/%s", t.dir,
+		 sc_queue_tx_id(tx));
+	ck_assert_int_eq(link(from, to), 0);
+	sc_queue_tx_abort(tx);
+	/* and junk in tmp/ */
+	snprintf(from, sizeof(from), "%s/queue/tmp/0000000000000001", t.dir);
+	f = fopen(from, "w");
+	fputs("half a message", f);
+	fclose(f);
+	ck_assert_uint_eq(count_dir("active"), 2);
+	ck_assert_uint_eq(count_dir("tmp"), 1);
+	sc_queue_deinit();
+	ck_assert_int_eq(sc_queue_init(t.dir, &err), 0);
+	ck_assert_uint_eq(count_dir("active"), 1);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+	snprintf(to, sizeof(to), "%s/queue/active/%s", t.dir, t.ids[0]);
+	ck_assert_int_eq(access(to, F_OK), 0);
+}
+END_TEST
+
+static bool
+runner_idle(void)
+{
+	size_t msgs = 0;
+
+	sc_queue_counts(&msgs, NULL);
+	return msgs == 0;
+}
+
+static bool
+one_deferred(void)
+{
+	size_t msgs = 0, def = 0;
+
+	sc_queue_counts(&msgs, &def);
+	return def == 1;
+}
+
+START_TEST(test_runner)
+{
+	struct sc_env_rcpt r[3] = {
+		{ "ok@example.test", "" },
+		{ "bad@example.test", "NOTIFY=FAILURE ORCPT=rfc822;b@x.test" },
+		{ "nobounce@example.test", "" },
+	};
+	struct sc_envelope env = {
+		.sender = "alice@example.test", .params = "", .rcpt_count = 2,
+		.rcpts = r,
+	};
+	const char *err = NULL;
+	char id[17], *e2 = NULL, *list;
+	struct sc_queue_tx *tx;
+
+	ck_assert_int_eq(sc_queue_runner_start(&e2), 0);
+	ck_assert_int_eq(sc_queue_inject(&env, message, sizeof(message) - 1,
+					 id, sizeof(id), &err), 0);
+	spin_until(runner_idle, 5000);
+	ck_assert(runner_idle());
+	/* ok@ got the message; alice@ got a DSN for bad@ */
+	ck_assert_int_eq(t.ngot, 2);
+	ck_assert_str_eq(t.got[0].rcpt, "ok@example.test");
+	ck_assert_str_eq(t.got[0].sender, "alice@example.test");
+	ck_assert(strstr(t.got[0].body, "Subject: test") != NULL);
+	ck_assert_str_eq(t.got[1].rcpt, "alice@example.test");
+	ck_assert_str_eq(t.got[1].sender, "");
+	ck_assert(strstr(t.got[1].body, "multipart/report") != NULL);
+	ck_assert(strstr(t.got[1].body, "Final-Recipient: rfc822; "
+			 "bad@example.test") != NULL);
+	ck_assert(strstr(t.got[1].body, "Original-Recipient: rfc822;b@x.test")
+		  != NULL);
+	ck_assert(strstr(t.got[1].body, "Diagnostic-Code: smtp; 550 5.1.1")
+		  != NULL);
+	ck_assert_uint_eq(count_dir("active"), 0);
+
+	/* a deferred recipient stays, with its state recorded */
+	t.ngot = 0;
+	tx = new_tx("soft@example.test", "");
+	sc_queue_tx_write(tx, message, sizeof(message) - 1);
+	sc_queue_tx_commit(tx, commit_done, (void *)0);
+	spin_until(one_deferred, 5000);
+	ck_assert(one_deferred());
+	spin_until(NULL, 50);
+	list = sc_queue_list_text();
+	ck_assert_ptr_nonnull(list);
+	ck_assert_msg(strstr(list, "<soft@example.test> deferred") != NULL,
+		      "%s", list);
+	ck_assert_msg(strstr(list, "451 4.3.0 try later") != NULL, "%s",
+		      list);
+	free(list);
+	ck_assert_uint_eq(count_dir("active"), 1);
+	/* delete: gone, and no bounce */
+	ck_assert_int_eq(sc_queue_delete(t.ids[0], &e2), 0);
+	spin_until(runner_idle, 2000);
+	ck_assert(runner_idle());
+	ck_assert_uint_eq(count_dir("active"), 0);
+	ck_assert_int_eq(t.ngot, 0);
+
+	/* NOTIFY=NEVER and the null sender never bounce */
+	r[0].address = "bad@example.test";
+	r[0].params = "NOTIFY=NEVER";
+	env.rcpt_count = 1;
+	ck_assert_int_eq(sc_queue_inject(&env, message, sizeof(message) - 1,
+					 id, sizeof(id), &err), 0);
+	r[0].params = "";
+	env.sender = "";
+	ck_assert_int_eq(sc_queue_inject(&env, message, sizeof(message) - 1,
+					 id, sizeof(id), &err), 0);
+	spin_until(runner_idle, 5000);
+	ck_assert(runner_idle());
+	spin_until(NULL, 50);
+	ck_assert_int_eq(t.ngot, 0);
+	ck_assert_uint_eq(count_dir("active"), 0);
+}
+END_TEST
+
+START_TEST(test_dsn_text)
+{
+	const char *rcpts[] = { "bob@partner.test", "carol@partner.test" };
+	const char *params[] = { "ORCPT=rfc822;bob@partner.test", "" };
+	const char *replies[] = {
+		"550 5.1.1 <bob@partner.test>: unknown user",
+		"4.4.7 message expired; last error: 451 4.4.1 timeout",
+	};
+	const char hdrs[] = "Subject: hi\r\nFrom: a@example.test\r\n\r\n";
+	char *text = sc_queue_dsn_text("0123456789abcdef", "a@example.test",
+				       "ENVID=xyz", time(NULL), rcpts, params,
+				       replies, 2, false, hdrs,
+				       sizeof(hdrs) - 1, false);
+	char boundary[256], marker[300], *p, *q;
+	int parts = 0;
+
+	ck_assert_ptr_nonnull(text);
+	ck_assert(strstr(text, "From: Mail Delivery System "
+			 "<MAILER-DAEMON@mail.example.test>\r\n") != NULL);
+	ck_assert(strstr(text, "Content-Type: multipart/report; "
+			 "report-type=delivery-status;") != NULL);
+	p = strstr(text, "boundary=\"");
+	ck_assert_ptr_nonnull(p);
+	p += 10;
+	q = strchr(p, '"');
+	ck_assert_ptr_nonnull(q);
+	snprintf(boundary, sizeof(boundary), "%.*s", (int)(q - p), p);
+	snprintf(marker, sizeof(marker), "\r\n--%s\r\n", boundary);
+	for (p = text; (p = strstr(p, marker)) != NULL; p += strlen(marker))
+		parts++;
+	ck_assert_int_eq(parts, 3);
+	snprintf(marker, sizeof(marker), "\r\n--%s--\r\n", boundary);
+	ck_assert(strstr(text, marker) != NULL);
+	ck_assert(strstr(text, "Content-Type: message/delivery-status\r\n")
+		  != NULL);
+	ck_assert(strstr(text, "Reporting-MTA: dns; mail.example.test\r\n")
+		  != NULL);
+	ck_assert(strstr(text, "Original-Envelope-Id: xyz\r\n") != NULL);
+	ck_assert(strstr(text, "Original-Recipient: rfc822;bob@partner.test"
+			 "\r\nFinal-Recipient: rfc822; bob@partner.test\r\n"
+			 "Action: failed\r\nStatus: 5.1.1\r\n"
+			 "Diagnostic-Code: smtp; 550 5.1.1 "
+			 "<bob@partner.test>: unknown user\r\n") != NULL);
+	ck_assert(strstr(text, "Final-Recipient: rfc822; carol@partner.test"
+			 "\r\nAction: failed\r\nStatus: 4.4.7\r\n") != NULL);
+	ck_assert(strstr(text, "Content-Type: text/rfc822-headers\r\n")
+		  != NULL);
+	ck_assert(strstr(text, "Subject: hi\r\n") != NULL);
+	free(text);
+
+	/* a delay notice; RET=FULL uses message/rfc822 */
+	text = sc_queue_dsn_text("0123456789abcdef", "a@example.test", "",
+				 time(NULL), rcpts, params, replies, 1, true,
+				 hdrs, sizeof(hdrs) - 1, false);
+	ck_assert(strstr(text, "Action: delayed\r\nStatus: 4.1.1\r\n") !=
+		  NULL);
+	free(text);
+	text = sc_queue_dsn_text("0123456789abcdef", "a@example.test", "",
+				 time(NULL), rcpts, params, replies, 1, false,
+				 hdrs, sizeof(hdrs) - 1, true);
+	ck_assert(strstr(text, "Content-Type: message/rfc822\r\n") != NULL);
+	free(text);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("queue");
+	TCase *tc = tcase_create("queue");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_group_commit);
+	tcase_add_test(tc, test_scan);
+	tcase_add_test(tc, test_runner);
+	tcase_add_test(tc, test_dsn_text);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
