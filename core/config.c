@@ -660,7 +660,9 @@ static const struct sc_config_key domain_keys[] = {
 };
 
 /* default_hostname - the machine's FQDN: gethostname, then the canonical
- * name from getaddrinfo (/etc/hosts first on a normal nsswitch) */
+ * name from getaddrinfo (/etc/hosts first on a normal nsswitch).
+ * XXX: on a reload this runs on the loop and may wait for DNS; only when
+ * hostname is not configured, which the shipped config documents. */
 static char *
 default_hostname(void)
 {

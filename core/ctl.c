@@ -22,6 +22,7 @@
 struct ctl_client {
 	uv_pipe_t pipe;
 	uv_write_t wreq;
+	uv_shutdown_t sreq;
 	struct ctl_client *prev, *next;
 	char req[CTL_REQUEST_MAX];
 	size_t len;
@@ -91,7 +92,8 @@ text_add_lines(struct text *t, const char *indent, const char *s, size_t len)
 
 	while (s < end && *s != '\0') {
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
-		size_t l = nl ? (size_t)(nl - s) : strnlen(s, (size_t)(end - s));
+		size_t l = nl ? (size_t)(nl - s) :
+			strnlen(s, (size_t)(end - s));
 		if (l > 0)
 			text_add(t, "%s%.*s\n", indent, (int)l, s);
 		s += l + (nl ? 1 : 0);
@@ -147,7 +149,8 @@ ctl_modules(struct text *t)
 			for (size_t j = 0; j < gen->hook_count[h]; j++) {
 				if (gen->hooks[h][j].inst != inst)
 					continue;
-				text_add(t, " %s", sc_hook_name((enum sc_hook)h));
+				text_add(t, " %s",
+					 sc_hook_name((enum sc_hook)h));
 				any = true;
 				break;
 			}
@@ -254,12 +257,7 @@ client_close(struct ctl_client *c)
 		uv_close((uv_handle_t *)&c->pipe, client_closed);
 }
 
-static void
-client_written(uv_write_t *req, int status)
-{
-	(void)status;
-	client_close(req->data);
-}
+static void client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 static void
 client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -267,8 +265,35 @@ client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct ctl_client *c = h->data;
 
 	(void)suggested;
+	if (c->answered) {
+		/* draining: whatever comes now is discarded */
+		c->len = 0;
+	}
 	buf->base = c->req + c->len;
 	buf->len = sizeof(c->req) - c->len - 1;
+}
+
+/* client_shut - our FIN is out; read (and drop) until the client closes,
+ * so unread request bytes never turn our close into a reset */
+static void
+client_shut(uv_shutdown_t *req, int status)
+{
+	struct ctl_client *c = req->data;
+
+	if (status < 0 || uv_read_start((uv_stream_t *)&c->pipe,
+					client_alloc, client_read) != 0)
+		client_close(c);
+}
+
+static void
+client_written(uv_write_t *req, int status)
+{
+	struct ctl_client *c = req->data;
+
+	c->sreq.data = c;
+	if (status < 0 || uv_shutdown(&c->sreq, (uv_stream_t *)&c->pipe,
+				      client_shut) != 0)
+		client_close(c);
 }
 
 /* client_answer - run the request and send the reply */

@@ -266,8 +266,10 @@ daemon_hooks(const char *reply, const char *name)
 
 		/* "INSTANCE (MODULE VERSION): hooks ..." */
 		if (open != NULL && (size_t)(p + l - open) > nlen + 1 &&
-		    strncmp(open + 1, name, nlen) == 0 && open[1 + nlen] == ' ') {
-			const char *colon = memchr(open, ':', (size_t)(p + l - open));
+		    strncmp(open + 1, name, nlen) == 0 &&
+		    open[1 + nlen] == ' ') {
+			const char *colon = memchr(open, ':',
+						   (size_t)(p + l - open));
 			printf("  instance %.*s:%.*s\n", (int)(open - p - 1), p,
 			       colon ? (int)(p + l - colon - 1) : 0,
 			       colon ? colon + 1 : "");

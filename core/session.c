@@ -383,6 +383,11 @@ sc_session_close(struct sc_session *s)
 			s->slots[i].free_fn(s->slots[i].data);
 	}
 	free(s->slots);
+	/* A subscriber may have started a hook run on the dying session. */
+	while (s->run_count > 0) {
+		struct sc_hook_run *run = s->runs[--s->run_count];
+		sc_hook_run_cancel(run);
+	}
 
 	if (s->prev != NULL)
 		s->prev->next = s->next;

@@ -57,3 +57,7 @@ tests_check_hook_LDFLAGS = $(SANITIZE_LDFLAGS)
 # pkg-config only, load it and see its hook run.
 TESTS += tests/test_sdk.sh
 EXTRA_DIST += tests/test_sdk.sh tests/sdk/hello.c
+
+# The daemon's runtime end to end (reload, status, ctl, graceful stop).
+TESTS += tests/modules/test_daemon.py
+EXTRA_DIST += tests/modules/test_daemon.py

@@ -1108,7 +1108,6 @@ static void
 job_handle_reply(struct relay_job *job)
 {
 	struct relay *r = job->r;
-	struct sc_delivery *d = job->batch->d;
 	int code = job->code;
 	char msg[900];
 
@@ -1118,8 +1117,9 @@ job_handle_reply(struct relay_job *job)
 			job_reply_text(job, msg, sizeof(msg), "the greeting");
 			/* a refusing host is no verdict on the mail: try
 			 * the next one, and defer if none takes it */
-			job_set_error(job, SC_DENYSOFT, code >= 500 ? 451 : code,
-				      "4.4.2", "%s", msg);
+			job_set_error(job, SC_DENYSOFT,
+				      code >= 500 ? 451 : code, "4.4.2", "%s",
+				      msg);
 			job_host_failed(job);
 			return;
 		}
@@ -1184,7 +1184,8 @@ job_handle_reply(struct relay_job *job)
 		/* FALLTHROUGH */
 	case JS_AUTH:
 		if (code == 235) {
-			job->use_auth = false;	/* done for this session */
+			/* authenticated for the rest of this session */
+			job->use_auth = false;
 			job_ready(job);
 			return;
 		}
@@ -1206,11 +1207,10 @@ job_handle_reply(struct relay_job *job)
 					   job->esc[0] ? job->esc : "2.0.0",
 					   msg);
 			else
-				job_result(job, k, code / 100 == 5 ? SC_DENY
-								   : SC_DENYSOFT,
+				job_result(job, k, code / 100 == 5
+						   ? SC_DENY : SC_DENYSOFT,
 					   code, job->esc[0] ? job->esc
-							     : default_esc(code),
-					   msg);
+						: default_esc(code), msg);
 		}
 		job_send(job, r->conf->timeouts.ehlo, "QUIT");
 		if (!job_all_done(job)) {
@@ -1282,11 +1282,10 @@ job_handle_reply(struct relay_job *job)
 		job_reply_text(job, msg, sizeof(msg), "DATA");
 		for (size_t k = 0; k < job->nrcpt; k++)
 			if (job->rs[k] == RS_ACCEPTED)
-				job_result(job, k, code / 100 == 5 ? SC_DENY
-								   : SC_DENYSOFT,
+				job_result(job, k, code / 100 == 5
+						   ? SC_DENY : SC_DENYSOFT,
 					   code, job->esc[0] ? job->esc
-							     : default_esc(code),
-					   msg);
+						: default_esc(code), msg);
 		job_send(job, r->conf->timeouts.ehlo, "QUIT");
 		job_finish(job);
 		return;
@@ -1301,7 +1300,6 @@ job_handle_reply(struct relay_job *job)
 		}
 		job_send_cmd(job, job->cmd_head);
 	}
-	(void)d;
 }
 
 /* job_read_replies - parses buffered reply lines; a complete reply goes to
@@ -1411,7 +1409,8 @@ job_conn_event(struct sc_conn *c, enum sc_conn_event ev, void *arg)
 			      "%s %s%s", ev == SC_CONN_TIMEOUT
 				      ? "timeout talking to"
 				      : "lost connection with", job->peer,
-			      job->st == JS_DOT ? " after the end of data" : "");
+			      job->st == JS_DOT ? " after the end of data"
+						: "");
 		if (job->st == JS_DOT) {
 			/* the peer may have the message already: another
 			 * host now could deliver it twice; retry later */
@@ -1952,7 +1951,8 @@ job_start(struct relay_job *job)
 		sfmt(job->dest_key, sizeof(job->dest_key), "mx:%s",
 			 job->domain);
 		job_ref(job);
-		if (sc_dns_resolve(job->domain, SC_DNS_MX, job_mx_cb, job) < 0) {
+		if (sc_dns_resolve(job->domain, SC_DNS_MX, job_mx_cb,
+				   job) < 0) {
 			job_unref(job);
 			job_set_error(job, SC_DENYSOFT, 451, "4.4.3",
 				      "cannot look up the MX of %s",
@@ -2009,8 +2009,9 @@ relay_deliver(struct sc_delivery *d, void *data)
 		base = 0;
 	if (fd < 0) {
 		for (size_t i = 0; i < n; i++)
-			sc_delivery_rcpt_result(d, i, SC_DENYSOFT, 451, "4.3.0",
-						"cannot open the queued message");
+			sc_delivery_rcpt_result(d, i, SC_DENYSOFT, 451,
+						"4.3.0", "cannot open the "
+						"queued message");
 		sc_delivery_done(d);
 		free(b);
 		free(jobs);
@@ -2256,7 +2257,8 @@ relay_instance_free(struct sc_instance *inst, void *data)
 
 SC_MODULE(relay,
 	.version = "1.0",
-	.description = "SMTP delivery to MX hosts, static routes or a smarthost",
+	.description = "SMTP delivery to MX hosts, static routes or a "
+		       "smarthost",
 	.keys = relay_keys,
 	.config_size = sizeof(struct relay_conf),
 	.instance_new = relay_instance_new,

@@ -9,6 +9,8 @@ import ctypes.util
 import grp
 import os
 import pwd
+import pty
+import select
 import smtplib
 import stat
 import sys
@@ -334,6 +336,58 @@ class SatchelctlUser(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('--password-stdin', r.stderr)
 
+    def tty_ctl(self, answers, *args):
+        """Runs satchelctl on a pseudo-terminal, answering each prompt;
+        returns (exit status, everything it wrote to the terminal)."""
+        pid, fd = pty.fork()
+        if pid == 0:
+            try:
+                os.execv(self.d.satchelctl, [self.d.satchelctl, '-c',
+                                             self.d.config_path] + list(args))
+            finally:
+                os._exit(127)
+        out = b''
+        deadline = time.monotonic() + 20
+        try:
+            for ans in answers:
+                while not out.rstrip().endswith(b':'):
+                    self.assertLess(time.monotonic(), deadline, out)
+                    r, _, _ = select.select([fd], [], [], 1)
+                    if r:
+                        out += os.read(fd, 1024)
+                os.write(fd, ans.encode() + b'\n')
+                out += b'\n--\n'
+            while time.monotonic() < deadline:
+                r, _, _ = select.select([fd], [], [], 1)
+                if not r:
+                    continue
+                try:
+                    chunk = os.read(fd, 1024)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            _, status = os.waitpid(pid, 0)
+            os.close(fd)
+        return os.waitstatus_to_exitcode(status), out.decode(errors='replace')
+
+    def test_prompt_twice_without_echo(self):
+        rc, out = self.tty_ctl(['tty-password-1', 'tty-password-1'],
+                               'user', 'add', 'tty@example.test')
+        self.assertEqual(rc, 0, out)
+        self.assertIn('Password for tty@example.test:', out)
+        self.assertIn('Retype password:', out)
+        self.assertNotIn('tty-password-1', out)     # not echoed
+        (addr, field), = self.entries()
+        h = field[len('{YESCRYPT}'):]
+        self.assertEqual(LC.crypt(b'tty-password-1', h.encode()).decode(), h)
+        rc, out = self.tty_ctl(['tty-password-2', 'tty-password-3'],
+                               'user', 'passwd', 'tty@example.test')
+        self.assertEqual(rc, 1, out)
+        self.assertIn('do not match', out)
+
     def test_list_passwd_del_keep_other_lines_mode_owner(self):
         keep = ('# hand-written comment\n'
                 'zed@other.test:{SHA512-CRYPT}%s:extra:fields\n'
@@ -342,6 +396,9 @@ class SatchelctlUser(unittest.TestCase):
             f.write(keep)
         os.chmod(self.path, 0o600)
         before = os.stat(self.path)
+        # held open so its inode cannot be reused by a later file
+        held = open(self.path)
+        self.addCleanup(held.close)
         for addr, pw_ in (('a1@example.test', 'a1-password'),
                           ('a2@other.test', 'a2-password')):
             r = self.ctl('add', addr, '--password-stdin', input=pw_ + '\n')

@@ -234,6 +234,36 @@ class Loop(unittest.TestCase):
             self.assertIn(b'Subject: ok99', read(files[0]))
 
 
+class Peer:
+    """A real SMTP server (aiosmtpd) standing in for a remote MX host."""
+
+    def __init__(self, host):
+        from aiosmtpd.controller import Controller
+        from satchel_harness import free_port
+        self.received = []
+        self.port = free_port(host)
+        peer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                peer.received.append(envelope)
+                return '250 2.0.0 Ok: got it'
+        self.ctl = Controller(Handler(), hostname=host, port=self.port)
+        self.ctl.start()
+
+    def wait(self, count, timeout=20):
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count:
+            if time.monotonic() >= deadline:
+                raise AssertionError('the peer got %d message(s), wanted '
+                                     '%d' % (len(self.received), count))
+            time.sleep(0.05)
+        return self.received
+
+    def stop(self):
+        self.ctl.stop()
+
+
 class Auto(unittest.TestCase):
 
     def setUp(self):
@@ -262,12 +292,17 @@ class Auto(unittest.TestCase):
                     'gone.test', 'flaky.example.net'):
             domains[dom] = {'routing': 'auto'}
         mailboxes = ['u@here.test', 'u@byname.test', 'u@nomx.test']
+        peer = Peer('127.0.0.2')
+        self.addCleanup(peer.stop)
         with DnsServer(records) as dns, \
                 Daemon(users=USERS, main={'domains': domains,
                                           'dns': {'servers': [dns.server]}},
                        plugins=router_plugins(
                            mailboxes=mailboxes,
-                           relay_networks=['127.0.0.0/8'])) as d:
+                           relay_networks=['127.0.0.0/8']),
+                       extra_plugins={'70-relay.yaml': {
+                           'module': 'relay', 'port': peer.port,
+                           'tls': 'opportunistic'}}) as d:
             d.start()
             # RCPT: an auto domain accepts its known mailboxes
             self.assertEqual(rcpt_code(d, 'u@here.test')[0], 250)
@@ -289,6 +324,9 @@ class Auto(unittest.TestCase):
                                   message('auto remote')), {})
             d.wait_log(r'router: v@there\.test: mx\.there\.test is not this '
                        r'server: remote delivery', since=mark)
+            env = peer.wait(1)[0]
+            self.assertEqual(env.rcpt_tos, ['v@there.test'])
+            self.assertIn(b'Subject: auto remote', env.content)
             self.assertFalse(os.path.exists(d.maildir('v@there.test')))
 
             # a DNS failure (our dnsmasq refuses names outside its zones)

@@ -48,6 +48,17 @@ class SmtpProtocol(unittest.TestCase):
     def count(self, addr):
         return len(self.d.maildir_files(addr))
 
+    def find_msg(self, addr, needle, timeout=10):
+        """The Maildir file of addr that contains needle (bytes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for p in self.d.maildir_files(addr):
+                if needle in body_of(p):
+                    return p
+            if time.monotonic() > deadline:
+                self.fail('no message with %r for %s' % (needle, addr))
+            time.sleep(0.05)
+
     def deliver_raw(self, message, rcpt='alice@example.test'):
         """Sends message (bytes, already dot-stuffed, without the final
         dot) and returns the Maildir file it lands in."""
@@ -61,7 +72,9 @@ class SmtpProtocol(unittest.TestCase):
         text = c.expect(250)
         self.assertRegex(text, r'^2\.0\.0 Ok: queued as \S+$')
         c.expect(221, 'QUIT')
-        return self.d.wait_maildir(rcpt, before + 1)[-1], text
+        self.d.wait_maildir(rcpt, before + 1)
+        qid = text.split()[-1]
+        return self.find_msg(rcpt, ('\tid %s' % qid).encode()), text
 
     # ---- greeting and keywords ----
     def test_banner_and_ehlo_keywords(self):
@@ -170,8 +183,8 @@ class SmtpProtocol(unittest.TestCase):
             capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertRegex(r.stdout, r'<[-~]* +250 2\.0\.0 Ok: queued as')
-        files = self.d.wait_maildir('alice@example.test', before + 1)
-        self.assertIn(b'hello from swaks', body_of(files[-1]))
+        self.d.wait_maildir('alice@example.test', before + 1)
+        self.find_msg('alice@example.test', b'\r\n\r\nhello from swaks')
 
     def test_curl_upload(self):
         if not h.which('curl'):
@@ -186,8 +199,9 @@ class SmtpProtocol(unittest.TestCase):
              'bob@example.test', '--upload-file', msg],
             capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        files = self.d.wait_maildir('bob@example.test', before + 1)
-        self.assertTrue(body_of(files[-1]).endswith(
+        self.d.wait_maildir('bob@example.test', before + 1)
+        p = self.find_msg('bob@example.test', b'hello from curl')
+        self.assertTrue(body_of(p).endswith(
             b'\r\n\r\nhello from curl\r\n.dot\r\n'))
 
     # ---- pipelining and BDAT ----
@@ -393,11 +407,12 @@ class SmtpProtocol(unittest.TestCase):
                b'end\r\n.\r\n')
         self.assertIn('queued as', c.expect(250))
         c.expect(250, 'NOOP')
-        files = self.d.wait_maildir('alice@example.test', before + 1)
+        self.d.wait_maildir('alice@example.test', before + 1)
         time.sleep(0.5)
         self.assertEqual(self.count('alice@example.test'), before + 1)
-        data = body_of(files[-1])
-        self.assertIn(b'MAIL FROM:<evil@example.org>', data)
+        data = body_of(self.find_msg('alice@example.test',
+                                     b'Subject: smuggle'))
+        self.assertIn(b'\r\nMAIL FROM:<evil@example.org>\r\n', data)
         self.assertTrue(data.endswith(b'end\r\n'))
 
     def test_too_many_errors(self):

@@ -70,8 +70,11 @@ class SmtpAuth(unittest.TestCase):
         c.sendmail('x@example.org', [ALICE], b'Subject: tls\r\n\r\nvia TLS\r\n')
         c.quit()
         files = self.d.wait_maildir(ALICE, before + 1)
-        with open(files[-1], 'rb') as f:
-            data = f.read()
+        datas = []
+        for p in files:
+            with open(p, 'rb') as f:
+                datas.append(f.read())
+        data = [x for x in datas if b'via TLS' in x][0]
         self.assertRegex(data, rb'with ESMTPS \(TLS[^)]*\)\r\n')
 
     def test_starttls_discards_pipelined_plaintext(self):
