@@ -12,4 +12,3 @@ dist_pluginsconf_DATA += \
 	plugins.d/55-pop3.yaml \
 	plugins.d/60-maildir.yaml \
 	plugins.d/70-relay.yaml
-EXTRA_DIST += conf/dev.yaml.in

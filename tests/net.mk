@@ -12,3 +12,5 @@ tests_check_queue_CPPFLAGS = $(CORE_CPPFLAGS)
 tests_check_queue_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
 tests_check_queue_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
 tests_check_queue_LDFLAGS = $(SANITIZE_LDFLAGS)
+TESTS += tests/test_net.py
+EXTRA_DIST += tests/test_net.py

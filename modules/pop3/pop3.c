@@ -776,8 +776,9 @@ pop_scan_dir(struct pop_job *j, const char *sub, size_t *cap)
 				     rel) >= (int)sizeof(dst))
 				continue;
 			if (rename(path, dst) < 0) {
+				/* ENOENT: another reader took it */
 				if (errno == ENOENT)
-					continue;	/* taken by another reader */
+					continue;
 				/* XXX: unmovable; serve it from new/ */
 				snprintf(rel, sizeof(rel), "new/%s", name);
 			} else {
@@ -1433,6 +1434,7 @@ static void
 pop_tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
 {
 	struct pop_sess *ps = arg;
+	const char *desc;
 
 	(void)c;
 	if (!ok) {
@@ -1441,8 +1443,9 @@ pop_tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
 		pop_close(ps);
 		return;
 	}
+	desc = sc_conn_tls_desc(ps->c);
 	sc_log_session(SC_LOG_DEBUG, ps->s, "pop3: %s",
-		       sc_conn_tls_desc(ps->c) ? sc_conn_tls_desc(ps->c) : "TLS");
+		       desc != NULL ? desc : "TLS");
 	if (!ps->greeted) {
 		ps->greeted = true;
 		pop_reply(ps, "+OK %s POP3 server ready", sc_config_hostname());

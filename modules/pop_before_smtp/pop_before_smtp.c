@@ -952,8 +952,9 @@ pbs_load(const char **error_r)
 	    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD |
 		   RTLD_NODELETE) == NULL) {
 		err = dlerror();
-		sc_log_warning("%s: cannot pin the module in memory: %s",
-			       "pop_before_smtp", err != NULL ? err : "dladdr failed");
+		sc_log_warning("pop_before_smtp: cannot pin the module in "
+			       "memory: %s",
+			       err != NULL ? err : "dladdr failed");
 	}
 	return 0;
 }

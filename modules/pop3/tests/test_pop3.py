@@ -334,6 +334,64 @@ class Pop3Test(unittest.TestCase):
             self.assertEqual(p.stat()[0], 1)
             p.quit()
 
+    def test_foreign_maildir(self):
+        """Files as Dovecot or procmail leave them: LF line ends, with
+        and without S=/W= in the name, no final newline."""
+        files = {
+            'new/1700000000.M1P1.other,S=%d,W=%d': b'Subject: a\n\n'
+            b'.dot\nbody a\n',
+            'cur/1700000001.M2P2.other:2,S': b'Subject: b\n\nno newline',
+            'new/1700000002.M3P3.other,S=999': b'Subject: c\r\n\r\n'
+            b'mixed\nends\r\n',
+        }
+        with self.daemon() as d:
+            md = d.maildir(BOB)
+            expected = {}
+            for name, data in files.items():
+                if '%d' in name:
+                    name = name % (len(data), len(crlf(data)))
+                path = os.path.join(md, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, 'wb') as f:
+                    f.write(data)
+                expected[os.path.basename(name).split(':')[0]] = data
+            os.makedirs(os.path.join(md, 'tmp'), exist_ok=True)
+            d.start()   # chowns the state dir to the daemon's user
+            p = pop_login(d, BOB)
+            count, size = p.stat()
+            self.assertEqual(count, 3)
+            self.assertEqual(size, sum(len(crlf(x))
+                                       for x in expected.values()))
+            uids = dict(reversed(x.split()) for x in p.uidl()[1])
+            self.assertEqual(set(u.decode() for u in uids), set(expected))
+            for uid, n in uids.items():
+                data = crlf(expected[uid.decode()])
+                self.assertEqual(int(p.list(int(n)).split()[2]), len(data))
+                if not data.endswith(b'\r\n'):
+                    data += b'\r\n'   # RETR ends the last line
+                self.assertEqual(retr_bytes(p, int(n)), data)
+            p.quit()
+            self.assertEqual(os.listdir(os.path.join(md, 'new')), [])
+
+    def test_reload_keeps_session(self):
+        with self.daemon() as d:
+            d.start()
+            deliver(d, ALICE, SMALL)
+            p = pop_login(d, ALICE)
+            d.reload()
+            d.wait_log(r'generation 2|reload', timeout=10)
+            # the session in progress goes on over the old generation
+            self.assertEqual(p.stat()[0], 1)
+            self.assertEqual(retr_bytes(p, 1),
+                             crlf(file_bytes(d.maildir_files(ALICE)[0])))
+            p.dele(1)
+            self.assertTrue(p.quit().startswith(b'+OK'))
+            self.assertEqual(d.maildir_files(ALICE), [])
+            # new sessions reach the new instance
+            p = pop_login(d, ALICE, name='pop3s')
+            self.assertEqual(p.stat(), (0, 0))
+            p.quit()
+
     def test_getmail(self):
         if not which('getmail'):
             print('SKIP: getmail (Debian package getmail6) not installed')
