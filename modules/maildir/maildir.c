@@ -172,6 +172,8 @@ struct md_job {
 	mode_t fmode, dmode;
 	pid_t pid;
 	uint64_t counter;
+	char qid[64];			/* queue id, for idempotent names */
+	long long arrival;
 	size_t n;
 	struct md_rcpt *r;
 };
@@ -317,6 +319,39 @@ copy_message(struct md_job *j, int out, char *buf)
 	return (int64_t)off;
 }
 
+/* rcpt_hash - FNV-1a of the lower-cased recipient, for file names. */
+static uint32_t
+rcpt_hash(const char *rcpt)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)rcpt; *p; p++) {
+		h ^= (uint32_t)tolower(*p);
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* already_delivered - whether name is in new/, or in cur/ as a POP3
+ * client or an IMAP server leaves it (":2," plus flags we look for). */
+static bool
+already_delivered(const char *dir, const char *name)
+{
+	static const char *const forms[] = {
+		"%s/new/%s", "%s/cur/%s:2,", "%s/cur/%s:2,S", "%s/cur/%s:2,RS",
+	};
+	char p[4096 + 600];
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		int n = snprintf(p, sizeof(p), forms[i], dir, name);
+
+		if (n > 0 && (size_t)n < sizeof(p) && stat(p, &st) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* publish - moves tmp into new/ as name without replacing anything there.
  * 0, 1 when the name is taken, -1 on error. */
 static int
@@ -368,9 +403,9 @@ deliver_one(struct md_job *j, size_t idx, char *buf)
 	char hdr[2048], date[64], s1[600], s2[600];
 	struct timeval tv;
 	struct tm tm;
-	int fd = -1, hl, err = 0, pr;
+	int fd = -1, hl, err = 0, pr, n;
 	int64_t copied;
-	uint64_t size, q = j->counter + idx * MD_TRIES;
+	uint64_t size, expect, q = j->counter + idx * MD_TRIES;
 	const char *what = "create the mailbox";
 
 	if (maildir_ensure(r->dir, j->dmode) < 0) {
@@ -391,8 +426,21 @@ deliver_one(struct md_job *j, size_t idx, char *buf)
 		rcpt_fail(r, ENAMETOOLONG, what);
 		return;
 	}
+	/* The name is derived from the queue id and the recipient, so a
+	 * retry after a crash finds the copy it made before instead of
+	 * delivering twice (issue 3: every message exactly once). */
+	expect = (uint64_t)hl + j->size;
+	n = snprintf(final, sizeof(final), "%s/new/%lld.Q%sR%08x.%s,S=%llu",
+		     r->dir, j->arrival, j->qid, rcpt_hash(r->rcpt),
+		     j->host_esc, (unsigned long long)expect);
+	if (n < 0 || (size_t)n >= sizeof(final)) {
+		rcpt_fail(r, ENAMETOOLONG, what);
+		return;
+	}
+	if (already_delivered(r->dir, strrchr(final, '/') + 1))
+		goto delivered;
 	for (unsigned t = 0; t < MD_TRIES; t++) {
-		int n = snprintf(tmp, sizeof(tmp),
+		n = snprintf(tmp, sizeof(tmp),
 				 "%s/tmp/%lld.M%ldP%ldQ%llu.%s", r->dir,
 				 (long long)tv.tv_sec, (long)tv.tv_usec,
 				 (long)j->pid, (unsigned long long)(q + t),
@@ -423,24 +471,20 @@ deliver_one(struct md_job *j, size_t idx, char *buf)
 		goto fail;
 	}
 	size = (uint64_t)hl + (uint64_t)copied;
+	if (size != expect) {
+		err = EIO;	/* the queue file changed under us */
+		goto fail;
+	}
 	snprintf(newdir, sizeof(newdir), "%s/new", r->dir);
-	pr = 1;
-	for (unsigned t = 0; t < MD_TRIES && pr == 1; t++) {
-		int n = snprintf(final, sizeof(final),
-				 "%s/%lld.M%ldP%ldQ%llu.%s,S=%llu", newdir,
-				 (long long)tv.tv_sec, (long)tv.tv_usec,
-				 (long)j->pid, (unsigned long long)(q + t),
-				 j->host_esc, (unsigned long long)size);
-
-		if (n < 0 || (size_t)n >= sizeof(final)) {
-			errno = ENAMETOOLONG;
-			pr = -1;
-			break;
-		}
-		pr = publish(tmp, final);
+	pr = publish(tmp, final);
+	if (pr == 1) {
+		/* Delivered by an attempt whose result was lost (a crash
+		 * between the rename and the queue's record of it). */
+		unlink(tmp);
+		goto delivered;
 	}
 	if (pr != 0) {
-		err = pr == 1 ? EEXIST : errno;	/* errno: set by the last try */
+		err = errno;
 		goto fail;
 	}
 	if (fsync_dir(newdir) < 0) {
@@ -450,6 +494,7 @@ deliver_one(struct md_job *j, size_t idx, char *buf)
 		sc_log_warning("maildir: fsync %s: %s", newdir,
 			       strerror(errno));
 	}
+delivered:
 	r->res = SC_OK;
 	r->code = 250;
 	r->esc = "2.0.0";
@@ -575,6 +620,11 @@ md_deliver(struct sc_delivery *d, void *data)
 	j->dmode = md->dmode;
 	j->pid = getpid();
 	j->counter = md->counter;
+	j->arrival = (long long)sc_delivery_arrival(d);
+	snprintf(j->qid, sizeof(j->qid), "%s", sc_delivery_queue_id(d));
+	for (char *c = j->qid; *c; c++)	/* file-name safe, whatever it is */
+		if (!isalnum((unsigned char)*c))
+			*c = '_';
 	md->counter += (uint64_t)j->n * MD_TRIES;
 	if ((j->fd = sc_delivery_open(d, &j->size)) < 0 ||
 	    (j->start = lseek(j->fd, 0, SEEK_CUR)) < 0) {
