@@ -57,8 +57,9 @@ user_file_path(const struct sc_main_config *cfg)
 		const char *path = NULL;
 		char *dir, *copy, *out, *real;
 
-		if (ic->module == NULL || strcmp(ic->module, "auth_file") != 0 ||
-		    !ic->enabled || root == NULL || root->type != SC_YMAP)
+		if (ic->module == NULL ||
+		    strcmp(ic->module, "auth_file") != 0 || !ic->enabled ||
+		    root == NULL || root->type != SC_YMAP)
 			continue;
 		for (size_t k = 0; k < root->n; k++) {
 			if (root->keys[k]->scalar != NULL &&
@@ -220,7 +221,7 @@ line_addr_match(const char *line, size_t len, const char *addr,
 		const char *c2 = memchr(colon + 1, ':', (size_t)(end -
 							   colon - 1));
 
-		*rest_r = c2;	/* ":extra..." up to end of line, or NULL */
+		*rest_r = c2;	/* ":extra..." to the end of line, or NULL */
 	}
 	return true;
 }

@@ -21,7 +21,8 @@ core_libsatchel_core_la_SOURCES = \
 	core/session.c \
 	core/work.c
 core_libsatchel_core_la_LIBADD = $(LIBUV_LIBS) $(GNUTLS_LIBS) \
-	$(GNUTLS_DANE_LIBS) $(YAML_LIBS) $(UNBOUND_LIBS) $(PAM_LIBS) $(LIBS)
+	$(GNUTLS_DANE_LIBS) $(YAML_LIBS) $(UNBOUND_LIBS) $(PAM_LIBS) \
+	$(LIBCRYPT_LIBS) $(LIBS)
 
 sbin_PROGRAMS += core/satcheld core/satchelctl
 core_satcheld_CPPFLAGS = $(CORE_CPPFLAGS)

@@ -54,10 +54,10 @@ struct ps_write {
 
 /* Process-wide: there is one helper per daemon process. */
 static struct {
-	pid_t pid;		/* helper pid, 0 when none                   */
-	int fd;			/* daemon end, -1 when none / owned by pipe  */
-	uv_pipe_t *pipe;	/* attached lazily to sc_core->loop          */
-	bool dead;		/* the helper went away: no more requests    */
+	pid_t pid;		/* helper pid, 0 when none               */
+	int fd;			/* daemon end; -1: none, or pipe owns it */
+	uv_pipe_t *pipe;	/* attached lazily to sc_core->loop      */
+	bool dead;		/* the helper went away: no more requests */
 	uint32_t next_id;
 	struct ps_pending *pending;
 	unsigned char rbuf[4 + PS_REP_MAX];
@@ -316,7 +316,7 @@ ps_handle(int fd, unsigned char *body, uint32_t len)
 /* ps_helper_main - the helper's life: serve requests until the daemon
  * closes its end. Never returns. */
 static void __attribute__((noreturn))
-ps_helper_main(int fd)
+ps_helper_main(int fd, pid_t parent)
 {
 	unsigned char body[PS_REQ_MAX];
 	struct sigaction sa;
@@ -342,8 +342,8 @@ ps_helper_main(int fd)
 	sigemptyset(&all);
 	(void)sigprocmask(SIG_SETMASK, &all, NULL);
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1)
-		_exit(0);
+	if (getppid() != parent)
+		_exit(0);	/* the daemon died before the prctl */
 
 	/* Keep only the socket and stderr (for PAM modules that complain
 	 * there in the foreground); stdin/stdout go to /dev/null. */
@@ -630,7 +630,7 @@ int
 sc_privsep_start(char **error_r)
 {
 	int sv[2];
-	pid_t pid;
+	pid_t pid, parent;
 
 	if (ps.pid > 0 || ps.pipe != NULL || ps.fd >= 0)
 		return 0;	/* already running */
@@ -648,6 +648,7 @@ sc_privsep_start(char **error_r)
 		return -1;
 	}
 	fflush(NULL);
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		int e = errno;
@@ -662,7 +663,7 @@ sc_privsep_start(char **error_r)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		ps_helper_main(sv[1]);
+		ps_helper_main(sv[1], parent);
 	}
 	close(sv[1]);
 	ps.pid = pid;

@@ -38,7 +38,7 @@ static const struct sc_config_key af_keys[] = {
 struct af_entry {
 	char *addr;		/* lower-case                     */
 	char *hash;		/* the crypt(3) string, no scheme */
-	size_t line;		/* line number, to keep the first duplicate */
+	size_t line;		/* line number: the first duplicate wins */
 };
 
 /* One loaded version of the file: sorted by addr for bsearch. */

@@ -114,7 +114,8 @@ class AuthFileSchemes(unittest.TestCase):
             mkhash('$y$', cls.pw['yes@example.test']),
             'crypt@example.test:{CRYPT}' +
             mkhash('$5$', cls.pw['crypt@example.test']),
-            '  bare@example.test:' + mkhash('$y$', cls.pw['bare@example.test']),
+            '  bare@example.test:' +
+            mkhash('$y$', cls.pw['bare@example.test']),
             'this line has no colon',                       # line 8
             'plain@example.test:{PLAIN}secret-password',    # line 9
             'mismatch@example.test:{BCRYPT}' + mkhash('$6$', 'whatever1'),
@@ -258,9 +259,9 @@ class SatchelctlUser(unittest.TestCase):
     """`satchelctl user` on its own (the daemon need not run)."""
 
     def setUp(self):
-        self.d = Daemon(plugins=file_plugins,
-                        main={'domains': {'example.test': {'routing': 'local'},
-                                          'other.test': {'routing': 'remote'}}})
+        domains = {'example.test': {'routing': 'local'},
+                   'other.test': {'routing': 'remote'}}
+        self.d = Daemon(plugins=file_plugins, main={'domains': domains})
         self.d.write_config()
         self.path = os.path.join(self.d.tmp, 'passwd')
 
