@@ -235,6 +235,17 @@ SC_INTERNAL void sc_privsep_stop(void);
 SC_INTERNAL int sc_ctl_start(const char *state_dir, char **error_r);
 SC_INTERNAL void sc_ctl_stop(void);
 
+/* ---- work.c ---- */
+
+/* Runs the loop until every sc_work_submit job has completed (its done
+ * callback ran), for at most timeout_ms. Teardown calls it before module
+ * instances are freed and modules unloaded, so no completion jumps into an
+ * unloaded module. Returns the jobs still pending. */
+SC_INTERNAL unsigned sc_work_drain(uint64_t timeout_ms);
+
+/* Closes every session at once (teardown). */
+SC_INTERNAL void sc_session_close_all(void);
+
 /* ---- log.c ---- */
 
 SC_INTERNAL void sc_log_init(bool foreground, int level);
@@ -255,6 +266,7 @@ struct sc_core {
 	bool foreground;
 	bool stopping;
 	bool privileged_dropped;
+	unsigned work_pending;		/* sc_work_submit jobs not yet done  */
 };
 /* The one process-wide context. */
 SC_INTERNAL extern struct sc_core *sc_core;

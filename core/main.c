@@ -23,7 +23,6 @@
 #define STOP_POLL_MS 100
 
 /* session.c; XXX: belongs in core.h (requested from its owner). */
-SC_INTERNAL void sc_session_close_all(void);
 
 /* What main() owns for the life of the process, on its stack. */
 struct daemon_ctx {
@@ -356,6 +355,10 @@ teardown(struct daemon_ctx *d)
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->stop_timer, NULL);
 	sc_session_close_all();
+	/* Pool jobs call back into module code: let them finish before the
+	 * modules are freed and unloaded. */
+	if (sc_work_drain(10000) > 0)
+		sc_log_warning("exiting with blocking work still running");
 	sc_config_set_current(NULL);
 	sc_gen_unref(&d->core.gen);
 	sc_queue_deinit();

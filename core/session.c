@@ -434,7 +434,6 @@ sc_session_close_idle(void)
 
 /* Declared here and in main.c only. XXX: belongs in core.h (requested):
  * the graceful stop closes the busy sessions left after the grace period. */
-SC_INTERNAL void sc_session_close_all(void);
 
 void
 sc_session_close_all(void)

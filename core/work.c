@@ -54,6 +54,8 @@ work_after(uv_work_t *req, int status)
 	struct work_req *w = req->data;
 
 	(void)status;	/* never cancelled: we do not call uv_cancel */
+	if (sc_core != NULL && sc_core->work_pending > 0)
+		sc_core->work_pending--;
 	if (w->done != NULL)
 		w->done(w->arg);
 	free(w);
@@ -75,6 +77,8 @@ sc_work_submit(sc_work_fn work, sc_work_fn done, void *arg)
 	w->arg = arg;
 	w->req.data = w;
 	ret = uv_queue_work(work_loop(), &w->req, work_run, work_after);
+	if (ret == 0 && sc_core != NULL)
+		sc_core->work_pending++;
 	if (ret != 0) {
 		sc_log_error("cannot queue work: %s", uv_strerror(ret));
 		free(w);
@@ -155,4 +159,30 @@ sc_now_ms(void)
 		return uv_now(sc_core->loop);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+work_drain_timeout(uv_timer_t *t)
+{
+	(void)t;	/* only wakes uv_run up */
+}
+
+unsigned
+sc_work_drain(uint64_t timeout_ms)
+{
+	uv_loop_t *loop = work_loop();
+	uint64_t deadline = uv_now(loop) + timeout_ms;
+	uv_timer_t timer;
+
+	if (sc_core == NULL || sc_core->work_pending == 0)
+		return 0;
+	/* UV_RUN_ONCE sleeps until an event: a completion, or the timer
+	 * that bounds a job stuck on a pool thread. */
+	uv_timer_init(loop, &timer);
+	uv_timer_start(&timer, work_drain_timeout, timeout_ms, 0);
+	while (sc_core->work_pending > 0 && uv_now(loop) < deadline)
+		uv_run(loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&timer, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	return sc_core->work_pending;
 }

@@ -11,6 +11,7 @@ import os
 import pwd
 import pty
 import select
+import signal
 import smtplib
 import stat
 import sys
@@ -370,7 +371,15 @@ class SatchelctlUser(unittest.TestCase):
                     break
                 out += chunk
         finally:
-            _, status = os.waitpid(pid, 0)
+            # Never hang on a child still waiting at its prompt.
+            for _ in range(50):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
             os.close(fd)
         return os.waitstatus_to_exitcode(status), out.decode(errors='replace')
 
