@@ -251,15 +251,20 @@ tty_read_line(int fd, const char *prompt, char *buf, size_t size)
 	size_t n = 0;
 	int ret = 0;
 
-	if (write(fd, prompt, strlen(prompt)) < 0)
-		return -1;
+	/* Echo goes off before the prompt appears: whatever is typed after
+	 * it must neither be echoed nor flushed away (TCSANOW, not
+	 * TCSAFLUSH, so a fast typist or a script loses nothing). */
 	if (tcgetattr(fd, &old) < 0)
 		return -1;
 	noecho = old;
 	noecho.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	noecho.c_lflag |= ICANON;
-	if (tcsetattr(fd, TCSAFLUSH, &noecho) < 0)
+	if (tcsetattr(fd, TCSANOW, &noecho) < 0)
 		return -1;
+	if (write(fd, prompt, strlen(prompt)) < 0) {
+		(void)tcsetattr(fd, TCSANOW, &old);
+		return -1;
+	}
 	for (;;) {
 		char c;
 		ssize_t r = read(fd, &c, 1);
@@ -279,7 +284,7 @@ tty_read_line(int fd, const char *prompt, char *buf, size_t size)
 		buf[n++] = c;
 	}
 	buf[n] = '\0';
-	(void)tcsetattr(fd, TCSAFLUSH, &old);
+	(void)tcsetattr(fd, TCSANOW, &old);
 	if (write(fd, "\n", 1) < 0)
 		ret = -1;
 	return ret;
