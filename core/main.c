@@ -73,7 +73,17 @@ check_config(const char *path)
 		free(err);
 		return 1;
 	}
-	printf("satcheld: configuration %s is valid\n", gen->cfg->file);
+	size_t enabled = 0;
+	for (size_t i = 0; i < gen->cfg->inst_count; i++)
+		enabled += gen->cfg->insts[i].enabled;
+	printf("satcheld: configuration %s is valid (%zu module instance%s "
+	       "enabled)\n", gen->cfg->file, enabled, enabled == 1 ? "" : "s");
+	/* A valid file that enables nothing is almost always an include:
+	 * glob pointing at the wrong directory: say so. */
+	if (enabled == 0)
+		fprintf(stderr, "satcheld: warning: no module is enabled: no "
+			"listener will run (check the include: globs of %s)\n",
+			gen->cfg->file);
 	sc_config_set_current(NULL);
 	sc_gen_unref(&gen);
 	return 0;

@@ -79,7 +79,7 @@ EOC
 echo "== satcheld -t"
 out=$("$prefix/sbin/satcheld" -t -c "$tmp/etc/satchel.yaml" 2>&1) ||
 	fail "satcheld -t refused the config: $out"
-[ "$out" = "satcheld: configuration $tmp/etc/satchel.yaml is valid" ] ||
+[ "$out" = "satcheld: configuration $tmp/etc/satchel.yaml is valid (2 module instances enabled)" ] ||
 	fail "unexpected -t output: $out"
 
 # the module's key schema is enforced: an unknown key is FILE:LINE:COL

@@ -43,7 +43,8 @@ class DaemonTest(unittest.TestCase):
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(r.stdout.strip(), 'satcheld: configuration %s '
-                             'is valid' % d.config_path)
+                             'is valid (4 module instances enabled)'
+                             % d.config_path)
             r = d.ctl('check')
             self.assertEqual(r.returncode, 0, r.stderr)
             # a missing module file, enabled: fatal with FILE:LINE:COL
