@@ -34,6 +34,7 @@ core_satcheld_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS)
 core_satchelctl_CPPFLAGS = $(CORE_CPPFLAGS)
 core_satchelctl_CFLAGS = $(CORE_CFLAGS) $(LIBCRYPT_CFLAGS)
 core_satchelctl_SOURCES = core/satchelctl.c core/ctl_user.c core/ctl_queue.c \
+	core/ctl_diag.c \
 	core/satchelctl.h
 core_satchelctl_LDADD = core/libsatchel-core.la $(LIBCRYPT_LIBS)
 core_satchelctl_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS)
