@@ -22,35 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/*
- * Shared between config.c and config_keys.c only. XXX: these belong in
- * core.h, which the config part does not own; both files declare them.
- */
-struct sc_ydoc {
-	char *file;			/* owned; nodes point at it          */
-	struct sc_ynode *root;		/* NULL for an empty document        */
-	struct sc_ydoc *next;
-};
-SC_INTERNAL int sc_yaml_parse_string(const char *text, const char *name,
-				     struct sc_ydoc **doc_r, char **error_r);
-SC_INTERNAL void sc_ydoc_free(struct sc_ydoc *doc);
-SC_INTERNAL void sc_config_error(char **error_r, const struct sc_ynode *n,
-				 const char *fmt, ...) SC_PRINTF(3, 4);
-SC_INTERNAL bool sc_ynode_is_null(const struct sc_ynode *n);
-SC_INTERNAL const struct sc_ynode *sc_ynode_get(const struct sc_ynode *map,
-						const char *key);
-SC_INTERNAL char *sc_config_path_join(const char *dir, const char *path);
-SC_INTERNAL char *sc_config_dirname(const char *path);
-/* In config_keys.c: parses map against keys into out. Keys named in skip
- * are left alone; unknown keys are an error unless ignore_unknown. */
-SC_INTERNAL int sc_config_parse_map(const struct sc_ynode *map,
-				    const char *prefix, const char *base_dir,
-				    const struct sc_config_key *keys,
-				    const char *const *skip,
-				    bool ignore_unknown, void *out,
-				    char **error_r);
-SC_INTERNAL bool sc_config_domain_valid(const char *name);
-
 /* Deeper nesting than this is no config anyone writes by hand; the limit
  * keeps the recursive walkers far from the stack's end. */
 #define SC_YAML_MAX_DEPTH 32

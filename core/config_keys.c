@@ -16,30 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Shared with config.c (XXX: belongs in core.h, see config.c). */
-struct sc_ydoc {
-	char *file;
-	struct sc_ynode *root;
-	struct sc_ydoc *next;
-};
-SC_INTERNAL int sc_yaml_parse_string(const char *text, const char *name,
-				     struct sc_ydoc **doc_r, char **error_r);
-SC_INTERNAL void sc_ydoc_free(struct sc_ydoc *doc);
-SC_INTERNAL void sc_config_error(char **error_r, const struct sc_ynode *n,
-				 const char *fmt, ...) SC_PRINTF(3, 4);
-SC_INTERNAL bool sc_ynode_is_null(const struct sc_ynode *n);
-SC_INTERNAL const struct sc_ynode *sc_ynode_get(const struct sc_ynode *map,
-						const char *key);
-SC_INTERNAL char *sc_config_path_join(const char *dir, const char *path);
-SC_INTERNAL char *sc_config_dirname(const char *path);
-SC_INTERNAL int sc_config_parse_map(const struct sc_ynode *map,
-				    const char *prefix, const char *base_dir,
-				    const struct sc_config_key *keys,
-				    const char *const *skip,
-				    bool ignore_unknown, void *out,
-				    char **error_r);
-SC_INTERNAL bool sc_config_domain_valid(const char *name);
-
 /* The keys every plugins.d file may carry next to the module's own. */
 static const char *const reserved_keys[] = {
 	"module", "name", "enabled", "hook_timeout", NULL

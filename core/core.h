@@ -12,6 +12,8 @@
 #define SC_CORE_H
 
 #include "config.h"	/* autoconf */
+#include <sys/socket.h>
+#include <time.h>
 #include <uv.h>
 #include <yaml.h>
 #include <satchel/satchel.h>
@@ -83,6 +85,44 @@ SC_INTERNAL void sc_config_free_keys(const struct sc_config_key *keys,
 				     void *out);
 /* Makes cfg the one sc_config_hostname() & co. read. */
 SC_INTERNAL void sc_config_set_current(const struct sc_main_config *cfg);
+
+/* YAML helpers shared by config.c (the main file, documents) and
+ * config_keys.c (module keys); nothing outside the config part uses them. */
+
+/* One parsed YAML document; a list of them is a config's yaml_docs. */
+struct sc_ydoc {
+	char *file;			/* owned; nodes point at it          */
+	struct sc_ynode *root;		/* NULL for an empty document        */
+	struct sc_ydoc *next;
+};
+/* Parses text (named name in errors) into *doc_r. -1 with a malloc'd
+ * "FILE:LINE:COL: message". */
+SC_INTERNAL int sc_yaml_parse_string(const char *text, const char *name,
+				     struct sc_ydoc **doc_r, char **error_r);
+/* Frees a list of documents and their nodes. */
+SC_INTERNAL void sc_ydoc_free(struct sc_ydoc *doc);
+/* Sets *error_r to a malloc'd "FILE:LINE:COL: message" at node n. */
+SC_INTERNAL void sc_config_error(char **error_r, const struct sc_ynode *n,
+				 const char *fmt, ...) SC_PRINTF(3, 4);
+/* Is n missing, or an unquoted null scalar (~, null, empty)? */
+SC_INTERNAL bool sc_ynode_is_null(const struct sc_ynode *n);
+/* The value of key in map, or NULL. */
+SC_INTERNAL const struct sc_ynode *sc_ynode_get(const struct sc_ynode *map,
+						const char *key);
+/* dir/path, or path when it is absolute (malloc'd). */
+SC_INTERNAL char *sc_config_path_join(const char *dir, const char *path);
+/* The directory part of path, "." when none (malloc'd). */
+SC_INTERNAL char *sc_config_dirname(const char *path);
+/* Parses map against keys into out (config_keys.c). Keys named in skip are
+ * left alone; unknown keys are an error unless ignore_unknown. */
+SC_INTERNAL int sc_config_parse_map(const struct sc_ynode *map,
+				    const char *prefix, const char *base_dir,
+				    const struct sc_config_key *keys,
+				    const char *const *skip,
+				    bool ignore_unknown, void *out,
+				    char **error_r);
+/* Is name a valid domain name for `domains:`? */
+SC_INTERNAL bool sc_config_domain_valid(const char *name);
 
 /* ---- module.c: generations and the loader ---- */
 
@@ -169,6 +209,8 @@ SC_INTERNAL struct sc_gen *sc_session_gen(const struct sc_session *s);
 SC_INTERNAL size_t sc_session_count(void);
 /* Closes every idle session; returns how many remain busy. */
 SC_INTERNAL size_t sc_session_close_idle(void);
+/* Closes every session at once (the graceful stop's end, teardown). */
+SC_INTERNAL void sc_session_close_all(void);
 /* Registers/unregisters a pending hook call so session close cancels it. */
 struct sc_hook_run;
 SC_INTERNAL void sc_session_add_run(struct sc_session *s,
@@ -202,6 +244,19 @@ SC_INTERNAL void sc_conn_set_session(struct sc_conn *c, struct sc_session *s);
 /* Generates (once) or loads the TLS certificate; used by -t too. */
 SC_INTERNAL int sc_tls_ensure_certificate(const struct sc_main_config *cfg,
 					  char **error_r);
+/* The connection's socket addresses (net.c keeps them from accept). */
+SC_INTERNAL const struct sockaddr *sc_conn_peer_addr(const struct sc_conn *c);
+SC_INTERNAL const struct sockaddr *sc_conn_local_addr(const struct sc_conn *c);
+/* Copies both socket addresses (session.c asks once per session). 0/-1. */
+SC_INTERNAL int sc_conn_addrs(const struct sc_conn *c,
+			      struct sockaddr_storage *peer,
+			      struct sockaddr_storage *local);
+/* Wraps a connected socket fd in a connection (the unit tests). */
+SC_INTERNAL struct sc_conn *sc_conn_new_fd(int fd, char **error_r);
+/* The port of gen's index-th listener, in open order; -1 if none. */
+SC_INTERNAL int sc_listen_port(struct sc_gen *gen, size_t index);
+/* Bytes buffered by a connection, for the back-pressure tests. */
+SC_INTERNAL size_t sc_net_conn_memory(const struct sc_conn *c);
 
 /* ---- queue.c / queue_runner.c ---- */
 
@@ -218,6 +273,39 @@ SC_INTERNAL char *sc_queue_list_text(void);
 SC_INTERNAL int sc_queue_delete(const char *id, char **error_r);
 /* Counts for status: messages and recipients pending. */
 SC_INTERNAL void sc_queue_counts(size_t *messages_r, size_t *deferred_r);
+/* Called per line of a queue file: a header key and value, then one per
+ * record after END. Non-zero stops the parse. */
+typedef int (*sc_queue_parse_fn)(void *arg, const char *key,
+				 const char *value);
+/* Reads a queue file: 1 when complete (has END), 0 when not, -1 on error. */
+SC_INTERNAL int sc_queue_file_parse(const char *path, sc_queue_parse_fn fn,
+				    void *arg);
+/* The active/ directory of the queue (NULL before sc_queue_init). */
+SC_INTERNAL const char *sc_queue_active_dir(void);
+/* Stores a whole message at once (DSNs, sc_queue_inject); id_r gets its
+ * 16-character id. 0, or -1 with a malloc'd error. */
+SC_INTERNAL int sc_queue_store(const struct sc_envelope *env,
+			       const void *data, size_t len, char *id_r,
+			       char **error_r);
+/* Appends state records to a queue file and syncs it; blocking, so on
+ * the pool. 0, or -1 with errno. */
+SC_INTERNAL int sc_queue_append(const char *path, const char *records);
+/* Directory syncs so far (group-commit tests). */
+SC_INTERNAL unsigned sc_queue_batch_count(void);
+/* Sets the queue paths only, without scanning or creating anything. */
+SC_INTERNAL void sc_queue_set_dirs(const char *queue_dir);
+/* Loads a committed message from active/ and schedules it (queue.c calls
+ * it after each commit). */
+SC_INTERNAL void sc_queue_runner_add(const char *id);
+/* Builds a multipart/report DSN (RFC 3464), malloc'd; pure, so it runs on
+ * a pool thread. replies[i] is the last reply for rcpts[i]. */
+SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
+				    const char *mail_params, time_t arrival,
+				    const char *const *rcpts,
+				    const char *const *rcpt_params,
+				    const char *const *replies, size_t n,
+				    bool delay, const char *headers,
+				    size_t headers_len, bool full);
 
 /* ---- dns.c ---- */
 
@@ -242,9 +330,6 @@ SC_INTERNAL void sc_ctl_stop(void);
  * instances are freed and modules unloaded, so no completion jumps into an
  * unloaded module. Returns the jobs still pending. */
 SC_INTERNAL unsigned sc_work_drain(uint64_t timeout_ms);
-
-/* Closes every session at once (teardown). */
-SC_INTERNAL void sc_session_close_all(void);
 
 /* ---- log.c ---- */
 

@@ -17,12 +17,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-/* queue.c */
-typedef int (*sc_queue_parse_fn)(void *arg, const char *key,
-				 const char *value);
-SC_INTERNAL int sc_queue_file_parse(const char *path, sc_queue_parse_fn fn,
-				    void *arg);
-
 struct rc {
 	char *addr;
 	char state[16];

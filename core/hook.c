@@ -544,10 +544,13 @@ sc_hook_session(struct sc_hook_call *call)
 	return call->run->s;
 }
 
+/* sc_hook_arg - the caller's argument, while the chain still waits for
+ * this call: once the done callback ran (a timeout) the caller may have
+ * freed it, so a late call gets NULL rather than a dangling pointer */
 const void *
 sc_hook_arg(struct sc_hook_call *call)
 {
-	if (sc_hook_cancelled(call))
+	if (sc_hook_cancelled(call) || call->run->finished)
 		return NULL;
 	return call->run->arg;
 }

@@ -8,7 +8,6 @@ core_libsatchel_core_la_SOURCES = \
 	core/address.c \
 	core/config.c \
 	core/config_keys.c \
-	core/ctl.c \
 	core/dns.c \
 	core/event.c \
 	core/hook.c \
@@ -20,16 +19,30 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue_runner.c \
 	core/session.c \
 	core/work.c
+# Relinked when the Makefile changes, so a file moved out of the list (as
+# ctl.c was) leaves the archive at once instead of clashing at link time.
+EXTRA_core_libsatchel_core_la_DEPENDENCIES = Makefile
 core_libsatchel_core_la_LIBADD = $(LIBUV_LIBS) $(GNUTLS_LIBS) \
 	$(GNUTLS_DANE_LIBS) $(YAML_LIBS) $(UNBOUND_LIBS) $(PAM_LIBS) \
 	$(LIBCRYPT_LIBS) $(LIBS)
 
+# Modules are dlopen()ed with RTLD_NOW and may call any SC_API function, so
+# the programs that load them link every object of the core archive, not
+# just the ones they reference themselves (--whole-archive), and export
+# them (-export-dynamic). The .la in LDADD as well gives make the
+# dependency and libtool the library's own dependencies; its objects are
+# then linked once. A new SC_API function needs no table anywhere.
+CORE_WHOLE_ARCHIVE = \
+	-Wl,--whole-archive,core/.libs/libsatchel-core.a,--no-whole-archive
+
 sbin_PROGRAMS += core/satcheld core/satchelctl
 core_satcheld_CPPFLAGS = $(CORE_CPPFLAGS)
 core_satcheld_CFLAGS = $(CORE_CFLAGS)
-core_satcheld_SOURCES = core/main.c
+# ctl.c serves the control socket and reloads through main.c: daemon only.
+core_satcheld_SOURCES = core/main.c core/ctl.c
 core_satcheld_LDADD = core/libsatchel-core.la
-core_satcheld_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS)
+core_satcheld_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS) \
+	$(CORE_WHOLE_ARCHIVE)
 
 core_satchelctl_CPPFLAGS = $(CORE_CPPFLAGS)
 core_satchelctl_CFLAGS = $(CORE_CFLAGS) $(LIBCRYPT_CFLAGS)
@@ -37,7 +50,8 @@ core_satchelctl_SOURCES = core/satchelctl.c core/ctl_user.c core/ctl_queue.c \
 	core/ctl_diag.c \
 	core/satchelctl.h
 core_satchelctl_LDADD = core/libsatchel-core.la $(LIBCRYPT_LIBS)
-core_satchelctl_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS)
+core_satchelctl_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS) \
+	$(CORE_WHOLE_ARCHIVE)
 
 satchelinc_HEADERS += \
 	core/include/satchel/address.h \

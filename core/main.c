@@ -22,8 +22,6 @@
 
 #define STOP_POLL_MS 100
 
-/* session.c; XXX: belongs in core.h (requested from its owner). */
-
 /* What main() owns for the life of the process, on its stack. */
 struct daemon_ctx {
 	struct sc_core core;

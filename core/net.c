@@ -41,16 +41,6 @@
  * encryption beats plaintext when talking to other MTAs. */
 #define CLIENT_PRIORITY "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
-/* Internal helpers not (yet) in core.h: session.c and the tests use them. */
-SC_INTERNAL const struct sockaddr *sc_conn_peer_addr(const struct sc_conn *c);
-SC_INTERNAL const struct sockaddr *sc_conn_local_addr(const struct sc_conn *c);
-SC_INTERNAL int sc_conn_addrs(const struct sc_conn *c,
-			      struct sockaddr_storage *peer,
-			      struct sockaddr_storage *local);
-SC_INTERNAL struct sc_conn *sc_conn_new_fd(int fd, char **error_r);
-SC_INTERNAL int sc_listen_port(struct sc_gen *gen, size_t index);
-SC_INTERNAL size_t sc_net_conn_memory(const struct sc_conn *c);
-
 struct net_buf {
 	char *data;
 	size_t off, len, cap;	/* valid bytes are data[off..len) */

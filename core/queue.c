@@ -30,21 +30,6 @@
 #define SIZE_DIGITS 20
 #define TX_WBUF 8192
 
-/* Shared with queue_runner.c and ctl_queue.c (declared there too). */
-typedef int (*sc_queue_parse_fn)(void *arg, const char *key,
-				 const char *value);
-SC_INTERNAL int sc_queue_file_parse(const char *path, sc_queue_parse_fn fn,
-				    void *arg);
-SC_INTERNAL const char *sc_queue_active_dir(void);
-SC_INTERNAL int sc_queue_store(const struct sc_envelope *env,
-			       const void *data, size_t len, char *id_r,
-			       char **error_r);
-SC_INTERNAL int sc_queue_append(const char *path, const char *records);
-SC_INTERNAL unsigned sc_queue_batch_count(void);
-SC_INTERNAL void sc_queue_set_dirs(const char *queue_dir);
-/* queue_runner.c */
-SC_INTERNAL void sc_queue_runner_add(const char *id);
-
 struct sc_queue_tx {
 	struct sc_queue_tx *next;
 	struct sc_session *session;

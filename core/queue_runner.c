@@ -25,26 +25,6 @@
 #define MAX_RCPTS	1000	/* per message, expansion included        */
 #define DSN_HEADERS_MAX	(64 * 1024)
 
-/* queue.c */
-typedef int (*sc_queue_parse_fn)(void *arg, const char *key,
-				 const char *value);
-SC_INTERNAL int sc_queue_file_parse(const char *path, sc_queue_parse_fn fn,
-				    void *arg);
-SC_INTERNAL const char *sc_queue_active_dir(void);
-SC_INTERNAL int sc_queue_store(const struct sc_envelope *env,
-			       const void *data, size_t len, char *id_r,
-			       char **error_r);
-SC_INTERNAL int sc_queue_append(const char *path, const char *records);
-/* ours, used by queue.c and the tests */
-SC_INTERNAL void sc_queue_runner_add(const char *id);
-SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
-				    const char *mail_params, time_t arrival,
-				    const char *const *rcpts,
-				    const char *const *rcpt_params,
-				    const char *const *replies, size_t n,
-				    bool delay, const char *headers,
-				    size_t headers_len, bool full);
-
 static const uint64_t default_retry[] = {
 	5 * 60000, 10 * 60000, 30 * 60000, 60 * 60000, 120 * 60000,
 	240 * 60000,
@@ -66,6 +46,7 @@ struct qrcpt {
 	bool routing;		/* in the current attempt                  */
 	const char *kind;	/* chosen by the route (static strings)    */
 	char *nexthop;
+	bool self;		/* the copy of an alias naming itself      */
 };
 
 struct qmsg {
@@ -96,9 +77,16 @@ struct attempt {
 	size_t delay_n;
 };
 
+/* One ROUTE call in flight. The request and the strings it points to live
+ * here, not on attempt_start's stack: a callback that answers PENDING reads
+ * sc_hook_arg() later, until route_done frees the context. */
 struct route_ctx {
 	struct attempt *a;
 	size_t idx;
+	struct sc_route_request req;
+	char id[17];
+	char *sender;
+	char *rcpt;
 };
 
 struct dres {
@@ -340,6 +328,7 @@ load_field(void *arg, const char *key, const char *value)
 			return -1;
 		m->r[i].state = R_EXPANDED;
 		r->depth = m->r[i].depth + 1;
+		r->self = strcasecmp(r->addr, m->r[i].addr) == 0;
 		r->orcpt = xstrdup(m->r[i].orcpt != NULL ? m->r[i].orcpt :
 				   m->r[i].addr);
 	} else if (strcmp(key, "N") == 0) {
@@ -562,6 +551,103 @@ status_of(const char *reply, bool delay, char *buf, size_t len)
 	snprintf(buf, len, delay ? "4.0.0" : "5.0.0");
 }
 
+/* reply_code_len - length of a leading "NNN " or "NNN x.y.z " reply code,
+ * 0 when s does not start with a 3-digit reply code */
+static size_t
+reply_code_len(const char *s)
+{
+	const char *p;
+	int cls, sub, det, n = 0;
+
+	if (!(s[0] >= '2' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' &&
+	      s[2] >= '0' && s[2] <= '9' && (s[3] == ' ' || s[3] == '\0')))
+		return 0;
+	p = s[3] == ' ' ? s + 4 : s + 3;
+	if (sscanf(p, "%1d.%3d.%3d%n", &cls, &sub, &det, &n) == 3 &&
+	    (p[n] == ' ' || p[n] == '\0'))
+		p += p[n] == ' ' ? n + 1 : n;
+	return (size_t)(p - s);
+}
+
+/* remote_said - the text after "host NAME said: " when s starts so, with
+ * NAME (without its "[ip]") in *mta; NULL otherwise */
+static const char *
+remote_said(const char *s, const char **mta, size_t *mta_len)
+{
+	const char *name, *said;
+
+	if (strncmp(s, "host ", 5) != 0)
+		return NULL;
+	name = s + 5;
+	said = strstr(name, " said: ");
+	if (said == NULL || said == name || memchr(name, ' ',
+	    (size_t)(said - name)) != NULL)
+		return NULL;
+	*mta = name;
+	*mta_len = strcspn(name, "[ ");
+	return said + 7;
+}
+
+/*
+ * human_reply - the reply as the notification shows it. The core records
+ * "code esc text"; a driver's text that is itself a remote reply ("host X
+ * said: 550 5.1.1 ...") is shown without the core's prefix, so no code
+ * appears twice.
+ */
+static const char *
+human_reply(const char *reply)
+{
+	const char *rest = reply + reply_code_len(reply), *mta;
+	size_t mta_len;
+
+	if (rest != reply && remote_said(rest, &mta, &mta_len) != NULL)
+		return rest;
+	return reply;
+}
+
+/* The Diagnostic-Code and Remote-MTA of a recorded reply (RFC 3464 2.3). */
+struct diag {
+	bool smtp;		/* an SMTP reply: "smtp; NNN x.y.z text"   */
+	const char *text;
+	size_t len;
+	const char *mta;	/* Remote-MTA, when the text names one    */
+	size_t mta_len;
+};
+
+/*
+ * diag_parse - finds the SMTP reply in a recorded reply: the remote's own
+ * reply when a driver reported "host X said: 550 5.1.1 text (in reply to
+ * RCPT TO)" (X becomes the Remote-MTA), else the reply itself when it starts
+ * with a reply code. The code is never given twice.
+ */
+static void
+diag_parse(const char *reply, struct diag *d)
+{
+	const char *rest = reply + reply_code_len(reply), *said, *in;
+
+	memset(d, 0, sizeof(*d));
+	said = remote_said(rest, &d->mta, &d->mta_len);
+	if (said != NULL && reply_code_len(said) > 0) {
+		d->smtp = true;
+		d->text = said;
+		d->len = strlen(said);
+		/* the driver's own note on which command it was, not the
+		 * remote's words */
+		in = strstr(said, " (in reply to ");
+		if (in != NULL && said[d->len - 1] == ')' &&
+		    strchr(in + 2, '(') == NULL)
+			d->len = (size_t)(in - said);
+		return;
+	}
+	d->mta = NULL;
+	d->mta_len = 0;
+	if (reply_code_len(reply) > 0) {
+		d->smtp = true;
+		d->text = reply;
+		d->len = strlen(reply);
+	}
+}
+
 /* sc_queue_dsn_text - builds a multipart/report DSN (malloc'd). replies[i]
  * is the last reply for rcpts[i]; headers is the original header section
  * (or the whole message with full). Pure: safe on a pool thread. */
@@ -618,7 +704,7 @@ sc_queue_dsn_text(const char *id, const char *sender,
 			"more recipients.\r\nIt is attached below.\r\n\r\n");
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, "<%s>: %s\r\n", rcpts[i],
-			replies[i] ? replies[i] : "");
+			human_reply(replies[i] ? replies[i] : ""));
 	fprintf(f, "\r\n");
 
 	fprintf(f, "--%s\r\n", boundary);
@@ -631,7 +717,7 @@ sc_queue_dsn_text(const char *id, const char *sender,
 	fprintf(f, "Arrival-Date: %s\r\n", adate);
 	for (size_t i = 0; i < n; i++) {
 		const char *rp = replies[i] ? replies[i] : "";
-		int code = 0;
+		struct diag diag;
 
 		fprintf(f, "\r\n");
 		if (rcpt_params != NULL &&
@@ -641,9 +727,13 @@ sc_queue_dsn_text(const char *id, const char *sender,
 		fprintf(f, "Action: %s\r\n", delay ? "delayed" : "failed");
 		status_of(rp, delay, status, sizeof(status));
 		fprintf(f, "Status: %s\r\n", status);
-		if (sscanf(rp, "%3d", &code) == 1 && code >= 200 &&
-		    code < 600)
-			fprintf(f, "Diagnostic-Code: smtp; %s\r\n", rp);
+		diag_parse(rp, &diag);
+		if (diag.mta_len > 0)
+			fprintf(f, "Remote-MTA: dns; %.*s\r\n",
+				(int)diag.mta_len, diag.mta);
+		if (diag.smtp)
+			fprintf(f, "Diagnostic-Code: smtp; %.*s\r\n",
+				(int)diag.len, diag.text);
 		else if (*rp)
 			fprintf(f, "Diagnostic-Code: X-Satchel; %s\r\n", rp);
 		fprintf(f, "Last-Attempt-Date: %s\r\n", date);
@@ -1046,6 +1136,89 @@ dispatch(struct attempt *a)
 		attempt_end(a);
 }
 
+/* route_ctx_free - the request is no longer needed: the chain is over */
+static void
+route_ctx_free(struct route_ctx *rc)
+{
+	free(rc->sender);
+	free(rc->rcpt);
+	free(rc);
+}
+
+/* expand_add - adds target as a new recipient expanded from recipient i;
+ * false when out of memory. */
+static bool
+expand_add(struct attempt *a, size_t i, const char *target)
+{
+	struct qmsg *m = a->m;
+	struct qrcpt *n;
+	char *orcpt = xstrdup(m->r[i].orcpt ? m->r[i].orcpt : m->r[i].addr);
+	char *params = xstrdup(m->r[i].params);
+	unsigned depth = m->r[i].depth;
+	bool self = strcasecmp(target, m->r[i].addr) == 0;
+
+	n = orcpt != NULL && params != NULL ?
+		msg_add_rcpt(m, target, params) : NULL;
+	free(params);
+	if (n == NULL) {
+		free(orcpt);
+		return false;
+	}
+	n->orcpt = orcpt;
+	n->depth = depth + 1;
+	n->self = self;
+	rec_add(a, "X %zu %s\n", i, target);
+	return true;
+}
+
+/*
+ * rcpt_expand - replaces recipient i by the targets of an alias (the
+ * original is kept as ORCPT). An alias that names itself ("alice: alice,
+ * bob") comes as targets plus a route kind, or as a target equal to the
+ * recipient: the recipient then gets its own copy too, a new recipient
+ * marked self so that routing it again never expands it a second time.
+ */
+static void
+rcpt_expand(struct attempt *a, size_t i, const struct sc_hook_outcome *out)
+{
+	struct qmsg *m = a->m;
+	bool self = false;
+	size_t added = 0;
+
+	for (size_t k = 0; k < out->expand_count; k++)
+		if (strcasecmp(out->expand[k], m->r[i].addr) == 0)
+			self = true;
+	if (m->r[i].depth >= MAX_EXPAND ||
+	    m->n + out->expand_count + 1 > MAX_RCPTS) {
+		rcpt_failed(a, i, "550 5.4.6 alias expansion too deep or "
+			    "too wide");
+		return;
+	}
+	for (size_t k = 0; k < out->expand_count; k++) {
+		if (!expand_add(a, i, out->expand[k]))
+			break;
+		added++;
+	}
+	if (out->route_kind != NULL && !self && added == out->expand_count &&
+	    expand_add(a, i, m->r[i].addr)) {
+		self = true;
+		added++;
+	}
+	m->r[i].state = R_EXPANDED;
+	sc_log_info("%s: to=<%s> expanded to %zu address(es)%s", m->id,
+		    m->r[i].addr, added, self ? ", itself included" : "");
+}
+
+/* default_kind - LOCAL for the local domains, else REMOTE */
+static const char *
+default_kind(const char *addr)
+{
+	const char *dom = strrchr(addr, '@');
+
+	return dom != NULL && sc_config_domain_routing(dom + 1) ==
+		SC_ROUTING_LOCAL ? SC_DELIVERY_LOCAL : SC_DELIVERY_REMOTE;
+}
+
 static void
 route_done(struct sc_session *s, const struct sc_hook_outcome *out,
 	   void *arg)
@@ -1058,7 +1231,7 @@ route_done(struct sc_session *s, const struct sc_hook_outcome *out,
 	char reply[512];
 
 	(void)s;
-	free(rc);
+	route_ctx_free(rc);
 	reply[0] = '\0';
 	if (out->reply.code != 0 || out->reply.text != NULL)
 		snprintf(reply, sizeof(reply), "%d %s%s%s", out->reply.code,
@@ -1066,47 +1239,18 @@ route_done(struct sc_session *s, const struct sc_hook_outcome *out,
 			 out->reply.text ? out->reply.text : "");
 	switch (out->result) {
 	case SC_OK:
-		if (out->expand_count > 0) {
-			if (r->depth >= MAX_EXPAND ||
-			    m->n + out->expand_count > MAX_RCPTS) {
-				rcpt_failed(a, i, "550 5.4.6 alias expansion "
-					    "too deep or too wide");
-				break;
-			}
-			for (size_t k = 0; k < out->expand_count; k++) {
-				struct qrcpt *n;
-				char *orcpt = xstrdup(r->orcpt ? r->orcpt :
-						      r->addr);
-				char *params = xstrdup(r->params);
-				unsigned depth = r->depth;
-
-				n = msg_add_rcpt(m, out->expand[k], params);
-				free(params);
-				r = &m->r[i];	/* realloc */
-				if (n == NULL) {
-					free(orcpt);
-					break;
-				}
-				n->orcpt = orcpt;
-				n->depth = depth + 1;
-				rec_add(a, "X %zu %s\n", i, out->expand[k]);
-			}
-			r->state = R_EXPANDED;
-			sc_log_info("%s: to=<%s> expanded to %zu "
-				    "address(es)", m->id, r->addr,
-				    out->expand_count);
+		if (out->expand_count > 0 && !r->self) {
+			rcpt_expand(a, i, out);
 			break;
 		}
-		r->kind = out->route_kind != NULL &&
-			strcmp(out->route_kind, SC_DELIVERY_LOCAL) == 0 ?
-			SC_DELIVERY_LOCAL : SC_DELIVERY_REMOTE;
-		if (out->route_kind == NULL) {
-			const char *dom = strrchr(r->addr, '@');
-
-			r->kind = dom != NULL && sc_config_domain_routing(
-				dom + 1) == SC_ROUTING_LOCAL ?
-				SC_DELIVERY_LOCAL : SC_DELIVERY_REMOTE;
-		}
+		/* The self copy of an alias is delivered here; the targets
+		 * the route names again were added with it. */
+		if (out->route_kind == NULL)
+			r->kind = default_kind(r->addr);
+		else if (strcmp(out->route_kind, SC_DELIVERY_LOCAL) == 0)
+			r->kind = SC_DELIVERY_LOCAL;
+		else
+			r->kind = SC_DELIVERY_REMOTE;
 		free(r->nexthop);
 		r->nexthop = out->route_nexthop != NULL ?
 			strdup(out->route_nexthop) : NULL;
@@ -1123,20 +1267,42 @@ route_done(struct sc_session *s, const struct sc_hook_outcome *out,
 			      "451 4.3.0 routing failed temporarily", NULL);
 		break;
 	case SC_CONT:
-	default: {
-		const char *dom = strrchr(r->addr, '@');
-
-		r->kind = dom != NULL &&
-			sc_config_domain_routing(dom + 1) ==
-			SC_ROUTING_LOCAL ? SC_DELIVERY_LOCAL :
-			SC_DELIVERY_REMOTE;
+	default:
+		r->kind = default_kind(r->addr);
 		free(r->nexthop);
 		r->nexthop = NULL;
 		break;
 	}
-	}
 	if (--a->routes == 0)
 		dispatch(a);
+}
+
+/* route_ctx_new - the context of one ROUTE call: a copy of what the
+ * request points to, so it outlives this loop turn. */
+static struct route_ctx *
+route_ctx_new(struct attempt *a, size_t i)
+{
+	struct qmsg *m = a->m;
+	struct route_ctx *rc = calloc(1, sizeof(*rc));
+	const char *dom;
+
+	if (rc == NULL)
+		return NULL;
+	rc->a = a;
+	rc->idx = i;
+	snprintf(rc->id, sizeof(rc->id), "%s", m->id);
+	rc->sender = xstrdup(m->sender);
+	rc->rcpt = xstrdup(m->r[i].addr);
+	if (rc->sender == NULL || rc->rcpt == NULL) {
+		route_ctx_free(rc);
+		return NULL;
+	}
+	dom = strrchr(rc->rcpt, '@');
+	rc->req = (struct sc_route_request){
+		.queue_id = rc->id, .sender = rc->sender, .rcpt = rc->rcpt,
+		.domain = dom ? dom + 1 : "", .received_count = m->received,
+	};
+	return rc;
 }
 
 /* attempt_start - routes every due recipient of m */
@@ -1156,27 +1322,17 @@ attempt_start(struct qmsg *m, uint64_t now)
 	a->routes = 1;		/* guard: routes may answer at once */
 	for (size_t i = 0; i < m->n; i++) {
 		struct qrcpt *r = &m->r[i];
-		struct sc_route_request req;
 		struct route_ctx *rc;
-		const char *dom;
 
 		if (r->state != R_PENDING || r->next_ms > now)
 			continue;
 		r->routing = true;
 		r->kind = NULL;
-		dom = strrchr(r->addr, '@');
-		req = (struct sc_route_request){
-			.queue_id = m->id, .sender = m->sender,
-			.rcpt = r->addr, .domain = dom ? dom + 1 : "",
-			.received_count = m->received,
-		};
-		rc = malloc(sizeof(*rc));
+		rc = route_ctx_new(a, i);
 		if (rc == NULL)
 			break;
-		rc->a = a;
-		rc->idx = i;
 		a->routes++;
-		if (sc_hook_run(NULL, SC_HOOK_ROUTE, &req, route_done,
+		if (sc_hook_run(NULL, SC_HOOK_ROUTE, &rc->req, route_done,
 				rc) < 0) {
 			struct sc_hook_outcome out = {
 				.result = SC_DENYSOFT,
@@ -1514,7 +1670,11 @@ sc_delivery_rcpt_result(struct sc_delivery *d, size_t i, enum sc_result r,
 	}
 	free(d->res[i].reply);
 	d->res[i].reply = NULL;
-	if (code != 0) {
+	if (code != 0 && reply_code_len(text) > 0) {
+		/* the text is a whole reply already: never "550 5.1.1 550
+		 * 5.1.1 ..." */
+		d->res[i].reply = strdup(text);
+	} else if (code != 0) {
 		if (asprintf(&d->res[i].reply, "%d %s%s%s", code,
 			     esc ? esc : "", esc && *esc ? " " : "",
 			     text) < 0)

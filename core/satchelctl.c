@@ -39,7 +39,7 @@ usage(FILE *f)
 		"password file\n"
 		"  queue list | queue show ID | queue flush | "
 		"queue delete ID\n"
-		"  connect ADDR                mail client settings for an "
+		"  connect ADDR [--json]       mail client settings for an "
 		"account\n"
 		"  doctor [DOMAIN...]          diagnose common faults\n"
 		"default config: %s/satchel.yaml\n", SC_SYSCONFDIR);
@@ -369,13 +369,6 @@ cmd_modules(const struct sc_main_config *cfg, const char *module_dir,
 	return ret;
 }
 
-static int
-not_yet(const char *cmd)
-{
-	fprintf(stderr, "satchelctl: %s: not yet implemented\n", cmd);
-	return 2;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -416,11 +409,12 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(cmd, "connect") == 0 || strcmp(cmd, "doctor") == 0)
-		return not_yet(cmd);
+	if (strcmp(cmd, "doctor") == 0)
+		return sc_ctl_doctor_main(path, argc, argv);
 	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "modules") != 0 &&
 	    strcmp(cmd, "reload") != 0 && strcmp(cmd, "status") != 0 &&
-	    strcmp(cmd, "user") != 0 && strcmp(cmd, "queue") != 0) {
+	    strcmp(cmd, "user") != 0 && strcmp(cmd, "queue") != 0 &&
+	    strcmp(cmd, "connect") != 0) {
 		fprintf(stderr, "satchelctl: unknown command \"%s\"\n", cmd);
 		usage(stderr);
 		return 2;
@@ -463,6 +457,8 @@ main(int argc, char **argv)
 		ret = ctl_simple(cfg, "reload");
 	} else if (strcmp(cmd, "status") == 0) {
 		ret = ctl_simple(cfg, "status");
+	} else if (strcmp(cmd, "connect") == 0) {
+		ret = sc_ctl_connect_main(cfg, argc, argv);
 	} else if (strcmp(cmd, "user") == 0) {
 		sc_config_set_current(cfg);
 		ret = sc_ctl_user_main(cfg, argc, argv);

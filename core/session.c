@@ -51,17 +51,6 @@ static struct {
 	uint32_t id_next;
 } sessions;
 
-/*
- * net.c may provide this accessor for the socket addresses of a
- * connection; it is declared weak so the core links while it does not.
- * Without it the peer address comes from the public sc_conn_peer_ip()
- * and the local address stays unknown (AF_UNSPEC).
- */
-SC_INTERNAL int sc_conn_addrs(const struct sc_conn *c,
-			      struct sockaddr_storage *peer,
-			      struct sockaddr_storage *local)
-	__attribute__((weak));
-
 /* session_addr_text - textual form of sa, v4-mapped v6 shown as v4 */
 static void
 session_addr_text(const struct sockaddr *sa, char *buf, size_t len)
@@ -137,8 +126,7 @@ sc_session_new(struct sc_conn *c, const char *protocol, struct sc_gen *gen)
 	s->gen = gen;
 	if (gen != NULL)
 		sc_gen_ref(gen);
-	if (c != NULL && sc_conn_addrs != NULL &&
-	    sc_conn_addrs(c, &s->client, &s->local) == 0)
+	if (c != NULL && sc_conn_addrs(c, &s->client, &s->local) == 0)
 		session_addr_text((struct sockaddr *)&s->client, s->client_ip,
 				  sizeof(s->client_ip));
 	else if (c != NULL) {
@@ -432,9 +420,8 @@ sc_session_close_idle(void)
 	return sessions.count;
 }
 
-/* Declared here and in main.c only. XXX: belongs in core.h (requested):
- * the graceful stop closes the busy sessions left after the grace period. */
-
+/* sc_session_close_all - the graceful stop closes the busy sessions left
+ * after the grace period; teardown closes the rest */
 void
 sc_session_close_all(void)
 {

@@ -23,10 +23,6 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-/* net.c internals */
-SC_INTERNAL struct sc_conn *sc_conn_new_fd(int fd, char **error_r);
-SC_INTERNAL size_t sc_net_conn_memory(const struct sc_conn *c);
-
 #define MAXREC 32
 
 struct rec {

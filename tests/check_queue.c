@@ -15,21 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* queue.c / queue_runner.c internals */
-typedef int (*sc_queue_parse_fn)(void *arg, const char *key,
-				 const char *value);
-SC_INTERNAL int sc_queue_file_parse(const char *path, sc_queue_parse_fn fn,
-				    void *arg);
-SC_INTERNAL int sc_queue_append(const char *path, const char *records);
-SC_INTERNAL unsigned sc_queue_batch_count(void);
-SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
-				    const char *mail_params, time_t arrival,
-				    const char *const *rcpts,
-				    const char *const *rcpt_params,
-				    const char *const *replies, size_t n,
-				    bool delay, const char *headers,
-				    size_t headers_len, bool full);
-
 #define NTX 6
 
 static const char message[] =
@@ -60,6 +45,12 @@ static struct {
 	int ngot;
 	char received[64];
 	int records;
+	/* the ROUTE hook */
+	struct sc_instance route_inst;
+	struct sc_hook_entry route_entry;
+	int routed;			/* calls completed               */
+	int route_bad_args;		/* sc_hook_arg() looked wrong    */
+	bool accept_selfsoft;
 } t;
 
 static struct sc_delivery_driver driver;
@@ -95,7 +86,22 @@ fake_deliver(struct sc_delivery *d, void *data)
 						"<%s>: no such user", r);
 			continue;
 		}
-		if (strncmp(r, "soft@", 5) == 0) {
+		/* the relay's way: the remote's own reply */
+		if (strncmp(r, "relay@", 6) == 0) {
+			sc_delivery_rcpt_result(d, i, SC_DENY, 550, "5.1.1",
+				"host mx.partner.test[192.0.2.1] said: 550 "
+				"5.1.1 <%s>: no such user (in reply to RCPT "
+				"TO)", r);
+			continue;
+		}
+		/* a text that is a whole reply already */
+		if (strncmp(r, "coded@", 6) == 0) {
+			sc_delivery_rcpt_result(d, i, SC_DENY, 553, "5.1.3",
+				"553 5.1.3 <%s>: bad syntax", r);
+			continue;
+		}
+		if (strncmp(r, "soft@", 5) == 0 ||
+		    (strncmp(r, "selfsoft@", 9) == 0 && !t.accept_selfsoft)) {
 			sc_delivery_rcpt_result(d, i, SC_DENYSOFT, 451,
 						"4.3.0", "try later");
 			continue;
@@ -144,6 +150,61 @@ setup(void)
 	t.core.gen = &t.gen;
 	sc_config_set_current(&t.cfg);
 	ck_assert_msg(sc_queue_init(t.dir, &err) == 0, "%s", err);
+}
+
+/* ---- a ROUTE hook that answers later, like a DNS-based router ---- */
+
+/* route_later - reads the request only now, a loop turn or more after
+ * the runner asked: the request must still be alive. self@ and selfsoft@
+ * are aliases that name themselves ("self: self, ok"). */
+static void
+route_later(struct sc_timer *tm, void *arg)
+{
+	struct sc_hook_call *call = arg;
+	const struct sc_route_request *req = sc_hook_arg(call);
+	const char *at;
+
+	sc_timer_free(&tm);
+	t.routed++;
+	if (req == NULL || req->queue_id == NULL ||
+	    strlen(req->queue_id) != 16 || req->sender == NULL ||
+	    strcmp(req->sender, "alice@example.test") != 0 ||
+	    req->rcpt == NULL || (at = strchr(req->rcpt, '@')) == NULL ||
+	    req->domain == NULL || strcmp(req->domain, at + 1) != 0 ||
+	    strcmp(req->domain, "example.test") != 0) {
+		t.route_bad_args++;
+		sc_hook_done(call, SC_DENYSOFT);
+		return;
+	}
+	if (strcmp(req->rcpt, "self@example.test") == 0 ||
+	    strcmp(req->rcpt, "selfsoft@example.test") == 0) {
+		sc_route_expand(call, "ok@example.test");
+		sc_route_set(call, SC_DELIVERY_LOCAL, NULL);
+		sc_hook_done(call, SC_OK);
+		return;
+	}
+	sc_hook_done(call, SC_CONT);
+}
+
+static enum sc_result
+route_hook(struct sc_hook_call *call, void *data)
+{
+	struct sc_timer *tm = sc_timer_new(route_later, call);
+
+	(void)data;
+	ck_assert_ptr_nonnull(tm);
+	sc_timer_start(tm, 5, 0);
+	return SC_PENDING;
+}
+
+static void
+setup_route(void)
+{
+	setup();
+	t.route_entry.inst = &t.route_inst;
+	t.route_entry.fn = route_hook;
+	t.gen.hooks[SC_HOOK_ROUTE] = &t.route_entry;
+	t.gen.hook_count[SC_HOOK_ROUTE] = 1;
 }
 
 static void
@@ -401,6 +462,127 @@ START_TEST(test_runner)
 	spin_until(NULL, 50);
 	ck_assert_int_eq(t.ngot, 0);
 	ck_assert_uint_eq(count_dir("active"), 0);
+
+	/* driver texts that are replies already are recorded and reported
+	 * with their code once */
+	r[0] = (struct sc_env_rcpt){ "relay@example.test", "" };
+	r[1] = (struct sc_env_rcpt){ "coded@example.test", "" };
+	env.sender = "alice@example.test";
+	env.rcpt_count = 2;
+	ck_assert_int_eq(sc_queue_inject(&env, message, sizeof(message) - 1,
+					 id, sizeof(id), &err), 0);
+	spin_until(runner_idle, 5000);
+	ck_assert(runner_idle());
+	ck_assert_int_eq(t.ngot, 1);
+	ck_assert_str_eq(t.got[0].rcpt, "alice@example.test");
+	ck_assert_msg(strstr(t.got[0].body, "Status: 5.1.1\r\n"
+			     "Remote-MTA: dns; mx.partner.test\r\n"
+			     "Diagnostic-Code: smtp; 550 5.1.1 "
+			     "<relay@example.test>: no such user\r\n") !=
+		      NULL, "%s", t.got[0].body);
+	ck_assert_msg(strstr(t.got[0].body, "Status: 5.1.3\r\n"
+			     "Diagnostic-Code: smtp; 553 5.1.3 "
+			     "<coded@example.test>: bad syntax\r\n") != NULL,
+		      "%s", t.got[0].body);
+	ck_assert_msg(strstr(t.got[0].body, "<coded@example.test>: 553 5.1.3 "
+			     "<coded@example.test>: bad syntax\r\n") != NULL,
+		      "%s", t.got[0].body);
+	ck_assert(strstr(t.got[0].body, "553 5.1.3 553") == NULL);
+}
+END_TEST
+
+static int
+got_count(const char *rcpt)
+{
+	int n = 0;
+
+	for (int i = 0; i < t.ngot; i++)
+		if (strcmp(t.got[i].rcpt, rcpt) == 0)
+			n++;
+	return n;
+}
+
+/* A ROUTE callback answering PENDING reads sc_hook_arg() from a timer,
+ * after attempt_start has returned; the runner then delivers as routed. */
+START_TEST(test_route_pending)
+{
+	struct sc_env_rcpt r[2] = {
+		{ "ok@example.test", "" },
+		{ "bad@example.test", "NOTIFY=NEVER" },
+	};
+	struct sc_envelope env = {
+		.sender = "alice@example.test", .params = "", .rcpt_count = 2,
+		.rcpts = r,
+	};
+	const char *err = NULL;
+	char id[17], *e2 = NULL;
+
+	ck_assert_int_eq(sc_queue_runner_start(&e2), 0);
+	ck_assert_int_eq(sc_queue_inject(&env, message, sizeof(message) - 1,
+					 id, sizeof(id), &err), 0);
+	spin_until(runner_idle, 5000);
+	ck_assert_int_eq(t.route_bad_args, 0);
+	ck_assert(runner_idle());
+	ck_assert_int_eq(t.routed, 2);
+	ck_assert_int_eq(t.ngot, 1);
+	ck_assert_str_eq(t.got[0].rcpt, "ok@example.test");
+	ck_assert_uint_eq(count_dir("active"), 0);
+}
+END_TEST
+
+/* An alias that includes itself ("self: self, ok"): the targets AND the
+ * recipient itself get one copy each, also across a restart. */
+START_TEST(test_route_alias_self)
+{
+	struct sc_env_rcpt r = { "self@example.test", "NOTIFY=FAILURE" };
+	struct sc_envelope env = {
+		.sender = "alice@example.test", .params = "", .rcpt_count = 1,
+		.rcpts = &r,
+	};
+	const char *err = NULL;
+	char id[17], *e2 = NULL, *list;
+
+	ck_assert_int_eq(sc_queue_runner_start(&e2), 0);
+	ck_assert_int_eq(sc_queue_inject(&env, message, sizeof(message) - 1,
+					 id, sizeof(id), &err), 0);
+	spin_until(runner_idle, 5000);
+	ck_assert(runner_idle());
+	ck_assert_int_eq(t.route_bad_args, 0);
+	ck_assert_int_eq(t.ngot, 2);
+	ck_assert_int_eq(got_count("ok@example.test"), 1);
+	ck_assert_int_eq(got_count("self@example.test"), 1);
+
+	/* the copy of itself is deferred: a restart reloads the expansion
+	 * records and the retry neither expands it again nor loses it */
+	t.ngot = 0;
+	r.address = "selfsoft@example.test";
+	ck_assert_int_eq(sc_queue_inject(&env, message, sizeof(message) - 1,
+					 id, sizeof(id), &err), 0);
+	spin_until(one_deferred, 5000);
+	ck_assert(one_deferred());
+	spin_until(NULL, 50);
+	ck_assert_int_eq(t.ngot, 1);
+	ck_assert_int_eq(got_count("ok@example.test"), 1);
+	list = sc_queue_list_text();
+	ck_assert_ptr_nonnull(list);
+	ck_assert_msg(strstr(list, "<selfsoft@example.test> deferred") !=
+		      NULL, "%s", list);
+	free(list);
+	sc_queue_runner_stop();
+	spin_until(NULL, 20);
+	sc_queue_deinit();
+	ck_assert_int_eq(sc_queue_init(t.dir, &e2), 0);
+	ck_assert_int_eq(sc_queue_runner_start(&e2), 0);
+	t.accept_selfsoft = true;
+	sc_queue_runner_flush();
+	spin_until(runner_idle, 5000);
+	ck_assert(runner_idle());
+	spin_until(NULL, 50);
+	ck_assert_int_eq(t.route_bad_args, 0);
+	ck_assert_int_eq(t.ngot, 2);
+	ck_assert_int_eq(got_count("ok@example.test"), 1);
+	ck_assert_int_eq(got_count("selfsoft@example.test"), 1);
+	ck_assert_uint_eq(count_dir("active"), 0);
 }
 END_TEST
 
@@ -408,7 +590,7 @@ START_TEST(test_dsn_text)
 {
 	const char *rcpts[] = { "bob@partner.test", "carol@partner.test" };
 	const char *params[] = { "ORCPT=rfc822;bob@partner.test", "" };
-	const char *replies[] = {
+	const char *replies[2] = {
 		"550 5.1.1 <bob@partner.test>: unknown user",
 		"4.4.7 message expired; last error: 451 4.4.1 timeout",
 	};
@@ -466,6 +648,50 @@ START_TEST(test_dsn_text)
 				 hdrs, sizeof(hdrs) - 1, true);
 	ck_assert(strstr(text, "Content-Type: message/rfc822\r\n") != NULL);
 	free(text);
+
+	/* a relay's text is the remote's reply: the Diagnostic-Code gives
+	 * it once (RFC 3464 2.3.6), the host becomes the Remote-MTA */
+	replies[0] = "550 5.1.1 host mx1.partner.test[192.0.2.25] said: "
+		"550 5.1.1 <bob@partner.test>: no such user (in reply to "
+		"RCPT TO)";
+	replies[1] = "451 4.4.2 host mx2.partner.test[192.0.2.26] said: "
+		"554 5.7.1 go away (in reply to HELO)";
+	text = sc_queue_dsn_text("0123456789abcdef", "a@example.test", "",
+				 time(NULL), rcpts, params, replies, 2, false,
+				 hdrs, sizeof(hdrs) - 1, false);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_msg(strstr(text, "Final-Recipient: rfc822; bob@partner.test"
+			     "\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+			     "Remote-MTA: dns; mx1.partner.test\r\n"
+			     "Diagnostic-Code: smtp; 550 5.1.1 "
+			     "<bob@partner.test>: no such user\r\n") != NULL,
+		      "%s", text);
+	/* the core's verdict (4.4.2) stays the Status; the remote's reply
+	 * is the diagnostic */
+	ck_assert_msg(strstr(text, "Final-Recipient: rfc822; "
+			     "carol@partner.test\r\nAction: failed\r\n"
+			     "Status: 4.4.2\r\n"
+			     "Remote-MTA: dns; mx2.partner.test\r\n"
+			     "Diagnostic-Code: smtp; 554 5.7.1 go away\r\n")
+		      != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "<bob@partner.test>: host mx1.partner.test"
+			     "[192.0.2.25] said: 550 5.1.1 <bob@partner.test>"
+			     ": no such user (in reply to RCPT TO)\r\n") !=
+		      NULL, "%s", text);
+	ck_assert(strstr(text, "smtp; 550 5.1.1 host") == NULL);
+	ck_assert(strstr(text, "said: 550 5.1.1 550") == NULL);
+	free(text);
+
+	/* a reply without "host ... said:" keeps its one code */
+	replies[0] = "550 5.1.1 <bob@partner.test>: unknown user";
+	text = sc_queue_dsn_text("0123456789abcdef", "a@example.test", "",
+				 time(NULL), rcpts, params, replies, 1, false,
+				 hdrs, sizeof(hdrs) - 1, false);
+	ck_assert(strstr(text, "Status: 5.1.1\r\nDiagnostic-Code: smtp; "
+			 "550 5.1.1 <bob@partner.test>: unknown user\r\n")
+		  != NULL);
+	ck_assert(strstr(text, "Remote-MTA:") == NULL);
+	free(text);
 }
 END_TEST
 
@@ -483,6 +709,12 @@ main(void)
 	tcase_add_test(tc, test_scan);
 	tcase_add_test(tc, test_runner);
 	tcase_add_test(tc, test_dsn_text);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("route");
+	tcase_add_checked_fixture(tc, setup_route, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_route_pending);
+	tcase_add_test(tc, test_route_alias_self);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -5,3 +5,5 @@ include tests/runtime.mk
 include tests/net.mk
 EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py \
 	tests/harness/dnsserver.py
+TESTS += tests/test_satchelctl_diag.py
+EXTRA_DIST += tests/test_satchelctl_diag.py

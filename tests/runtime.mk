@@ -46,7 +46,8 @@ tests_check_module_CPPFLAGS = $(CORE_CPPFLAGS) \
 	-DFIXTURE_DIR='"$(abs_top_builddir)/tests/modules/.libs"'
 tests_check_module_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
 tests_check_module_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
-tests_check_module_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS)
+tests_check_module_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS) \
+	$(CORE_WHOLE_ARCHIVE)
 tests_check_hook_SOURCES = tests/check_hook.c
 tests_check_hook_CPPFLAGS = $(CORE_CPPFLAGS)
 tests_check_hook_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)

@@ -498,14 +498,8 @@ route_local(struct rctx *c)
 			finish(c, SC_OK);
 			return;
 		}
-		/* XXX the self target: asks the core for local delivery of
-		 * the recipient itself next to the expansion; the queue
-		 * runner of satchel 0.1 ignores the kind when there are
-		 * targets, so say so. */
-		if (expanded > 0)
-			sc_log_warning("router %s: alias %s names itself; "
-				       "only its other targets get a copy",
-				       c->r->name, c->rcpt);
+		/* The self target: local delivery of the recipient itself,
+		 * next to the expansion (the queue runner keeps both). */
 		sc_route_set(c->call, SC_DELIVERY_LOCAL, NULL);
 		finish(c, SC_OK);
 		return;

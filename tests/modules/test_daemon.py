@@ -64,8 +64,8 @@ class DaemonTest(unittest.TestCase):
             r = d.ctl('check')
             self.assertEqual(r.returncode, 0, r.stderr)
             r = d.ctl('connect', ALICE)
-            self.assertEqual(r.returncode, 2)
-            self.assertIn('not yet implemented', r.stderr)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn('User name:      %s' % ALICE, r.stdout)
 
     def test_status_modules_reload(self):
         with Daemon(users=USERS) as d:

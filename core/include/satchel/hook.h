@@ -107,7 +107,11 @@ SC_API int sc_hook_register(struct sc_instance *inst, enum sc_hook hook,
 
 /* The session the hook runs for (NULL for ROUTE). */
 SC_API struct sc_session *sc_hook_session(struct sc_hook_call *call);
-/* The hook argument (see enum sc_hook for its type). */
+/* The hook argument (see enum sc_hook for its type). The caller keeps it,
+ * and the strings it points to, alive until the chain's done callback, so
+ * a PENDING call may read it until it calls sc_hook_done(). NULL once the
+ * call can no longer change the outcome (session gone, or the hook timed
+ * out and the chain ended without it): copy what is needed for later. */
 SC_API const void *sc_hook_arg(struct sc_hook_call *call);
 /* Which hook this call belongs to. */
 SC_API enum sc_hook sc_hook_which(struct sc_hook_call *call);
@@ -136,7 +140,11 @@ SC_API void sc_route_set(struct sc_hook_call *call, const char *kind,
 /* ROUTE only: replace this recipient by address (alias expansion); call
  * once per target. The queue runner records the targets as new recipients
  * (the original kept as ORCPT) and routes each of them; expansion is
- * limited to 10 levels. Ends the chain as SC_OK. */
+ * limited to 10 levels. Ends the chain as SC_OK. An alias that includes
+ * itself ("alice: alice, bob") expands to its other targets and also calls
+ * sc_route_set() (or names the recipient itself as a target): the
+ * recipient then gets its own copy as well, routed again but never
+ * expanded a second time. */
 SC_API void sc_route_expand(struct sc_hook_call *call, const char *address);
 
 /* AUTH only: the canonical user name to record for the session (e.g. the
@@ -174,7 +182,17 @@ typedef void (*sc_hook_done_fn)(struct sc_session *s,
  * while the chain is pending, done is not called. An empty chain or all
  * CONT gives SC_CONT. Uses the hook chains of the config generation s
  * was created in (the newest one for s == NULL). 0, or -1 when out of
- * memory (done not called). */
+ * memory (done not called). arg (and what it points to) must stay valid
+ * until done is called: keep it in heap memory freed from done, not on
+ * the stack, when the chain may go PENDING.
+ *
+ * Nested runs: a callback that runs another chain with its session (e.g.
+ * ACCOUNT from inside RCPT) gets no done callback at all if the session
+ * closes meanwhile - so done must not be the only place that frees memory
+ * or completes the outer call. Pass s = NULL for such lookups (as the
+ * router does), so done always comes, and check sc_hook_cancelled() on the
+ * outer call there; or keep ownership somewhere the session's teardown
+ * (instance or session data) reaches. */
 SC_API int sc_hook_run(struct sc_session *s, enum sc_hook hook,
 		       const void *arg, sc_hook_done_fn done, void *cbarg);
 

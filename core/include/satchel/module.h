@@ -53,6 +53,12 @@ struct sc_module {
 	const struct sc_config_key *keys; /* key schema; NULL = no keys */
 	size_t config_size;		/* size of the module's config struct */
 
+	/* On -1, the hooks below may set *error_r to a message saying why.
+	 * The core copies it at once, before it calls the module again or
+	 * unloads it, and never frees it: it need only stay valid until the
+	 * hook returns (a string literal, or text in the module's own data;
+	 * not a buffer on the hook's stack). */
+
 	/* Once per process, before any instance. Optional. 0 or -1. */
 	int (*load)(const char **error_r);
 	/* Once per plugins.d file, before the privilege drop: validate the
