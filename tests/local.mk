@@ -7,3 +7,5 @@ EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py \
 	tests/harness/dnsserver.py
 TESTS += tests/test_satchelctl_diag.py
 EXTRA_DIST += tests/test_satchelctl_diag.py
+TESTS += tests/test_exports.sh
+EXTRA_DIST += tests/test_exports.sh
