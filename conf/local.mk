@@ -12,3 +12,12 @@ dist_pluginsconf_DATA += \
 	plugins.d/55-pop3.yaml \
 	plugins.d/60-maildir.yaml \
 	plugins.d/70-relay.yaml
+
+# The systemd unit, with the configured paths substituted.
+systemdsystemunit_DATA = conf/satcheld.service
+EXTRA_DIST += conf/satcheld.service.in
+CLEANFILES += conf/satcheld.service
+conf/satcheld.service: conf/satcheld.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) conf && \
+	sed -e 's|@sbindir[@]|$(sbindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+		$(srcdir)/conf/satcheld.service.in > $@.tmp && mv $@.tmp $@
