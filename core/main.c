@@ -207,7 +207,8 @@ drop_privileges(const struct sc_main_config *cfg)
 		    (unsigned)pw->pw_uid);
 }
 
-/* mkdirs - mkdir -p with mode for the new components */
+/* mkdirs - mkdir -p: the last component gets mode, missing parents 0755
+ * (the daemon's user must be able to reach its directory after the drop) */
 static int
 mkdirs(const char *path, mode_t mode)
 {
@@ -223,7 +224,8 @@ mkdirs(const char *path, mode_t mode)
 			continue;
 		char saved = *p;
 		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		if (mkdir(buf, saved == '\0' ? mode : 0755) < 0 &&
+		    errno != EEXIST)
 			return -1;
 		*p = saved;
 		if (saved == '\0')

@@ -1841,9 +1841,14 @@ sc_listen_open(struct sc_instance *inst, const struct sc_sockaddr *addr,
 			return -1;
 		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (addr->ss.ss_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-				   sizeof(one));
+		if (addr->ss.ss_family == AF_INET6) {
+			/* "*:25" means every address, IPv4 too: one
+			 * dual-stack socket. An explicit v6 address
+			 * ("[::]:25", "[::1]:25") stays IPv6 only. */
+			int v6only = addr->text[0] != '*';
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+				   sizeof(v6only));
+		}
 		if (bind(fd, (const struct sockaddr *)&addr->ss,
 			 addr->len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
 			*error_r = net_err("listen %s: %s", addr->text,
