@@ -94,6 +94,26 @@ class NetTest(unittest.TestCase):
             with smtplib.SMTP('127.0.0.1', 25, timeout=10) as s:
                 self.assertEqual(s.noop()[0], 250)
 
+    def test_wildcard_listens_on_ipv4_and_ipv6(self):
+        """'*:PORT' (the shipped default) is one dual-stack socket: clients
+        reach it over 127.0.0.1 and ::1; '[::1]:PORT' stays IPv6 only."""
+        def f(d):
+            return {
+                '50-smtp.yaml': {'module': 'smtp', 'listen': [
+                    {'address': '*:%d' % d.port('any'), 'mode': 'mx',
+                     'tls': 'none'},
+                    {'address': '[::1]:%d' % d.port('v6'), 'mode': 'mx',
+                     'tls': 'none'}]},
+            }
+        with Daemon(plugins=f) as d:
+            d.start()
+            for host in ('127.0.0.1', '::1'):
+                c = smtplib.SMTP(host, d.port('any'), timeout=10)
+                self.assertEqual(c.noop()[0], 250)
+                c.quit()
+            with self.assertRaises(OSError):
+                socket.create_connection(('127.0.0.1', d.port('v6')), 5)
+
     def test_concurrent_commits(self):
         with Daemon(users={ALICE: 'secret-password'}) as d:
             d.start()
