@@ -30,6 +30,11 @@
 #define CONN_CHUNK	4096
 #define CONN_INPUT_CAP	(64 * 1024)
 #define CONN_RAW_CAP	(64 * 1024)	/* TLS ciphertext not yet decrypted */
+/* Output back-pressure: with this much output not yet taken by the peer,
+ * input is neither read nor announced, so a client that sends commands
+ * and never reads the replies cannot grow our memory (it stalls, and the
+ * idle timeout ends it). Input resumes below half of it. */
+#define CONN_OUTPUT_HIGH (256 * 1024)
 #define CONN_LINGER_MS	10000		/* max wait for output at close */
 #define LISTEN_BACKLOG	511
 
@@ -101,6 +106,7 @@ struct sc_conn {
 	bool closing;		/* sc_conn_free/close called           */
 	bool closed;		/* uv_close called                     */
 	bool timer_closing;	/* linger timer armed for the close    */
+	bool throttled;		/* input held back: too much output    */
 
 	struct sockaddr_storage peer, local;
 	char peer_ip[INET6_ADDRSTRLEN];
@@ -455,6 +461,23 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = n;
 }
 
+/* conn_output - bytes written by the module and not yet taken by the
+ * peer's socket */
+static size_t
+conn_output(const struct sc_conn *c)
+{
+	return c->in_flight + buf_used(&c->out) + buf_used(&c->raw_out);
+}
+
+/* conn_output_full - whether input must wait for the peer to read */
+static bool
+conn_output_full(struct sc_conn *c)
+{
+	if (conn_output(c) >= CONN_OUTPUT_HIGH)
+		c->throttled = true;
+	return c->throttled;
+}
+
 /* conn_deliver - tells the module about buffered input (and a pending
  * EOF) if it wants to read. */
 static void
@@ -462,6 +485,10 @@ conn_deliver(struct sc_conn *c)
 {
 	if (c->closing || c->tls_state == TLS_HANDSHAKE)
 		return;
+	if (conn_output_full(c)) {
+		conn_sock_update(c);
+		return;
+	}
 	if (c->want_read && buf_used(&c->in) > 0)
 		conn_emit(c, SC_CONN_DATA);
 	if (c->closing)
@@ -529,6 +556,8 @@ conn_sock_update(struct sc_conn *c)
 		want = false;
 	else if (c->tls_state == TLS_HANDSHAKE)
 		want = buf_used(&c->raw_in) < CONN_RAW_CAP;
+	else if (conn_output_full(c))
+		want = false;
 	else if (c->tls != NULL)
 		want = c->want_read && buf_used(&c->raw_in) < CONN_RAW_CAP &&
 			buf_used(&c->in) < CONN_INPUT_CAP;
@@ -559,6 +588,12 @@ write_cb(uv_write_t *req, int status)
 
 	c->in_flight -= w->len;
 	free(w);
+	if (c->throttled && !c->closed &&
+	    conn_output(c) < CONN_OUTPUT_HIGH / 2) {
+		/* the peer reads again: resume input */
+		c->throttled = false;
+		pend_add(c, PEND_ANNOUNCE);
+	}
 	if (status < 0 && status != UV_ECANCELED && !c->closed) {
 		c->error = true;
 		if (c->closing) {
@@ -717,6 +752,12 @@ conn_process(struct sc_conn *c, unsigned what)
 		}
 		if (had_output && !c->error)
 			conn_emit(c, SC_CONN_DRAINED);
+	}
+	if (c->throttled && !c->closing && !c->closed &&
+	    conn_output(c) < CONN_OUTPUT_HIGH / 2) {
+		/* written at once (no write_cb will come): resume input */
+		c->throttled = false;
+		pend_add(c, PEND_ANNOUNCE);
 	}
 	if (c->error && !c->closing && !c->error_sent)
 		conn_fail(c);

@@ -10,6 +10,7 @@ import os
 import smtplib
 import socket
 import threading
+import time
 import unittest
 
 from satchel_harness import Daemon, skip, smtp, tls_context
@@ -113,6 +114,47 @@ class NetTest(unittest.TestCase):
                 c.quit()
             with self.assertRaises(OSError):
                 socket.create_connection(('127.0.0.1', d.port('v6')), 5)
+
+    def test_client_that_never_reads_cannot_grow_memory(self):
+        """Output back-pressure: a client pipelining EHLOs (8 bytes in,
+        ~200 out) without ever reading the replies stalls once 256 KiB of
+        replies wait; the daemon's memory stays bounded and others are
+        served meanwhile."""
+        def rss_kib(pid):
+            with open('/proc/%d/status' % pid) as f:
+                for line in f:
+                    if line.startswith('VmRSS:'):
+                        return int(line.split()[1])
+            return 0
+
+        def f(d):
+            return {'50-smtp.yaml': {'module': 'smtp', 'listen': [
+                {'address': '127.0.0.1:%d' % d.port('mx'), 'mode': 'mx',
+                 'tls': 'none'}]}}
+        with Daemon(plugins=f) as d:
+            d.start()
+            before = rss_kib(d.proc.pid)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(('127.0.0.1', d.port('mx')))
+            s.setblocking(False)
+            flood = b'EHLO x\r\n' * 4096
+            sent = 0
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline and sent < 64 << 20:
+                try:
+                    sent += s.send(flood)
+                except BlockingIOError:
+                    time.sleep(0.01)
+            grown = rss_kib(d.proc.pid) - before
+            # Unthrottled, this input produced hundreds of MB of replies.
+            self.assertLess(grown, 32 * 1024,
+                            'RSS grew %d KiB after %d bytes of EHLOs'
+                            % (grown, sent))
+            c = smtplib.SMTP('127.0.0.1', d.port('mx'), timeout=10)
+            self.assertEqual(c.noop()[0], 250)
+            c.quit()
+            s.close()
 
     def test_concurrent_commits(self):
         with Daemon(users={ALICE: 'secret-password'}) as d:
