@@ -163,10 +163,16 @@ struct sc_instance {
 	char *state_dir;
 	bool started;
 	size_t slot;			/* index for session data slots      */
+	unsigned jobs;			/* sc_work_submit_inst jobs whose
+					 * done has not run yet              */
 };
 
 struct sc_gen {
 	unsigned refcount;
+	unsigned jobs;			/* its instances' jobs, summed       */
+	bool dead;			/* refcount hit 0; teardown waits
+					 * for jobs == 0                     */
+	bool freeing;			/* in teardown: no new jobs          */
 	unsigned serial;		/* 1, 2, ... per reload              */
 	struct sc_main_config *cfg;
 	size_t inst_count;
@@ -190,9 +196,15 @@ SC_INTERNAL int sc_gen_build(struct sc_main_config *cfg, bool check_only,
 /* Calls instance_start for every instance, in order. */
 SC_INTERNAL int sc_gen_start(struct sc_gen *gen, char **error_r);
 SC_INTERNAL void sc_gen_ref(struct sc_gen *gen);
-/* Drops a reference; the last one tears the instances down in reverse
- * order and unloads modules. */
+/* Drops a reference. The last one closes the generation's listeners and
+ * tears the instances down in reverse order and unloads modules, at once
+ * when none of its instances has a pending job, otherwise when the last
+ * one completes (sc_gen_job_end). */
 SC_INTERNAL void sc_gen_unref(struct sc_gen **gen);
+/* A job of inst completed (its done ran; work.c counted it in inst->jobs
+ * and gen->jobs at submit): uncounts it, and finishes a dead generation's
+ * teardown when that was its last job. inst may be freed on return. */
+SC_INTERNAL void sc_gen_job_end(struct sc_instance *inst);
 /* Fills an error for a module file: "module NAME (PATH): built for ABI
  * X.Y, satcheld has ABI A.B; rebuild the module" etc. */
 SC_INTERNAL int sc_module_check(const struct sc_module *mod, const char *stem,
@@ -325,10 +337,12 @@ SC_INTERNAL void sc_ctl_stop(void);
 
 /* ---- work.c ---- */
 
-/* Runs the loop until every sc_work_submit job has completed (its done
- * callback ran), for at most timeout_ms. Teardown calls it before module
- * instances are freed and modules unloaded, so no completion jumps into an
- * unloaded module. Returns the jobs still pending. */
+/* Runs the loop until every sc_work_submit(_inst) job has completed (its
+ * done callback ran), for at most timeout_ms; generations retired by a
+ * reload and waiting for their jobs are torn down on the way. Teardown
+ * calls it before module instances are freed and modules unloaded, so no
+ * completion jumps into an unloaded module. Returns the jobs still
+ * pending. */
 SC_INTERNAL unsigned sc_work_drain(uint64_t timeout_ms);
 
 /* ---- log.c ---- */
@@ -351,7 +365,7 @@ struct sc_core {
 	bool foreground;
 	bool stopping;
 	bool privileged_dropped;
-	unsigned work_pending;		/* sc_work_submit jobs not yet done  */
+	unsigned work_pending;		/* pool jobs (_inst too) not done    */
 };
 /* The one process-wide context. */
 SC_INTERNAL extern struct sc_core *sc_core;

@@ -451,12 +451,14 @@ inst_release(struct sc_instance *inst)
 	inst->mh = NULL;
 }
 
-/* gen_teardown - instance_free in reverse order, then everything else */
+/* gen_teardown - instance_free in reverse order, then everything else;
+ * only once no job of the generation is pending (gen_release) */
 static void
 gen_teardown(struct gen_priv *gp)
 {
 	struct sc_gen *gen = &gp->g;
 
+	gen->freeing = true;	/* sc_work_submit_inst refuses from here */
 	if (!gp->check_only)
 		sc_net_gen_free(gen);	/* listeners close before their owner */
 	for (size_t i = gen->inst_count; i-- > 0;) {
@@ -476,6 +478,50 @@ gen_teardown(struct gen_priv *gp)
 	free(gen->insts);
 	sc_main_config_free(&gen->cfg);
 	free(gp);
+}
+
+/*
+ * gen_release - the generation lost its last reference. Its listeners
+ * close now, so no new session can start in it; the instances go when no
+ * job of theirs is pending anymore: a job's work and done may use the
+ * instance data and module code until done returned. Otherwise the
+ * generation is only marked dead and sc_gen_job_end, on the completion of
+ * its last job, tears it down. Its timers may still submit jobs meanwhile
+ * (they are counted like any other).
+ */
+static void
+gen_release(struct gen_priv *gp)
+{
+	struct sc_gen *gen = &gp->g;
+
+	if (!gp->check_only)
+		sc_net_gen_free(gen);
+	if (gen->jobs > 0) {
+		if (!gen->dead)
+			sc_log_debug("config generation %u: teardown waits "
+				     "for %u pool job%s", gen->serial,
+				     gen->jobs, gen->jobs == 1 ? "" : "s");
+		gen->dead = true;
+		return;
+	}
+	gen_teardown(gp);
+}
+
+void
+sc_gen_job_end(struct sc_instance *inst)
+{
+	struct sc_gen *gen = inst->gen;
+
+	if (inst->jobs == 0 || gen->jobs == 0)
+		sc_panic("instance %s: job count underflow",
+			 sc_instance_name(inst));
+	inst->jobs--;
+	gen->jobs--;
+	if (gen->dead && gen->refcount == 0 && gen->jobs == 0) {
+		sc_log_debug("config generation %u: last pool job done",
+			     gen->serial);
+		gen_teardown((struct gen_priv *)gen);
+	}
 }
 
 /* sc_gen_build - the loader, steps 1-6, for every enabled instance of cfg */
@@ -575,7 +621,9 @@ sc_gen_build(struct sc_main_config *cfg, bool check_only,
 
 fail:
 	*error_r = err != NULL ? err : errorf("out of memory");
-	gen_teardown(gp);
+	/* instance_new may have submitted jobs already */
+	gen->refcount = 0;
+	gen_release(gp);
 	return -1;
 }
 
@@ -622,5 +670,5 @@ sc_gen_unref(struct sc_gen **genp)
 	if (--gen->refcount > 0)
 		return;
 	sc_log_debug("config generation %u released", gen->serial);
-	gen_teardown((struct gen_priv *)gen);
+	gen_release((struct gen_priv *)gen);
 }

@@ -4,7 +4,9 @@
  * and the process context pointer.
  *
  * sc_work_submit's work function runs on a pool thread; everything else
- * here runs on the loop thread.
+ * here runs on the loop thread. Jobs submitted with sc_work_submit_inst
+ * are counted on their instance, so a retired generation is torn down
+ * only after their done ran (module.c's sc_gen_job_end).
  */
 #include "core.h"
 
@@ -24,6 +26,7 @@ struct work_req {
 	sc_work_fn work;
 	sc_work_fn done;
 	void *arg;
+	struct sc_instance *inst;	/* owner (counted), or NULL */
 };
 
 struct sc_timer {
@@ -48,10 +51,14 @@ work_run(uv_work_t *req)
 	w->work(w->arg);
 }
 
+/* work_after - loop thread: done, then uncount the job; for an owned job
+ * that may tear down a retired generation (and unload the module done
+ * came from), which is why it comes last */
 static void
 work_after(uv_work_t *req, int status)
 {
 	struct work_req *w = req->data;
+	struct sc_instance *inst = w->inst;
 
 	(void)status;	/* never cancelled: we do not call uv_cancel */
 	if (sc_core != NULL && sc_core->work_pending > 0)
@@ -59,16 +66,27 @@ work_after(uv_work_t *req, int status)
 	if (w->done != NULL)
 		w->done(w->arg);
 	free(w);
+	if (inst != NULL)
+		sc_gen_job_end(inst);
 }
 
-int
-sc_work_submit(sc_work_fn work, sc_work_fn done, void *arg)
+/* work_queue - the common part of both submit forms */
+static int
+work_queue(struct sc_instance *inst, sc_work_fn work, sc_work_fn done,
+	   void *arg)
 {
 	struct work_req *w;
 	int ret;
 
 	if (work == NULL)
 		return -1;
+	if (inst != NULL && inst->gen != NULL && inst->gen->freeing) {
+		/* Its instance is going away right now: nobody would be
+		 * left to run done against. */
+		sc_log_error("%s: pool job submitted during instance_free; "
+			     "refused", sc_instance_name(inst));
+		return -1;
+	}
 	w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return -1;
@@ -77,14 +95,33 @@ sc_work_submit(sc_work_fn work, sc_work_fn done, void *arg)
 	w->arg = arg;
 	w->req.data = w;
 	ret = uv_queue_work(work_loop(), &w->req, work_run, work_after);
-	if (ret == 0 && sc_core != NULL)
-		sc_core->work_pending++;
 	if (ret != 0) {
 		sc_log_error("cannot queue work: %s", uv_strerror(ret));
 		free(w);
 		return -1;
 	}
+	/* Counted only once queued, so a failure leaves nothing to undo. */
+	if (sc_core != NULL)
+		sc_core->work_pending++;
+	if (inst != NULL && inst->gen != NULL) {
+		w->inst = inst;
+		inst->jobs++;
+		inst->gen->jobs++;
+	}
 	return 0;
+}
+
+int
+sc_work_submit(sc_work_fn work, sc_work_fn done, void *arg)
+{
+	return work_queue(NULL, work, done, arg);
+}
+
+int
+sc_work_submit_inst(struct sc_instance *inst, sc_work_fn work,
+		    sc_work_fn done, void *arg)
+{
+	return work_queue(inst, work, done, arg);
 }
 
 static void

@@ -3,7 +3,9 @@
  * tests/check_module.c - Check suite for the module loader (core/module.c):
  * the fixture modules of tests/modules/ are refused with the exact message
  * for each fault, and instances are created in file order and torn down in
- * reverse. Single-threaded; each test works in its own temporary directory.
+ * reverse, only after their pool jobs (sc_work_submit_inst) completed.
+ * Loop thread only (fixture jobs run on the pool); each test works in its
+ * own temporary directory.
  */
 #include "core.h"
 
@@ -396,6 +398,152 @@ START_TEST(test_writable_module)
 }
 END_TEST
 
+/* ---- pool jobs of an instance (sc_work_submit_inst) ---- */
+
+/* env_work - an fx_work instance; its job sleeps sleep_ms, and its done
+ * chains chain more jobs */
+static void
+env_work(struct fx_env *env, const char *name, const char *tag,
+	 unsigned sleep_ms, unsigned chain)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "module: fx_work\ntrace: %s/trace\n"
+		 "tag: %s\nsleep_ms: %u\nchain: %u\n", env->dir, tag,
+		 sleep_ms, chain);
+	env_plugin(env, name, text);
+}
+
+/* wait_trace - poll the trace until it contains want (the pool thread
+ * writes it); fails the test after 5 s */
+static void
+wait_trace(struct fx_env *env, const char *want)
+{
+	for (int i = 0; i < 500; i++) {
+		if (strstr(env_read(env, "trace"), want) != NULL)
+			return;
+		usleep(10000);
+	}
+	ck_abort_msg("no \"%s\" in the trace: %s", want,
+		     env_read(env, "trace"));
+}
+
+/* work_setup - sc_core with the default loop, a generation built from
+ * 05-good (fx_good, tag g) and 10-work (fx_work, tag w), started: the
+ * job is submitted */
+static struct sc_gen *
+work_setup(struct fx_env *env, struct sc_core *core, unsigned sleep_ms,
+	   unsigned chain)
+{
+	struct sc_gen *gen = NULL;
+	char *err = NULL;
+
+	memset(core, 0, sizeof(*core));
+	core->loop = uv_default_loop();
+	sc_core = core;
+	env_init(env, NULL);
+	env_good(env, "05-good", "g");
+	env_work(env, "10-work", "w", sleep_ms, chain);
+	ck_assert_msg(env_build(env, false, &gen, &err) == 0, "%s", err);
+	ck_assert_msg(sc_gen_start(gen, &err) == 0, "%s", err);
+	ck_assert_uint_eq(gen->jobs, 1);
+	ck_assert_uint_eq(gen->insts[1].jobs, 1);
+	ck_assert_uint_eq(gen->insts[0].jobs, 0);
+	ck_assert_uint_eq(core->work_pending, 1);
+	return gen;
+}
+
+static void
+work_cleanup(struct fx_env *env)
+{
+	sc_config_set_current(NULL);
+	ck_assert_int_eq(uv_loop_close(uv_default_loop()), 0);
+	sc_core = NULL;
+	env_free(env);
+}
+
+/* The last reference goes while the job sleeps on the pool: nothing is
+ * freed until its done ran, and the teardown follows at once. */
+START_TEST(test_work_outlives_unref)
+{
+	struct fx_env env;
+	struct sc_core core;
+	struct sc_gen *gen, *dead;
+	int rounds = 0;
+
+	gen = work_setup(&env, &core, 200, 0);
+	wait_trace(&env, "work-start0 w\n");
+	dead = gen;
+	sc_gen_unref(&gen);
+	ck_assert_ptr_null(gen);
+	/* Still there: marked dead, waiting for the job. */
+	ck_assert(dead->dead);
+	ck_assert_uint_eq(dead->refcount, 0);
+	ck_assert_uint_eq(dead->jobs, 1);
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "new g\nstart g\nwork-start0 w\n");
+	wait_trace(&env, "work-end0 w\n");
+	/* The work has ended, its done has not run: still nothing freed. */
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "new g\nstart g\nwork-start0 w\nwork-end0 w\n");
+	/* One loop iteration runs the completion: done, then instance_free
+	 * in reverse order right after it (a job from instance_free is
+	 * refused). */
+	while (strstr(env_read(&env, "trace"), "done0") == NULL) {
+		ck_assert_int_lt(rounds++, 100);
+		uv_run(uv_default_loop(), UV_RUN_ONCE);
+	}
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "new g\nstart g\nwork-start0 w\nwork-end0 w\n"
+			 "done0 w\nfree0 w\nrefused0 w\nfree g\n");
+	ck_assert_uint_eq(core.work_pending, 0);
+	work_cleanup(&env);
+}
+END_TEST
+
+/* A dead generation's done submits more jobs (as its timers may): the
+ * teardown waits for the last of them; sc_work_drain runs it all. */
+START_TEST(test_work_chain_dead_gen)
+{
+	struct fx_env env;
+	struct sc_core core;
+	struct sc_gen *gen;
+
+	gen = work_setup(&env, &core, 50, 2);
+	wait_trace(&env, "work-start0 w\n");
+	sc_gen_unref(&gen);
+	ck_assert_uint_eq(sc_work_drain(5000), 0);
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "new g\nstart g\n"
+			 "work-start0 w\nwork-end0 w\ndone0 w\n"
+			 "work-start1 w\nwork-end1 w\ndone1 w\n"
+			 "work-start2 w\nwork-end2 w\ndone2 w\n"
+			 "free2 w\nrefused2 w\nfree g\n");
+	work_cleanup(&env);
+}
+END_TEST
+
+/* Jobs done while the generation is still referenced: the last unref
+ * tears it down at once, as without jobs. */
+START_TEST(test_work_done_before_unref)
+{
+	struct fx_env env;
+	struct sc_core core;
+	struct sc_gen *gen;
+
+	gen = work_setup(&env, &core, 10, 0);
+	ck_assert_uint_eq(sc_work_drain(5000), 0);
+	ck_assert_uint_eq(gen->jobs, 0);
+	ck_assert_uint_eq(gen->insts[1].jobs, 0);
+	ck_assert(!gen->dead);
+	sc_gen_unref(&gen);
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "new g\nstart g\nwork-start0 w\nwork-end0 w\n"
+			 "done0 w\nfree0 w\nrefused0 w\nfree g\n");
+	work_cleanup(&env);
+}
+END_TEST
+
 static Suite *
 module_suite(void)
 {
@@ -414,6 +562,11 @@ module_suite(void)
 	tcase_add_test(tc, test_check_only);
 	tcase_add_test(tc, test_duplicate_name);
 	tcase_add_test(tc, test_writable_module);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("work");
+	tcase_add_test(tc, test_work_outlives_unref);
+	tcase_add_test(tc, test_work_chain_dead_gen);
+	tcase_add_test(tc, test_work_done_before_unref);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -8,7 +8,7 @@ FIXTURE_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
 check_LTLIBRARIES += tests/modules/fx_good.la tests/modules/fx_abi.la \
 	tests/modules/fx_sig.la tests/modules/fx_nosym.la \
 	tests/modules/fx_name.la tests/modules/fx_fail.la \
-	tests/modules/fx_dep.la
+	tests/modules/fx_dep.la tests/modules/fx_work.la
 tests_modules_fx_good_la_SOURCES = tests/modules/fx_good.c
 tests_modules_fx_good_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_good_la_CFLAGS = $(MODULE_CFLAGS)
@@ -37,6 +37,10 @@ tests_modules_fx_dep_la_SOURCES = tests/modules/fx_dep.c
 tests_modules_fx_dep_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_dep_la_CFLAGS = $(MODULE_CFLAGS)
 tests_modules_fx_dep_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_work_la_SOURCES = tests/modules/fx_work.c
+tests_modules_fx_work_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_work_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_work_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 
 # The unit tests export the core's API to the fixtures like satcheld does.
 check_PROGRAMS += tests/check_module tests/check_hook
@@ -62,3 +66,7 @@ EXTRA_DIST += tests/test_sdk.sh tests/sdk/hello.c
 # The daemon's runtime end to end (reload, status, ctl, graceful stop).
 TESTS += tests/modules/test_daemon.py
 EXTRA_DIST += tests/modules/test_daemon.py
+
+# A generation retired by a reload waits for its instances' pool jobs.
+TESTS += tests/modules/test_work_reload.py
+EXTRA_DIST += tests/modules/test_work_reload.py

@@ -3,9 +3,10 @@
  * modules/auth_file/auth_file.c - password file authentication backend.
  *
  * Hooks (auth, account) run on the event loop thread; reading the file and
- * crypt(3) run on the libuv thread pool via sc_work_submit. The table is
- * re-read when the file's inode, size, mtime or ctime change (checked once
- * a second), so `satchelctl user add` takes effect without a reload.
+ * crypt(3) run on the libuv thread pool via sc_work_submit_inst. The
+ * table is re-read when the file's inode, size, mtime or ctime change
+ * (checked once a second), so `satchelctl user add` takes effect without a
+ * reload.
  */
 #define _GNU_SOURCE
 #include <crypt.h>
@@ -447,7 +448,8 @@ af_reload_start(struct af_data *d)
 	}
 	job->data = d;
 	job->old = d->stamp;
-	if (sc_work_submit(af_reload_work, af_reload_done, job) < 0) {
+	if (sc_work_submit_inst(d->inst, af_reload_work, af_reload_done,
+				job) < 0) {
 		af_reload_job_free(job);
 		return;
 	}
@@ -556,7 +558,8 @@ af_auth(struct sc_hook_call *call, void *data)
 	v->password = strdup(req->password);
 	if (v->addr == NULL || v->hash == NULL || v->password == NULL)
 		goto fail;
-	if (sc_work_submit(af_verify_work, af_verify_done, v) < 0)
+	if (sc_work_submit_inst(d->inst, af_verify_work, af_verify_done,
+				v) < 0)
 		goto fail;
 	return SC_PENDING;
 fail:

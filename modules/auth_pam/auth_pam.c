@@ -223,7 +223,8 @@ ap_account(struct sc_hook_call *call, void *data)
 		return SC_CONT;
 	}
 	a->call = call;
-	if (sc_work_submit(ap_account_work, ap_account_done, a) < 0) {
+	if (sc_work_submit_inst(d->inst, ap_account_work,
+				ap_account_done, a) < 0) {
 		free(a->name);
 		free(a);
 		return SC_CONT;

@@ -647,7 +647,7 @@ md_deliver(struct sc_delivery *d, void *data)
 				 r->rcpt, why);
 		}
 	}
-	if (sc_work_submit(job_work, job_done, j) < 0) {
+	if (sc_work_submit_inst(md->inst, job_work, job_done, j) < 0) {
 		job_free(j);
 		md_fail_all(d, "cannot start the delivery");
 	}

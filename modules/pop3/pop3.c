@@ -3,13 +3,13 @@
  * pop3 - POP3 listener (RFC 1939, 2449, 2595, 5034) on Maildir mailboxes.
  * The protocol runs on the event loop thread; every mailbox access (scan,
  * size computation, message reads, deletes) runs on the thread pool
- * through sc_work_submit(), so a big mailbox never stalls other sessions.
+ * through sc_work_submit_inst(), so a big mailbox never stalls other
+ * sessions.
  */
-#define _GNU_SOURCE	/* dladdr, explicit_bzero */
+#define _GNU_SOURCE	/* explicit_bzero */
 #include <satchel/satchel.h>
 
 #include <ctype.h>
-#include <dlfcn.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -118,10 +118,10 @@ struct pop_cache_ent {
 #define POP_CACHE_BUCKETS 4096
 
 /*
- * Instance data. Reference counted: sessions and pool jobs hold a
- * reference, so a job finishing after a reload tore the instance down
- * still finds the lock table and the cache. Nothing here points into the
- * core-owned config once instance_new returned.
+ * Instance data. Reference counted: sessions (and through them their
+ * pool jobs) hold a reference. The core frees the instance only after
+ * every job's done ran (sc_work_submit_inst). Nothing here points into
+ * the core-owned config once instance_new returned.
  */
 struct pop_inst {
 	unsigned refs;
@@ -134,9 +134,6 @@ struct pop_inst {
 	struct pop_lock *locks;
 	uint64_t logins, failures;
 	pthread_mutex_t cache_mutex;	/* the cache is used by pool threads */
-	pthread_mutex_t jobs_mutex;
-	pthread_cond_t jobs_cond;
-	unsigned jobs_running;		/* pool jobs not finished */
 	struct pop_cache_ent *cache[POP_CACHE_BUCKETS];
 	size_t cache_count;
 };
@@ -181,78 +178,6 @@ struct pop_sess {
 static void pop_input(struct pop_sess *ps);
 static void pop_close(struct pop_sess *ps);
 
-/* ---- pool jobs ---- */
-
-/* A pool job of an instance, counted so instance_free can wait for it. */
-struct pop_work {
-	struct pop_inst *pd;
-	sc_work_fn work, done;
-	void *arg;
-};
-
-static void
-pop_work_run(void *arg)
-{
-	struct pop_work *w = arg;
-
-	w->work(w->arg);
-	pthread_mutex_lock(&w->pd->jobs_mutex);
-	w->pd->jobs_running--;
-	pthread_cond_broadcast(&w->pd->jobs_cond);
-	pthread_mutex_unlock(&w->pd->jobs_mutex);
-}
-
-static void
-pop_work_done(void *arg)
-{
-	struct pop_work *w = arg;
-
-	w->done(w->arg);
-	free(w);
-}
-
-/* pop_submit - sc_work_submit, counted in pd->jobs_running */
-static int
-pop_submit(struct pop_inst *pd, sc_work_fn work, sc_work_fn done,
-	   void *arg)
-{
-	struct pop_work *w = malloc(sizeof(*w));
-
-	if (w == NULL)
-		return -1;
-	w->pd = pd;
-	w->work = work;
-	w->done = done;
-	w->arg = arg;
-	pthread_mutex_lock(&pd->jobs_mutex);
-	pd->jobs_running++;
-	pthread_mutex_unlock(&pd->jobs_mutex);
-	if (sc_work_submit(pop_work_run, pop_work_done, w) < 0) {
-		pthread_mutex_lock(&pd->jobs_mutex);
-		pd->jobs_running--;
-		pthread_mutex_unlock(&pd->jobs_mutex);
-		free(w);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * pop_wait_jobs - block until no job of pd runs on the pool.
- * XXX: satcheld's teardown does not drain the pool before it returns from
- * main (a job still running then crashes the process when it completes),
- * so instance_free waits here; the jobs are short file operations. Drop
- * this once the core drains pending work itself (requested).
- */
-static void
-pop_wait_jobs(struct pop_inst *pd)
-{
-	pthread_mutex_lock(&pd->jobs_mutex);
-	while (pd->jobs_running > 0)
-		pthread_cond_wait(&pd->jobs_cond, &pd->jobs_mutex);
-	pthread_mutex_unlock(&pd->jobs_mutex);
-}
-
 /* ---- small helpers ---- */
 
 static void
@@ -276,8 +201,6 @@ pop_inst_unref(struct pop_inst *pd)
 		free(l);
 	}
 	pthread_mutex_destroy(&pd->cache_mutex);
-	pthread_mutex_destroy(&pd->jobs_mutex);
-	pthread_cond_destroy(&pd->jobs_cond);
 	free(pd->listeners);
 	free(pd);
 }
@@ -1051,7 +974,8 @@ pop_xfer_submit(struct pop_sess *ps)
 
 	x->running = true;
 	ps->refs++;
-	if (pop_submit(ps->pd, pop_xfer_chunk, pop_xfer_done, x) < 0) {
+	if (sc_work_submit_inst(ps->pd->inst, pop_xfer_chunk,
+				pop_xfer_done, x) < 0) {
 		bool started = x->started;
 
 		ps->refs--;
@@ -1237,7 +1161,8 @@ pop_login(struct pop_sess *ps, const char *user)
 	j->ps = ps;
 	j->pd = ps->pd;
 	ps->refs++;
-	if (pop_submit(ps->pd, pop_job_scan, pop_scan_done, j) < 0) {
+	if (sc_work_submit_inst(ps->pd->inst, pop_job_scan,
+				pop_scan_done, j) < 0) {
 		ps->refs--;
 		pop_unlock(ps);
 		l = NULL;
@@ -1797,7 +1722,8 @@ pop_cmd_quit(struct pop_sess *ps, const char *arg)
 	pop_pause(ps);
 	sc_session_set_busy(ps->s, true);
 	ps->refs++;
-	if (pop_submit(ps->pd, pop_job_update, pop_update_done, j) < 0) {
+	if (sc_work_submit_inst(ps->pd->inst, pop_job_update,
+				pop_update_done, j) < 0) {
 		ps->refs--;
 		goto fail;
 	}
@@ -2013,34 +1939,6 @@ pop_accept(struct sc_session *s, void *arg)
 		pop_close(ps);
 }
 
-/* ---- module lifecycle ---- */
-
-static const char pop_anchor;
-
-/*
- * pop_load - keep this module mapped until the process exits.
- * XXX: satcheld dlcloses a module at teardown while pool jobs it submitted
- * may still be pending; their done callbacks would then jump into unmapped
- * code. RTLD_NODELETE pins the object; the core should drain pending work
- * before dlclose (requested), and this can go then.
- */
-static int
-pop_load(const char **error_r)
-{
-	Dl_info info;
-	const char *err;
-
-	(void)error_r;
-	if (dladdr(&pop_anchor, &info) == 0 || info.dli_fname == NULL ||
-	    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD |
-		   RTLD_NODELETE) == NULL) {
-		err = dlerror();
-		sc_log_warning("%s: cannot pin the module in memory: %s",
-			       "pop3", err != NULL ? err : "dladdr failed");
-	}
-	return 0;
-}
-
 /* ---- instance lifecycle ---- */
 
 static size_t
@@ -2089,8 +1987,6 @@ pop_instance_new(struct sc_instance *inst, const void *config,
 	pd->max_failures = conf->max_auth_failures ?
 		conf->max_auth_failures : 1;
 	pthread_mutex_init(&pd->cache_mutex, NULL);
-	pthread_mutex_init(&pd->jobs_mutex, NULL);
-	pthread_cond_init(&pd->jobs_cond, NULL);
 	pd->listeners = calloc(conf->listen.n, sizeof(*pd->listeners));
 	if (pd->listeners == NULL) {
 		pop_inst_unref(pd);
@@ -2128,7 +2024,6 @@ pop_instance_free(struct sc_instance *inst, void *data)
 
 	(void)inst;
 	pd->inst = NULL;
-	pop_wait_jobs(pd);
 	pop_inst_unref(pd);
 }
 
@@ -2138,7 +2033,6 @@ SC_MODULE(pop3,
 		       "2595, 5034)",
 	.keys = pop_keys,
 	.config_size = sizeof(struct pop_conf),
-	.load = pop_load,
 	.instance_new = pop_instance_new,
 	.instance_start = pop_instance_start,
 	.instance_free = pop_instance_free,

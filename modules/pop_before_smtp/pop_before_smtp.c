@@ -5,16 +5,14 @@
  * file (state_dir/modules/pop_before_smtp/table) and the feed file are read
  * and written on the thread pool.
  */
-#define _GNU_SOURCE	/* memrchr, asprintf, dladdr */
+#define _GNU_SOURCE	/* memrchr, asprintf */
 #include <satchel/satchel.h>
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +69,8 @@ struct pbs_rec {
 
 /*
  * Instance data. Reference counted: pool jobs (table writes, feed reads)
- * keep it alive past instance_free and simply drop their result then.
+ * hold a reference; the core runs their done before instance_free
+ * (sc_work_submit_inst), and a done after it would drop its result.
  */
 struct pbs_inst {
 	unsigned refs;
@@ -103,9 +102,6 @@ struct pbs_inst {
 	struct timespec table_mtime;
 	ino_t table_ino;
 	uint64_t allowed;
-	pthread_mutex_t jobs_mutex;
-	pthread_cond_t jobs_cond;
-	unsigned jobs_running;		/* pool jobs not finished */
 };
 
 static int64_t
@@ -272,81 +268,7 @@ pbs_inst_unref(struct pbs_inst *pd)
 	free(pd->feed);
 	free(pd->table_path);
 	free(pd->lock_path);
-	pthread_mutex_destroy(&pd->jobs_mutex);
-	pthread_cond_destroy(&pd->jobs_cond);
 	free(pd);
-}
-
-/* ---- pool jobs ---- */
-
-/* A pool job of an instance, counted so instance_free can wait for it. */
-struct pbs_work {
-	struct pbs_inst *pd;
-	sc_work_fn work, done;
-	void *arg;
-};
-
-static void
-pbs_work_run(void *arg)
-{
-	struct pbs_work *w = arg;
-
-	w->work(w->arg);
-	pthread_mutex_lock(&w->pd->jobs_mutex);
-	w->pd->jobs_running--;
-	pthread_cond_broadcast(&w->pd->jobs_cond);
-	pthread_mutex_unlock(&w->pd->jobs_mutex);
-}
-
-static void
-pbs_work_done(void *arg)
-{
-	struct pbs_work *w = arg;
-
-	w->done(w->arg);
-	free(w);
-}
-
-/* pbs_submit - sc_work_submit, counted in pd->jobs_running */
-static int
-pbs_submit(struct pbs_inst *pd, sc_work_fn work, sc_work_fn done,
-	   void *arg)
-{
-	struct pbs_work *w = malloc(sizeof(*w));
-
-	if (w == NULL)
-		return -1;
-	w->pd = pd;
-	w->work = work;
-	w->done = done;
-	w->arg = arg;
-	pthread_mutex_lock(&pd->jobs_mutex);
-	pd->jobs_running++;
-	pthread_mutex_unlock(&pd->jobs_mutex);
-	if (sc_work_submit(pbs_work_run, pbs_work_done, w) < 0) {
-		pthread_mutex_lock(&pd->jobs_mutex);
-		pd->jobs_running--;
-		pthread_mutex_unlock(&pd->jobs_mutex);
-		free(w);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * pbs_wait_jobs - block until no job of pd runs on the pool.
- * XXX: satcheld's teardown does not drain the pool before it returns from
- * main (a job still running then crashes the process when it completes),
- * so instance_free waits here; the jobs are short file operations. Drop
- * this once the core drains pending work itself (requested).
- */
-static void
-pbs_wait_jobs(struct pbs_inst *pd)
-{
-	pthread_mutex_lock(&pd->jobs_mutex);
-	while (pd->jobs_running > 0)
-		pthread_cond_wait(&pd->jobs_cond, &pd->jobs_mutex);
-	pthread_mutex_unlock(&pd->jobs_mutex);
 }
 
 /* ---- the table file (pool threads, or teardown) ---- */
@@ -621,7 +543,8 @@ pbs_save_now(struct pbs_inst *pd)
 	if (j->path == NULL || j->lock_path == NULL || j->recs == NULL)
 		goto fail;
 	pd->refs++;
-	if (pbs_submit(pd, pbs_save_work, pbs_save_done, j) < 0) {
+	if (sc_work_submit_inst(pd->inst, pbs_save_work, pbs_save_done,
+				j) < 0) {
 		pd->refs--;
 		goto fail;
 	}
@@ -845,7 +768,8 @@ pbs_poll_timer(struct sc_timer *t, void *arg)
 	}
 	pd->refs++;
 	pd->polling = true;
-	if (pbs_submit(pd, pbs_poll_work, pbs_poll_done, j) < 0) {
+	if (sc_work_submit_inst(pd->inst, pbs_poll_work, pbs_poll_done,
+				j) < 0) {
 		pd->refs--;
 		pd->polling = false;
 		free(j->feed);
@@ -930,35 +854,6 @@ pbs_status(char *buf, size_t len, void *data)
 	return (size_t)n < len ? (size_t)n : len - 1;
 }
 
-/* ---- module lifecycle ---- */
-
-static const char pbs_anchor;
-
-/*
- * pbs_load - keep this module mapped until the process exits.
- * XXX: satcheld dlcloses a module at teardown while pool jobs it submitted
- * may still be pending; their done callbacks would then jump into unmapped
- * code. RTLD_NODELETE pins the object; the core should drain pending work
- * before dlclose (requested), and this can go then.
- */
-static int
-pbs_load(const char **error_r)
-{
-	Dl_info info;
-	const char *err;
-
-	(void)error_r;
-	if (dladdr(&pbs_anchor, &info) == 0 || info.dli_fname == NULL ||
-	    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD |
-		   RTLD_NODELETE) == NULL) {
-		err = dlerror();
-		sc_log_warning("pop_before_smtp: cannot pin the module in "
-			       "memory: %s",
-			       err != NULL ? err : "dladdr failed");
-	}
-	return 0;
-}
-
 /* ---- instance lifecycle ---- */
 
 static int
@@ -982,8 +877,6 @@ pbs_instance_new(struct sc_instance *inst, const void *config,
 		goto nomem;
 	pd->refs = 1;
 	pd->inst = inst;
-	pthread_mutex_init(&pd->jobs_mutex, NULL);
-	pthread_cond_init(&pd->jobs_cond, NULL);
 	pd->window = conf->window;
 	pd->max_entries = conf->max_entries;
 	/* buckets: a power of two near max_entries, capped */
@@ -1081,7 +974,6 @@ pbs_instance_free(struct sc_instance *inst, void *data)
 	sc_timer_free(&pd->save_timer);
 	sc_timer_free(&pd->purge_timer);
 	sc_timer_free(&pd->poll_timer);
-	pbs_wait_jobs(pd);
 	if (pd->dirty && pd->table_path != NULL) {
 		struct pbs_rec *recs, *merged;
 		size_t n, nm;
@@ -1109,7 +1001,6 @@ SC_MODULE(pop_before_smtp,
 		       "recently",
 	.keys = pbs_keys,
 	.config_size = sizeof(struct pbs_conf),
-	.load = pbs_load,
 	.instance_new = pbs_instance_new,
 	.instance_start = pbs_instance_start,
 	.instance_free = pbs_instance_free,

@@ -868,7 +868,8 @@ job_ready(struct relay_job *job)
 	    strcasecmp(params, "8BITMIME") == 0 && !job->ext_8bitmime) {
 		job->st = JS_SCAN;
 		job_ref(job);
-		if (sc_work_submit(job_scan_work, job_scan_done, job) < 0) {
+		if (sc_work_submit_inst(r->inst, job_scan_work,
+					job_scan_done, job) < 0) {
 			job_unref(job);
 			job->has_8bit = true;	/* assume the worst */
 		} else {
@@ -1521,7 +1522,8 @@ job_body_pump(struct relay_job *job)
 		return;
 	}
 	job_ref(job);
-	if (sc_work_submit(job_chunk_work, job_chunk_done, job) < 0) {
+	if (sc_work_submit_inst(job->r->inst, job_chunk_work,
+				job_chunk_done, job) < 0) {
 		job_unref(job);
 		job_set_error(job, SC_DENYSOFT, 451, "4.3.0",
 			      "cannot schedule a read of the message");

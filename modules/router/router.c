@@ -250,7 +250,7 @@ reload_tick(struct sc_timer *t, void *arg)
 	}
 	rl->old = r->aliases_id;
 	rl->r = router_ref(r);
-	if (sc_work_submit(reload_work, reload_done, rl) < 0) {
+	if (sc_work_submit_inst(r->inst, reload_work, reload_done, rl) < 0) {
 		router_unref(&rl->r);
 		free(rl->path);
 		free(rl);

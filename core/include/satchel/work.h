@@ -12,8 +12,23 @@
 
 typedef void (*sc_work_fn)(void *arg);
 
-/* Runs work(arg) on the pool, then done(arg) on the loop. 0 or -1. */
+/* Runs work(arg) on the pool, then done(arg) on the loop. 0 or -1.
+ * The job belongs to no instance: a reload may free the instance and
+ * unload the module that submitted it before done runs. Module code
+ * should use sc_work_submit_inst instead. */
 SC_API int sc_work_submit(sc_work_fn work, sc_work_fn done, void *arg);
+
+/*
+ * Like sc_work_submit, but the job belongs to inst: the core neither frees
+ * inst (instance_free) nor unloads its module until the job's done has run
+ * (or work, when done is NULL). So work and done may use the instance's
+ * data after a reload retired its config; teardown of that generation
+ * waits for its last job. Jobs may be submitted (also from done or a
+ * timer) until instance_free is called, not from instance_free itself.
+ * inst NULL is sc_work_submit. 0 or -1. Since ABI 1.1.
+ */
+SC_API int sc_work_submit_inst(struct sc_instance *inst, sc_work_fn work,
+			       sc_work_fn done, void *arg);
 
 struct sc_timer;
 typedef void (*sc_timer_fn)(struct sc_timer *t, void *arg);
