@@ -1447,8 +1447,8 @@ job_chunk_work(void *arg)
 	}
 }
 
-/* job_chunk_write - dot-stuffs the chunk (and mends bare LFs) into the
- * connection's output. */
+/* job_chunk_write - dot-stuffs the chunk, mending bare LFs and CRs, into
+ * the connection's output. */
 static void
 job_chunk_write(struct relay_job *job)
 {
@@ -1456,6 +1456,15 @@ job_chunk_write(struct relay_job *job)
 	const char *start = p;
 
 	for (; p < end; p++) {
+		if (job->prev_cr && *p != '\n') {
+			/* A bare CR: end the line with CRLF here. A next hop
+			 * that took a bare CR for a line end would otherwise
+			 * see "\r.\r" as the end of data (SMTP smuggling). */
+			sc_conn_write(job->conn, start, (size_t)(p - start));
+			sc_conn_write(job->conn, "\n", 1);
+			start = p;
+			job->at_bol = true;
+		}
 		if (job->at_bol && *p == '.') {
 			sc_conn_write(job->conn, start, (size_t)(p - start));
 			sc_conn_write(job->conn, ".", 1);
@@ -1495,7 +1504,9 @@ job_chunk_done(void *arg)
 	}
 	if (job->chunk_len == 0) {
 		/* end: make sure the last line ends, then the dot */
-		if (!job->at_bol)
+		if (job->prev_cr)
+			sc_conn_write(job->conn, "\n", 1);
+		else if (!job->at_bol)
 			sc_conn_write(job->conn, "\r\n", 2);
 		sc_conn_write(job->conn, ".\r\n", 3);
 		job->st = JS_DOT;
