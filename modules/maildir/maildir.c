@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -693,6 +694,73 @@ md_free(struct maildir *md)
 	free(md);
 }
 
+/*
+ * md_prepare_base - the fixed part of path ("/var/mail/vhosts" of
+ * "/var/mail/vhosts/%d/%u") must be writable by the daemon's user, or every
+ * delivery defers with "Permission denied". instance_new runs as root before
+ * the privilege drop: create it (parents 0755) and give it to the user, as
+ * an admin would with `install -d -o satchel`. An existing directory is
+ * never changed; when it looks unwritable for the user, say so at start.
+ */
+static void
+md_prepare_base(const char *tmpl)
+{
+	const char *pct = strchr(tmpl, '%');
+	const char *user = sc_config_user();
+	char base[4096];
+	struct passwd pw, *pwp = NULL;
+	char pwbuf[4096];
+	struct stat st;
+	size_t n;
+
+	if (pct == NULL || tmpl[0] != '/')
+		return;
+	while (pct > tmpl && pct[-1] != '/')
+		pct--;
+	n = (size_t)(pct - tmpl);
+	while (n > 1 && tmpl[n - 1] == '/')
+		n--;
+	if (n <= 1 || n >= sizeof(base))
+		return;
+	memcpy(base, tmpl, n);
+	base[n] = '\0';
+	if (user == NULL || user[0] == '\0' ||
+	    getpwnam_r(user, &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 ||
+	    pwp == NULL)
+		return;	/* no privilege drop: the current user is the one */
+	if (stat(base, &st) == 0) {
+		bool writable = st.st_uid == pw.pw_uid ?
+			(st.st_mode & S_IWUSR) != 0 :
+			st.st_gid == pw.pw_gid ? (st.st_mode & S_IWGRP) != 0 :
+			(st.st_mode & S_IWOTH) != 0;
+		if (!writable && st.st_uid != pw.pw_uid)
+			sc_log_warning("maildir: %s is not writable by %s: "
+				       "deliveries that need a new mailbox "
+				       "there will defer; fix: chown %s %s",
+				       base, user, user, base);
+		return;
+	}
+	if (geteuid() != 0)
+		return;
+	/* parents as a sysadmin's mkdir -p would make them */
+	char *slash = strrchr(base, '/');
+	if (slash != NULL && slash != base) {
+		*slash = '\0';
+		(void)mkdir_p(base, 0755);
+		*slash = '/';
+	}
+	if (mkdir(base, 0750) < 0 && errno != EEXIST) {
+		sc_log_warning("maildir: cannot create %s: %s", base,
+			       strerror(errno));
+		return;
+	}
+	if (chown(base, pw.pw_uid, pw.pw_gid) < 0)
+		sc_log_warning("maildir: cannot give %s to %s: %s", base, user,
+			       strerror(errno));
+	else
+		sc_log_info("maildir: created %s for %s", base, user);
+}
+
 static int
 md_instance_new(struct sc_instance *inst, const void *config, void **data_r,
 		const char **error_r)
@@ -740,6 +808,7 @@ md_instance_new(struct sc_instance *inst, const void *config, void **data_r,
 			goto oom;
 		md->mailbox_count++;
 	}
+	md_prepare_base(md->tmpl);
 	/* Seeded from the clock so that names stay unique across a reload
 	 * (a new instance in the same process, maybe in the same µs). */
 	md->counter = sc_now_ms() % 1000000 * 1000;

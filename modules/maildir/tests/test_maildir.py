@@ -218,6 +218,48 @@ class MaildirDelivery(unittest.TestCase):
             self.assertEqual(stat.S_IMODE(st.st_mode), 0o640)
             self.assertEqual(stat.S_IMODE(os.stat(new).st_mode), 0o750)
 
+    def test_base_directory_prepared_before_the_privilege_drop(self):
+        """The fixed part of `path` (here <tmp>/vhosts, in a root-owned
+        directory) is created for the daemon's user before it drops root,
+        so the first delivery works; an existing base the user cannot
+        write is reported at start with the fix."""
+        if os.geteuid() != 0:
+            print('SKIP part: needs root (privilege drop)')
+            return
+        import pwd
+        nobody = pwd.getpwnam('nobody')
+
+        def plugins(d):
+            p = default_plugins(d)
+            p['60-maildir.yaml']['path'] = os.path.join(d.tmp, 'vhosts',
+                                                        '%d', '%u')
+            return p
+        with Daemon(plugins=plugins, users=USERS) as d:
+            d.start()
+            base = os.path.join(d.tmp, 'vhosts')
+            st = os.stat(base)
+            self.assertEqual(st.st_uid, nobody.pw_uid)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o750)
+            send(d, BOB, [ALICE], message('base', b'x\r\n'))
+            new = os.path.join(base, 'example.test', 'alice', 'new')
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if os.path.isdir(new) and os.listdir(new):
+                    break
+                time.sleep(0.05)
+            self.assertEqual(len(os.listdir(new)), 1)
+
+        def plugins2(d):
+            p = default_plugins(d)
+            p['60-maildir.yaml']['path'] = os.path.join(d.tmp, 'rootbox',
+                                                        '%d', '%u')
+            return p
+        with Daemon(plugins=plugins2, users=USERS) as d:
+            os.mkdir(os.path.join(d.tmp, 'rootbox'), 0o755)
+            d.start()
+            d.wait_log(r'maildir: \S+/rootbox is not writable by nobody: '
+                       r'.*fix: chown nobody \S+/rootbox', timeout=5)
+
     def test_unwritable_mailbox_defers(self):
         """A Maildir that cannot be created defers the recipient (451
         4.3.0 in the log), leaves no file behind, and the message arrives
