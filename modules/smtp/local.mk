@@ -10,8 +10,10 @@ dist_man_MANS += modules/smtp/satchel-smtp.5
 TESTS += \
 	modules/smtp/tests/test_smtp.py \
 	modules/smtp/tests/test_smtp_auth.py \
-	modules/smtp/tests/test_smtp_crash.py
+	modules/smtp/tests/test_smtp_crash.py \
+	modules/smtp/tests/test_smtp_input.py
 EXTRA_DIST += \
 	modules/smtp/tests/test_smtp.py \
 	modules/smtp/tests/test_smtp_auth.py \
-	modules/smtp/tests/test_smtp_crash.py
+	modules/smtp/tests/test_smtp_crash.py \
+	modules/smtp/tests/test_smtp_input.py

@@ -151,6 +151,8 @@ struct smtp_tx {
 	bool prev_bare_lf;		/* last DATA line ended in LF    */
 	/* BDAT */
 	bool bdat;			/* this tx uses BDAT             */
+	bool throwaway;			/* eats one chunk, then freed    */
+	bool bdat_cr;			/* chunk data ended in a CR      */
 	bool bdat_failed;		/* discard chunks until RSET     */
 	bool bdat_last;
 	uint64_t bdat_remaining;
@@ -192,6 +194,8 @@ struct smtp_session {
 	unsigned auth_failures;
 	smtp_then_fn then;	/* continuation of the pending hook  */
 	struct smtp_tx *tx;
+	struct smtp_tx *held_tx;	/* real tx while a throw-away one
+					 * eats a chunk sent before RCPT */
 	bool committing;	/* tx->qtx handed to the queue       */
 	struct sc_timer *timer;
 	/* pending hook arguments (must outlive an async chain) */
@@ -483,6 +487,57 @@ tx_feed(struct smtp_session *ss, const char *p, size_t len)
 	}
 }
 
+/* tx_feed_line - one DATA line (without its line end, dot-unstuffed) and
+ * its CRLF. The line ended at an LF, so any CR inside it is a bare CR: it
+ * becomes CRLF, so a stored message has only canonical line ends and a
+ * smuggled "\r.\r" is plain text that a relay dot-stuffs (Postfix's
+ * smtpd_forbid_bare_newline = normalize). */
+static void
+tx_feed_line(struct smtp_session *ss, const char *p, size_t len)
+{
+	const char *cr;
+
+	while (len > 0 && (cr = memchr(p, '\r', len)) != NULL) {
+		tx_feed(ss, p, (size_t)(cr - p));
+		tx_feed(ss, "\r\n", 2);
+		len -= (size_t)(cr - p) + 1;
+		p = cr + 1;
+	}
+	tx_feed(ss, p, len);
+	tx_feed(ss, "\r\n", 2);
+}
+
+/* tx_feed_chunk - BDAT chunk bytes with every bare CR and bare LF turned
+ * into CRLF, as DATA lines are. A CR at the end of the bytes waits in
+ * tx->bdat_cr for the next byte, which may be its LF (even in the next
+ * chunk); bdat_chunk_done ends a CR left at the end of the message. */
+static void
+tx_feed_chunk(struct smtp_session *ss, const char *p, size_t len)
+{
+	struct smtp_tx *tx = ss->tx;
+	size_t start = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (tx->bdat_cr) {
+			tx->bdat_cr = false;
+			tx_feed(ss, "\r\n", 2);
+			if (p[i] == '\n') {
+				start = i + 1;
+				continue;
+			}
+		}
+		if (p[i] != '\r' && p[i] != '\n')
+			continue;
+		tx_feed(ss, p + start, i - start);
+		if (p[i] == '\r')
+			tx->bdat_cr = true;
+		else
+			tx_feed(ss, "\r\n", 2);
+		start = i + 1;
+	}
+	tx_feed(ss, p + start, len - start);
+}
+
 /* ---- session plumbing: entry points, pausing, closing ---- */
 
 static void ss_process(struct smtp_session *ss);
@@ -598,6 +653,7 @@ ss_free(void *arg)
 	if (ss->tx != NULL)
 		ss->tx->qtx = NULL;
 	tx_free(&ss->tx);
+	tx_free(&ss->held_tx);	/* it never has a queue file open */
 	if (ss->timer != NULL)
 		sc_timer_free(&ss->timer);
 	free(ss->arg_address);
@@ -1312,9 +1368,11 @@ fail:
 
 /* -- DATA / BDAT -- */
 
-/* msg_begin - opens the queue file and writes our Received: header. */
+/* msg_begin - opens the queue file and writes our Received: header. On
+ * failure it frees what it took and sets *why_r to the text of the 451
+ * 4.3.0 the caller sends (DATA at once, BDAT after reading the chunk). */
 static int
-msg_begin(struct smtp_session *ss)
+msg_begin(struct smtp_session *ss, const char **why_r)
 {
 	struct smtp_tx *tx = ss->tx;
 	struct sc_envelope env;
@@ -1326,11 +1384,15 @@ msg_begin(struct smtp_session *ss)
 	time_t now = time(NULL);
 	int n;
 
+	/* a failed DATA may be retried by another DATA: start afresh */
+	free(tx->env_rcpts);
+	free(tx->wbuf);
+	tx->wlen = 0;
 	tx->env_rcpts = calloc(tx->rcpt_count, sizeof(*tx->env_rcpts));
 	tx->wbuf = malloc(SMTP_WBUF);
 	if (tx->env_rcpts == NULL || tx->wbuf == NULL) {
-		reply(ss, 451, "4.3.0", "Error: out of memory");
-		return -1;
+		*why_r = "Error: out of memory";
+		goto fail;
 	}
 	for (size_t i = 0; i < tx->rcpt_count; i++) {
 		tx->env_rcpts[i].address = tx->rcpts[i].address;
@@ -1348,8 +1410,8 @@ msg_begin(struct smtp_session *ss)
 	if (tx->qtx == NULL) {
 		sc_log_session(SC_LOG_ERROR, ss->s, "smtp: cannot open a "
 			       "queue file: %s", err ? err : "unknown error");
-		reply(ss, 451, "4.3.0", "Error: queue file write error");
-		return -1;
+		*why_r = "Error: queue file write error";
+		goto fail;
 	}
 	tx->in_headers = true;
 	tx->at_bol = true;
@@ -1375,6 +1437,12 @@ msg_begin(struct smtp_session *ss)
 		tx->write_failed = true;
 	tx->data_started = true;
 	return 0;
+fail:
+	free(tx->env_rcpts);
+	free(tx->wbuf);
+	tx->env_rcpts = NULL;
+	tx->wbuf = NULL;
+	return -1;
 }
 
 static void commit_done(void *arg, const char *queue_id, const char *error);
@@ -1468,12 +1536,16 @@ msg_end(struct smtp_session *ss)
 static void
 data_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 {
+	const char *why = NULL;
+
 	if (out->result != SC_CONT && out->result != SC_OK) {
 		reply_outcome(ss, out, 554, "5.7.1", "Message refused");
 		return;
 	}
-	if (msg_begin(ss) != 0)
+	if (msg_begin(ss, &why) != 0) {
+		reply(ss, 451, "4.3.0", "%s", why);
 		return;
+	}
 	ss->tx->prev_bare_lf = false;
 	enter_state(ss, S_DATA);
 	reply(ss, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -1499,7 +1571,9 @@ cmd_data(struct smtp_session *ss, char *args)
 }
 
 /* bdat_fail - the current chunk will be read and dropped, then this reply
- * sent; every later chunk of the transaction too (RFC 3030 4.2). */
+ * sent; every later chunk of the transaction gets the same reply until
+ * RSET (RFC 3030 2: the transaction failed; repeating a 4xx keeps a
+ * pipelining client from reading a later 5xx as a permanent failure). */
 static void
 bdat_fail(struct smtp_session *ss, int code, const char *esc,
 	  const char *text)
@@ -1520,6 +1594,8 @@ bdat_fail(struct smtp_session *ss, int code, const char *esc,
 static void
 bdat_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 {
+	const char *why = NULL;
+
 	if (out->result != SC_CONT && out->result != SC_OK) {
 		int code = out->reply.code ? out->reply.code :
 			   out->result == SC_DENYSOFT ? 450 : 554;
@@ -1534,9 +1610,9 @@ bdat_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 				      "Message refused");
 			return;
 		}
-	} else if (msg_begin(ss) != 0) {
-		/* msg_begin replied already; drop the chunk silently */
-		bdat_fail(ss, 0, NULL, NULL);
+	} else if (msg_begin(ss, &why) != 0) {
+		/* answered once the chunk is read: one reply per BDAT */
+		bdat_fail(ss, 451, "4.3.0", why);
 	}
 	enter_state(ss, S_BDAT);
 }
@@ -1567,7 +1643,9 @@ cmd_bdat(struct smtp_session *ss, char *args)
 		return;
 	}
 	if (tx == NULL || tx->rcpt_count == 0) {
-		/* read and drop the chunk, then say why */
+		/* read and drop the chunk into a throw-away transaction, then
+		 * say why; a real one (MAIL without RCPT yet) is set aside
+		 * untouched, so RCPT and BDAT may still follow */
 		struct smtp_tx *dummy = calloc(1, sizeof(*dummy));
 
 		if (dummy == NULL) {
@@ -1575,15 +1653,13 @@ cmd_bdat(struct smtp_session *ss, char *args)
 			ss_close_soon(ss);
 			return;
 		}
-		if (tx == NULL) {
-			ss->tx = dummy;
-			tx = dummy;
-			bdat_fail(ss, 503, "5.5.1", "Error: need MAIL command");
-			tx->bdat_last = true;	/* forget it afterwards */
-		} else {
-			free(dummy);
-			bdat_fail(ss, 503, "5.5.1", "Error: need RCPT command");
-		}
+		ss->held_tx = tx;
+		ss->tx = dummy;
+		dummy->throwaway = true;
+		bdat_fail(ss, 503, "5.5.1", tx == NULL ?
+			  "Error: need MAIL command" :
+			  "Error: need RCPT command");
+		tx = dummy;
 		tx->bdat_remaining = n;
 		tx->bdat_chunk = n;
 		enter_state(ss, S_BDAT);
@@ -1618,17 +1694,25 @@ bdat_chunk_done(struct smtp_session *ss)
 	struct smtp_tx *tx = ss->tx;
 
 	enter_state(ss, S_READY);
+	if (!tx->bdat_failed && tx->too_big)	/* bare line ends grew it */
+		bdat_fail(ss, 552, "5.3.4", "Message size exceeds fixed "
+			  "maximum message size");
 	if (tx->bdat_failed) {
-		bool forget = tx->sender == NULL;
-
-		if (tx->bdat_code != 0)
-			reply(ss, tx->bdat_code, tx->bdat_esc, "%s",
-			      tx->bdat_text);
-		if (forget || tx->too_big)
+		reply(ss, tx->bdat_code, tx->bdat_esc, "%s",
+		      tx->bdat_text ? tx->bdat_text : "Error");
+		if (tx->throwaway) {
+			tx_free(&ss->tx);
+			ss->tx = ss->held_tx;
+			ss->held_tx = NULL;
+		} else if (tx->too_big)
 			tx_reset(ss);
 		return;
 	}
 	if (tx->bdat_last) {
+		if (tx->bdat_cr) {	/* the message ended in a bare CR */
+			tx->bdat_cr = false;
+			tx_feed(ss, "\r\n", 2);
+		}
 		msg_end(ss);
 		return;
 	}
@@ -1652,7 +1736,7 @@ bdat_step(struct smtp_session *ss)
 			return 0;
 		tx->bdat_remaining -= n;
 		if (!tx->bdat_failed)
-			tx_feed(ss, buf, n);
+			tx_feed_chunk(ss, buf, n);
 	}
 	bdat_chunk_done(ss);
 	return 1;
@@ -1660,7 +1744,8 @@ bdat_step(struct smtp_session *ss)
 
 /* data_step - one line of DATA. Only <CRLF>.<CRLF> ends the message: a
  * dot line ending in a bare LF, or after a line that did, is text (the
- * SMTP smuggling attacks of 2023). Stored lines end in CRLF. */
+ * SMTP smuggling attacks of 2023), and so is a "." between bare CRs.
+ * Every bare CR and bare LF is stored as CRLF (tx_feed_line). */
 static int
 data_step(struct smtp_session *ss)
 {
@@ -1688,8 +1773,7 @@ data_step(struct smtp_session *ss)
 		line++;
 		len--;
 	}
-	tx_feed(ss, line, len);
-	tx_feed(ss, "\r\n", 2);
+	tx_feed_line(ss, line, len);
 	return 1;
 }
 
