@@ -73,6 +73,7 @@ static const char *const hook_names[SC_HOOK_COUNT] = {
 	[SC_HOOK_DATA_POST] = "data_post",
 	[SC_HOOK_ROUTE] = "route",
 	[SC_HOOK_ACCOUNT] = "account",
+	[SC_HOOK_SENDER] = "sender",
 };
 
 static const char *const result_names[] = {

@@ -427,6 +427,39 @@ tempfail:
 	return SC_DENYSOFT;
 }
 
+/* router_sender - enforce_sender: the authenticated user may send as an
+ * alias that delivers to them (`sales: alice, bob` lets alice and bob send
+ * as sales@). The account itself is checked by the smtp module. */
+static enum sc_result
+router_sender(struct sc_hook_call *call, void *data)
+{
+	struct router *r = data;
+	const struct sc_sender_request *req = sc_hook_arg(call);
+	const struct alias_entry *e;
+	enum sc_routing rt;
+	char buf[600];
+
+	if (req == NULL || req->user == NULL || req->domain == NULL)
+		return SC_CONT;
+	rt = sc_config_domain_routing(req->domain);
+	if (rt != SC_ROUTING_LOCAL && rt != SC_ROUTING_AUTO)
+		return SC_CONT;
+	e = alias_lookup(r->aliases, req->local_part, req->domain, 1);
+	if (e == NULL)
+		return SC_CONT;
+	for (size_t i = 0; i < e->target_count; i++) {
+		const char *t = e->targets[i];
+
+		if (strchr(t, '@') == NULL) {
+			snprintf(buf, sizeof(buf), "%s@%s", t, req->domain);
+			t = buf;
+		}
+		if (strcasecmp(t, req->user) == 0)
+			return SC_OK;
+	}
+	return SC_CONT;
+}
+
 /* expand_one - routes c's recipient to target; a target without a domain
  * stays in the recipient's domain. */
 static void
@@ -777,6 +810,7 @@ router_instance_start(struct sc_instance *inst, void *data,
 	struct router *r = data;
 
 	if (sc_hook_register(inst, SC_HOOK_RCPT, router_rcpt, r) < 0 ||
+	    sc_hook_register(inst, SC_HOOK_SENDER, router_sender, r) < 0 ||
 	    sc_hook_register(inst, SC_HOOK_ROUTE, router_route, r) < 0) {
 		*error_r = "router: cannot register hooks";
 		return -1;

@@ -200,6 +200,7 @@ struct smtp_session {
 	struct sc_timer *timer;
 	/* pending hook arguments (must outlive an async chain) */
 	struct sc_mail_request mreq;
+	struct sc_sender_request sreq;
 	struct sc_rcpt_request rreq;
 	struct sc_auth_request areq;
 	struct sc_data_request dreq;
@@ -1002,6 +1003,20 @@ mail_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 	reply(ss, 250, "2.1.0", "Ok");
 }
 
+/* sender_then - enforce_sender: a module (the router, for aliases) may
+ * let the user send as an address that is not their login */
+static void
+sender_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	if (out->result != SC_OK) {
+		reply(ss, 553, "5.7.1", "<%s>: Sender address rejected: not "
+		      "owned by user %s", ss->sreq.address, ss->sreq.user);
+		tx_free(&ss->tx);
+		return;
+	}
+	run_hook(ss, SC_HOOK_MAIL, &ss->mreq, mail_then);
+}
+
 static void
 cmd_mail(struct smtp_session *ss, char *args)
 {
@@ -1117,12 +1132,6 @@ cmd_mail(struct smtp_session *ss, char *args)
 		}
 		sc_address_format(&a, abuf, sizeof(abuf));
 	}
-	if (conf->enforce_sender && auth != NULL && abuf[0] != '\0' &&
-	    strcasecmp(abuf, auth) != 0) {
-		reply(ss, 553, "5.7.1", "<%s>: Sender address rejected: not "
-		      "owned by user %s", abuf, auth);
-		goto fail;
-	}
 	ss->tx = calloc(1, sizeof(*ss->tx));
 	if (ss->tx == NULL)
 		goto oom;
@@ -1136,6 +1145,24 @@ cmd_mail(struct smtp_session *ss, char *args)
 	}
 	ss->mreq.address = ss->tx->sender;
 	ss->mreq.params = ss->tx->mail_params;
+	if (conf->enforce_sender && auth != NULL && abuf[0] != '\0' &&
+	    strcasecmp(abuf, auth) != 0) {
+		/* not the login itself: perhaps one of the user's aliases */
+		free(ss->arg_local);
+		free(ss->arg_domain);
+		ss->arg_local = strdup(a.local);
+		ss->arg_domain = strdup(a.domain);
+		if (ss->arg_local == NULL || ss->arg_domain == NULL) {
+			tx_free(&ss->tx);
+			goto oom;
+		}
+		ss->sreq.address = ss->tx->sender;
+		ss->sreq.local_part = ss->arg_local;
+		ss->sreq.domain = ss->arg_domain;
+		ss->sreq.user = auth;
+		run_hook(ss, SC_HOOK_SENDER, &ss->sreq, sender_then);
+		return;
+	}
 	run_hook(ss, SC_HOOK_MAIL, &ss->mreq, mail_then);
 	return;
 oom:

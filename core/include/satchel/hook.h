@@ -30,6 +30,11 @@ enum sc_hook {
 				   per recipient; session is NULL.           */
 	SC_HOOK_ACCOUNT,	/* arg: struct sc_account_request *. Does this
 				   mailbox exist? OK = yes, CONT = not mine. */
+	SC_HOOK_SENDER,		/* arg: struct sc_sender_request *. May the
+				   authenticated user send as this address
+				   (smtp's enforce_sender)? OK = yes (e.g. an
+				   alias of theirs), CONT = no opinion; all
+				   CONT = refused. Since ABI 1.1. */
 	SC_HOOK_COUNT
 };
 
@@ -96,6 +101,13 @@ struct sc_account_request {
 	const char *address;	/* local@domain, domain lower-case */
 	const char *local_part;
 	const char *domain;
+};
+
+struct sc_sender_request {
+	const char *address;	/* MAIL FROM, local@domain, domain lower-case */
+	const char *local_part;
+	const char *domain;
+	const char *user;	/* the authenticated user                    */
 };
 
 typedef enum sc_result (*sc_hook_fn)(struct sc_hook_call *call, void *data);

@@ -5,6 +5,7 @@
 # sockets: 530, 535, 538, the relay 550 text, open-relay tricks,
 # enforce_sender, relay_networks.
 import base64
+import os
 import subprocess
 import time
 import unittest
@@ -40,6 +41,12 @@ class SmtpAuth(unittest.TestCase):
             'relay_networks': ['127.0.0.2/32', '::1'],
             'auth_failure_delay': '1s',
         }
+        # enforce_sender lets a user send as an alias that reaches them
+        aliases = os.path.join(d.tmp, 'aliases')
+        with open(aliases, 'w') as f:
+            f.write('sales: alice, carol\nsupport: carol\n')
+        d.extra_plugins['40-router.yaml'] = {'module': 'router',
+                                             'aliases': aliases}
         d.start()
 
     @classmethod
@@ -310,6 +317,13 @@ class SmtpAuth(unittest.TestCase):
         self.assertTrue(text.startswith('5.7.1'), text)
         c.expect(250, 'MAIL FROM:<%s>' % ALICE.upper())
         c.expect(250, 'RCPT TO:<bob@partner.test>')
+        c.expect(250, 'RSET')
+        # an alias that delivers to alice: hers to send as
+        c.expect(250, 'MAIL FROM:<sales@example.test>')
+        c.expect(250, 'RSET')
+        # an alias of somebody else's is not
+        text = c.expect(553, 'MAIL FROM:<support@example.test>')
+        self.assertIn('not owned by user %s' % ALICE, text)
         # the instance without enforce_sender lets alice send as anyone
         c = self.tls_raw()
         c.expect(250, 'EHLO client.example')
