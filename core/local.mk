@@ -17,6 +17,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/privsep.c \
 	core/queue.c \
 	core/queue_runner.c \
+	core/sasl.c \
 	core/session.c \
 	core/work.c
 # Relinked when the Makefile changes, so a file moved out of the list (as
@@ -64,6 +65,7 @@ satchelinc_HEADERS += \
 	core/include/satchel/net.h \
 	core/include/satchel/privsep.h \
 	core/include/satchel/queue.h \
+	core/include/satchel/sasl.h \
 	core/include/satchel/satchel.h \
 	core/include/satchel/session.h \
 	core/include/satchel/work.h

@@ -9,3 +9,11 @@ TESTS += tests/test_satchelctl_diag.py
 EXTRA_DIST += tests/test_satchelctl_diag.py
 TESTS += tests/test_exports.sh
 EXTRA_DIST += tests/test_exports.sh
+
+check_PROGRAMS += tests/check_sasl
+TESTS += tests/check_sasl
+tests_check_sasl_SOURCES = tests/check_sasl.c
+tests_check_sasl_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_check_sasl_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_sasl_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_sasl_LDFLAGS = $(SANITIZE_LDFLAGS)

@@ -348,60 +348,6 @@ pop_parse_num(const char *s, uint64_t *n_r)
 	return true;
 }
 
-/* pop_base64_decode - RFC 4648 base64 into a malloc'd buffer; -1 if bad */
-static int
-pop_base64_decode(const char *in, unsigned char **out_r, size_t *len_r)
-{
-	size_t len = strlen(in), i, o = 0;
-	unsigned char *out;
-	uint32_t acc = 0;
-	int bits = 0, pad = 0;
-
-	if (len % 4 != 0)
-		return -1;
-	out = malloc(len / 4 * 3 + 1);
-	if (out == NULL)
-		return -1;
-	for (i = 0; i < len; i++) {
-		int c = (unsigned char)in[i], v;
-
-		if (c == '=') {
-			/* only at the end, at most two */
-			if (i + 2 < len || ++pad > 2)
-				goto bad;
-			continue;
-		}
-		if (pad > 0)
-			goto bad;
-		if (c >= 'A' && c <= 'Z')
-			v = c - 'A';
-		else if (c >= 'a' && c <= 'z')
-			v = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			v = c - '0' + 52;
-		else if (c == '+')
-			v = 62;
-		else if (c == '/')
-			v = 63;
-		else
-			goto bad;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	out[o] = '\0';
-	*out_r = out;
-	*len_r = o;
-	return 0;
-bad:
-	explicit_bzero(out, len / 4 * 3 + 1);
-	free(out);
-	return -1;
-}
-
 /* ---- Maildir access (pool threads) ---- */
 
 /* pop_name_field - the number after ",X=" in a Maildir base name */
@@ -1285,35 +1231,25 @@ pop_auth_start(struct pop_sess *ps, const char *mech, const char *user,
 static void
 pop_sasl_plain(struct pop_sess *ps, const char *b64)
 {
-	unsigned char *raw;
 	const char *authz, *authc, *pass;
-	char *pw;
-	size_t len, a, b;
+	char *raw, *pw;
+	size_t len;
 
 	if (strcmp(b64, "*") == 0) {
 		pop_reply(ps, "-ERR Authentication cancelled.");
 		return;
 	}
-	if (strcmp(b64, "=") == 0)
-		b64 = "";
-	if (pop_base64_decode(b64, &raw, &len) < 0) {
+	if ((raw = sc_base64_decode(b64, &len)) == NULL) {
 		pop_reply(ps, "-ERR Invalid base64 data in AUTH response");
 		return;
 	}
-	authz = (const char *)raw;
-	a = strnlen(authz, len);
-	b = a < len ? strnlen(authz + a + 1, len - a - 1) : 0;
-	if (a >= len || a + 1 + b >= len) {
+	if (sc_sasl_plain_split(raw, len, &authz, &authc, &pass) < 0) {
 		explicit_bzero(raw, len);
 		free(raw);
 		pop_reply(ps, "-ERR Invalid AUTH PLAIN response");
 		return;
 	}
-	authc = authz + a + 1;
-	pass = authc + b + 1;
-	/* the password must not hide another NUL */
-	if (strlen(pass) != len - a - b - 2 || *authc == '\0' ||
-	    (*authz != '\0' && strcmp(authz, authc) != 0)) {
+	if (*authz != '\0' && strcmp(authz, authc) != 0) {
 		explicit_bzero(raw, len);
 		free(raw);
 		pop_reply(ps, "-ERR [AUTH] Authentication failed");

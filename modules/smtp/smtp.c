@@ -230,57 +230,6 @@ wipe_free(char **p)
 	}
 }
 
-/* b64_decode - RFC 4648 base64 into a new NUL-terminated buffer; NULL on
- * bad input. A NUL inside the decoded data is kept (PLAIN uses them);
- * *len_r gets the length. */
-static char *
-b64_decode(const char *in, size_t *len_r)
-{
-	size_t n = strlen(in), o = 0;
-	unsigned acc = 0, bits = 0, pad = 0;
-	char *out;
-
-	if (n % 4 != 0)
-		return NULL;
-	out = malloc(n / 4 * 3 + 1);
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)in[i];
-		int v;
-
-		if (ch >= 'A' && ch <= 'Z')
-			v = ch - 'A';
-		else if (ch >= 'a' && ch <= 'z')
-			v = ch - 'a' + 26;
-		else if (ch >= '0' && ch <= '9')
-			v = ch - '0' + 52;
-		else if (ch == '+')
-			v = 62;
-		else if (ch == '/')
-			v = 63;
-		else if (ch == '=' && i >= n - 2) {
-			pad++;
-			continue;
-		} else
-			goto bad;
-		if (pad)
-			goto bad;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	*len_r = o;
-	return out;
-bad:
-	free(out);
-	return NULL;
-}
-
 /* xtext_ok - RFC 3461 4: xtext is printable ASCII without '+' and '='
  * except the "+XX" hex escape. */
 static bool
@@ -1900,42 +1849,28 @@ static void
 auth_plain(struct smtp_session *ss, const char *b64)
 {
 	size_t len;
-	char *raw = strcmp(b64, "=") == 0 ? strdup("") : b64_decode(b64, &len);
+	char *raw = sc_base64_decode(b64, &len);
 	const char *authz, *user, *pass;
-	size_t zl, ul;
 
 	if (raw == NULL) {
 		enter_state(ss, S_READY);
 		reply(ss, 501, "5.5.2", "Cannot decode response");
 		return;
 	}
-	if (strcmp(b64, "=") == 0)
-		len = 0;
-	authz = raw;
-	zl = strnlen(authz, len);
-	if (zl >= len) {
-		wipe_free(&raw);
-		enter_state(ss, S_READY);
-		reply(ss, 501, "5.5.2", "Invalid PLAIN response");
-		return;
-	}
-	user = raw + zl + 1;
-	ul = strnlen(user, len - zl - 1);
-	if (zl + 1 + ul >= len) {
-		memset(raw, 0, len);
+	if (sc_sasl_plain_split(raw, len, &authz, &user, &pass) < 0) {
+		explicit_bzero(raw, len);
 		free(raw);
 		enter_state(ss, S_READY);
 		reply(ss, 501, "5.5.2", "Invalid PLAIN response");
 		return;
 	}
-	pass = user + ul + 1;
 	if (*authz && strcmp(authz, user) != 0) {
 		/* acting for someone else is not supported: a failure */
 		wipe_free(&ss->auth_user);
 		wipe_free(&ss->auth_pass);
 		ss->auth_user = strdup(user);
 		ss->auth_pass = strdup("");
-		memset(raw, 0, len);
+		explicit_bzero(raw, len);
 		free(raw);
 		if (ss->auth_user == NULL || ss->auth_pass == NULL) {
 			enter_state(ss, S_READY);
@@ -1955,8 +1890,8 @@ auth_plain(struct smtp_session *ss, const char *b64)
 	wipe_free(&ss->auth_user);
 	wipe_free(&ss->auth_pass);
 	ss->auth_user = strdup(user);
-	ss->auth_pass = strndup(pass, len - (size_t)(pass - raw));
-	memset(raw, 0, len);
+	ss->auth_pass = strdup(pass);
+	explicit_bzero(raw, len);
 	free(raw);
 	if (ss->auth_user == NULL || ss->auth_pass == NULL) {
 		enter_state(ss, S_READY);
@@ -2026,8 +1961,7 @@ cmd_auth(struct smtp_session *ss, char *args)
 	/* LOGIN: the initial response is the user name */
 	if (init != NULL && *init) {
 		size_t len;
-		char *u = strcmp(init, "=") == 0 ? strdup("") :
-			  b64_decode(init, &len);
+		char *u = sc_base64_decode(init, &len);
 
 		if (u == NULL) {
 			reply(ss, 501, "5.5.2", "Cannot decode response");
@@ -2060,7 +1994,7 @@ auth_line(struct smtp_session *ss, char *line)
 		auth_plain(ss, line);
 		return;
 	}
-	dec = b64_decode(line, &len);
+	dec = sc_base64_decode(line, &len);
 	if (dec == NULL || strlen(dec) != len) {
 		wipe_free(&dec);
 		wipe_free(&ss->auth_user);

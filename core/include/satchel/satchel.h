@@ -16,5 +16,6 @@
 #include <satchel/dns.h>
 #include <satchel/address.h>
 #include <satchel/privsep.h>
+#include <satchel/sasl.h>
 
 #endif
