@@ -289,7 +289,9 @@ SC_INTERNAL void sc_queue_counts(size_t *messages_r, size_t *deferred_r);
  * record after END. Non-zero stops the parse. */
 typedef int (*sc_queue_parse_fn)(void *arg, const char *key,
 				 const char *value);
-/* Reads a queue file: 1 when complete (has END), 0 when not, -1 on error. */
+/* Reads a queue file: 1 when complete (has END), 0 when it is not a
+ * committed queue file (no END, torn header, wrong magic: safe to remove),
+ * -1 when it cannot be read now (I/O error: keep it) or fn failed. */
 SC_INTERNAL int sc_queue_file_parse(const char *path, sc_queue_parse_fn fn,
 				    void *arg);
 /* The active/ directory of the queue (NULL before sc_queue_init). */

@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #define QUEUE_MAGIC "satchel-queue 1"
+/* after a record cut by a crash: the record before it is void */
+#define TORN_MARK "-"
 #define SIZE_DIGITS 20
 #define TX_WBUF 8192
 
@@ -624,47 +626,76 @@ sc_queue_inject(const struct sc_envelope *env, const void *data, size_t len,
 
 /* sc_queue_append - appends state records to a queue file and makes them
  * durable (O_APPEND + fdatasync: the message itself is never rewritten).
- * Blocking: call on the pool. 0 or -1 with errno. */
+ * A file that does not end in "\n" holds a record torn by a crash: it is
+ * closed with "\n" and the TORN_MARK line first, so the new records never
+ * join it and the parse drops it. Blocking: call on the pool. 0 or -1 with
+ * errno. */
 int
 sc_queue_append(const char *path, const char *records)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	static const char repair[] = "\n" TORN_MARK "\n";
+	int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+	struct stat st;
+	char last = '\n';
 	int ret = 0;
 
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, records, strlen(records)) < 0 || fdatasync(fd) < 0)
+	if (fstat(fd, &st) < 0 || (st.st_size > 0 &&
+	    pread(fd, &last, 1, st.st_size - 1) != 1))
+		ret = -1;
+	else if (last != '\n' && write_all(fd, repair, sizeof(repair) - 1) < 0)
+		ret = -1;
+	else if (write_all(fd, records, strlen(records)) < 0 ||
+		 fdatasync(fd) < 0)
 		ret = -1;
 	close(fd);
 	return ret;
 }
 
+/* parse_line - splits "key value" and hands it to fn */
+static int
+parse_line(char *line, sc_queue_parse_fn fn, void *arg)
+{
+	char *sp = strchr(line, ' ');
+
+	if (sp != NULL)
+		*sp++ = '\0';
+	return fn != NULL ? fn(arg, line, sp != NULL ? sp : "") : 0;
+}
+
 /* sc_queue_file_parse - reads a queue file and calls fn for every header
  * line (key, value), for "data" (value: offset of the message), "END",
  * and every record after END (key = record letter). Returns 1 when the
- * file is complete, 0 when it has no END (crash before the commit), -1
- * when it cannot be read or is not a queue file. fn returning non-zero
- * stops the parse (-1). */
+ * file is complete, 0 when it is not a committed queue file (no END: a
+ * crash before the commit; a torn header; a wrong magic line), -1 when it
+ * cannot be read now (open or read error: keep it and try again) or fn
+ * returned non-zero (which stops the parse). A record followed by a
+ * TORN_MARK line was cut by a crash and is skipped. */
 int
 sc_queue_file_parse(const char *path, sc_queue_parse_fn fn, void *arg)
 {
 	FILE *f = fopen(path, "re");
-	char *line = NULL, *sp, num[32];
-	size_t cap = 0;
+	char *line = NULL, *held = NULL, *tmp, *sp, num[32];
+	size_t cap = 0, hcap = 0, tcap;
 	ssize_t n;
 	uint64_t size = 0;
-	bool have_size = false, first = true;
+	bool have_size = false, first = true, holding = false;
 	int ret = -1;
 
 	if (f == NULL)
 		return -1;
 	while ((n = getline(&line, &cap, f)) > 0) {
-		if (line[n - 1] != '\n')
-			goto out;		/* torn header: no END */
+		if (line[n - 1] != '\n') {
+			ret = 0;		/* torn header: no END */
+			goto out;
+		}
 		line[--n] = '\0';
 		if (first) {
-			if (strcmp(line, QUEUE_MAGIC) != 0)
+			if (strcmp(line, QUEUE_MAGIC) != 0) {
+				ret = 0;	/* not a queue file */
 				goto out;
+			}
 			first = false;
 			continue;
 		}
@@ -680,6 +711,8 @@ sc_queue_file_parse(const char *path, sc_queue_parse_fn fn, void *arg)
 		if (fn != NULL && fn(arg, line, sp != NULL ? sp : "") != 0)
 			goto out;
 	}
+	if (ferror(f))
+		goto out;
 	if (n <= 0 || !have_size) {
 		ret = 0;
 		goto out;
@@ -692,6 +725,8 @@ sc_queue_file_parse(const char *path, sc_queue_parse_fn fn, void *arg)
 		goto out;
 	}
 	n = getline(&line, &cap, f);
+	if (n <= 0 && ferror(f))
+		goto out;
 	if (n <= 0 || line[n - 1] != '\n' || strncmp(line, "END", 3) != 0) {
 		ret = 0;
 		goto out;
@@ -699,19 +734,33 @@ sc_queue_file_parse(const char *path, sc_queue_parse_fn fn, void *arg)
 	line[--n] = '\0';
 	if (fn != NULL && fn(arg, "END", line[3] == ' ' ? line + 4 : "") != 0)
 		goto out;
+	/* each record is held until the next line shows it was not torn */
 	while ((n = getline(&line, &cap, f)) > 0) {
 		if (line[n - 1] != '\n')
-			break;			/* torn record: ignore */
+			break;			/* torn last record: ignore */
 		line[--n] = '\0';
-		sp = strchr(line, ' ');
-		if (sp != NULL)
-			*sp++ = '\0';
-		if (fn != NULL && fn(arg, line, sp != NULL ? sp : "") != 0)
+		if (strcmp(line, TORN_MARK) == 0) {
+			holding = false;
+			continue;
+		}
+		if (holding && parse_line(held, fn, arg) != 0)
 			goto out;
+		tmp = held;		/* swap the buffers and capacities */
+		held = line;
+		line = tmp;
+		tcap = hcap;
+		hcap = cap;
+		cap = tcap;
+		holding = true;
 	}
+	if (ferror(f))
+		goto out;
+	if (holding && parse_line(held, fn, arg) != 0)
+		goto out;
 	ret = 1;
 out:
 	free(line);
+	free(held);
 	fclose(f);
 	return ret;
 }
@@ -772,10 +821,22 @@ sc_queue_init(const char *state_dir, char **error_r)
 		if (de->d_name[0] == '.')
 			continue;
 		p = path2(q.active, de->d_name);
-		if (p != NULL && sc_queue_file_parse(p, NULL, NULL) != 1) {
+		if (p == NULL)
+			continue;
+		/* only a file that is surely not a committed message goes:
+		 * one that cannot be read now may be durable mail */
+		switch (sc_queue_file_parse(p, NULL, NULL)) {
+		case 0:
 			sc_log_warning("queue: removing incomplete file %s",
 				       p);
 			unlink(p);
+			break;
+		case -1:
+			sc_log_error("queue: cannot read %s: %s; keeping it",
+				     p, strerror(errno));
+			break;
+		default:
+			break;
 		}
 		free(p);
 	}

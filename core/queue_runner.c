@@ -8,10 +8,12 @@
  */
 #include "core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,18 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define MAX_IN_FLIGHT	20	/* message attempts at once              */
+/* Concurrency: a delivery stuck on a silent peer must not hold back
+ * others. Local and remote deliveries have their own limits, and no one
+ * remote destination (domain or forced next hop) may take every remote
+ * slot. A group over its limit waits THROTTLE_MS in memory, unrecorded. */
+#define MAX_ATTEMPTS	1000	/* message attempts at once              */
+#define MAX_ROUTING	100	/* attempts in their ROUTE phase          */
+#define MAX_LOCAL	20	/* local deliveries at once               */
+#define MAX_REMOTE	100	/* remote deliveries at once              */
+#define MAX_PER_DEST	10	/* remote deliveries to one destination   */
+#define THROTTLE_MS	1000
+#define RESCAN_MS	60000	/* a file that could not be read: again   */
+#define STOP_WAIT_MS	5000	/* a record write running at stop          */
 #define MAX_EXPAND	10	/* alias expansion depth                 */
 #define MAX_RCPTS	1000	/* per message, expansion included        */
 #define DSN_HEADERS_MAX	(64 * 1024)
@@ -61,16 +74,34 @@ struct qmsg {
 	struct qrcpt *r;
 	bool busy;		/* an attempt, a DSN or a record write     */
 	bool deleted;
+	bool dsn_sent;		/* a B record: the failure DSN went out   */
 	uint64_t finish_ms;	/* a DSN failed: try again then           */
 };
 
+struct attempt;
+
+/* One append of records to a message's file, on the pool. An attempt has
+ * at most one at a time, so its records reach the file in order. */
+struct recw {
+	uv_work_t work;
+	struct attempt *a;
+	char *path;
+	char *buf;
+	atomic_bool finished;	/* set by the pool thread after the write  */
+};
+
 struct attempt {
-	uv_work_t work;		/* the record write                        */
+	struct attempt *next;	/* run.attempts                            */
 	struct qmsg *m;
 	struct sc_gen *gen;
+	bool routing_phase;	/* counted in run.routing                  */
+	bool ended;		/* every delivery answered                 */
+	bool finishing;		/* fin is queued                           */
+	uv_work_t fin;		/* the finish, always from a loop callback */
 	size_t routes;		/* route calls outstanding (+1 guard)      */
 	size_t deliveries;	/* deliveries outstanding (+1 guard)       */
-	char *records;		/* to append when the attempt ends         */
+	struct recw *writing;	/* the append in flight                    */
+	char *records;		/* not yet handed to an append             */
 	size_t rec_len, rec_cap;
 	/* delay notices to send: indexes */
 	size_t *delay;
@@ -99,9 +130,17 @@ struct sc_delivery {
 	struct attempt *a;
 	const struct sc_delivery_driver *drv;
 	const char *nexthop;
+	bool local;		/* counted in run.local, else run.remote   */
+	char *dest;		/* the remote destination it counts for    */
 	size_t n;
 	size_t *idx;
 	struct dres *res;
+};
+
+/* remote deliveries in flight per destination */
+struct dest {
+	char *key;		/* a forced next hop, or "@domain"         */
+	size_t active;
 };
 
 static struct {
@@ -109,7 +148,13 @@ static struct {
 	bool started;
 	uv_timer_t timer;
 	struct qmsg *msgs;
-	size_t in_flight;
+	struct attempt *attempts;
+	size_t in_flight;	/* attempts                                */
+	size_t routing;		/* attempts routing                        */
+	size_t local, remote;	/* deliveries                              */
+	struct dest *dests;
+	size_t ndests;
+	uint64_t rescan_ms;	/* 0, or when to look at active/ again    */
 } run;
 
 static void runner_kick(void);
@@ -339,6 +384,7 @@ load_field(void *arg, const char *key, const char *value)
 		for (i = 0; i < m->n; i++)
 			if (m->r[i].state == R_PENDING)
 				m->r[i].state = R_FAILED;
+		m->dsn_sent = true;
 	}
 	return 0;
 }
@@ -361,10 +407,22 @@ sc_queue_runner_add(const char *id)
 		return;
 	}
 	snprintf(m->id, sizeof(m->id), "%s", id);
-	if (sc_queue_file_parse(m->path, load_field, m) != 1 ||
-	    m->sender == NULL) {
+	switch (sc_queue_file_parse(m->path, load_field, m)) {
+	case 1:
+		if (m->sender != NULL)
+			break;
+		/* fall through */
+	case 0:
 		sc_log_warning("queue: cannot load %s", m->path);
 		msg_free(m);
+		return;
+	default:
+		/* unreadable now (I/O, memory): the file stays; look again */
+		sc_log_warning("queue: cannot load %s: %s; trying again "
+			       "later", m->path, strerror(errno));
+		msg_free(m);
+		if (run.rescan_ms == 0)
+			run.rescan_ms = wall_ms() + RESCAN_MS;
 		return;
 	}
 	m->next = run.msgs;
@@ -960,7 +1018,9 @@ msg_finish(struct qmsg *m)
 
 	if (idx == NULL)
 		return;
-	for (size_t i = 0; i < m->n && m->sender[0] != '\0'; i++)
+	/* after a B record the DSN is out: only the unlink is left */
+	for (size_t i = 0; i < m->n && m->sender[0] != '\0' && !m->dsn_sent;
+	     i++)
 		if (m->r[i].state == R_FAILED &&
 		    notify_allows(m->r[i].params, "FAILURE"))
 			idx[n++] = i;
@@ -978,25 +1038,150 @@ msg_finish(struct qmsg *m)
 
 /* ---- attempts ---- */
 
+/* recw_work - the append itself, on the pool */
 static void
-records_work(uv_work_t *w)
+recw_work(uv_work_t *w)
 {
-	struct attempt *a = w->data;
+	struct recw *rw = w->data;
 
-	if (a->records != NULL && a->rec_len > 0 &&
-	    sc_queue_append(a->m->path, a->records) < 0 && errno != ENOENT)
+	if (sc_queue_append(rw->path, rw->buf) < 0 && errno != ENOENT)
 		sc_log_error("queue: recording results in %s: %s",
-			     a->m->path, strerror(errno));
+			     rw->path, strerror(errno));
+	atomic_store(&rw->finished, true);
 }
 
 static void
-records_done(uv_work_t *w, int status)
+recw_free(struct recw *rw)
+{
+	free(rw->path);
+	free(rw->buf);
+	free(rw);
+}
+
+/* rec_write_now - appends the pending records on this thread: at stop,
+ * when the pool may never run a job, or when no job can be made */
+static void
+rec_write_now(struct attempt *a)
+{
+	if (a->rec_len > 0 && sc_queue_append(a->m->path, a->records) < 0 &&
+	    errno != ENOENT)
+		sc_log_error("queue: recording results in %s: %s",
+			     a->m->path, strerror(errno));
+	a->rec_len = 0;
+	if (a->records != NULL)
+		a->records[0] = '\0';
+}
+
+static void attempt_maybe_finish(struct attempt *a);
+
+static void
+recw_done(uv_work_t *w, int status)
+{
+	struct recw *rw = w->data;
+	struct attempt *a = rw->a;
+
+	(void)status;	/* cancelled at stop: written there */
+	a->writing = NULL;
+	recw_free(rw);
+	attempt_maybe_finish(a);
+}
+
+/*
+ * rec_flush - hands the pending records to an append on the pool as soon
+ * as they exist (one delivery's results, the route's), so what a finished
+ * delivery did is durable while the others still run. One append at a
+ * time per attempt keeps the file in order (X before the D of its
+ * targets); what comes meanwhile goes with the next one.
+ */
+static void
+rec_flush(struct attempt *a)
+{
+	struct recw *rw;
+
+	if (a->rec_len == 0)
+		return;
+	if (!run.started) {
+		/* stopping: the stop waited for or cancelled the append in
+		 * flight, so writing now keeps the order */
+		rec_write_now(a);
+		return;
+	}
+	if (a->writing != NULL)
+		return;
+	rw = calloc(1, sizeof(*rw));
+	if (rw == NULL || (rw->path = strdup(a->m->path)) == NULL) {
+		free(rw);
+		rec_write_now(a);
+		return;
+	}
+	rw->a = a;
+	rw->buf = a->records;
+	rw->work.data = rw;
+	atomic_init(&rw->finished, false);
+	a->records = NULL;
+	a->rec_len = a->rec_cap = 0;
+	a->writing = rw;
+	if (uv_queue_work(run_loop(), &rw->work, recw_work, recw_done) != 0) {
+		a->writing = NULL;
+		a->records = rw->buf;
+		a->rec_len = strlen(rw->buf);
+		a->rec_cap = a->rec_len + 1;
+		rw->buf = NULL;
+		recw_free(rw);
+		rec_write_now(a);
+	}
+}
+
+static void
+attempt_unlist(struct attempt *a)
+{
+	for (struct attempt **pp = &run.attempts; *pp != NULL;
+	     pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			return;
+		}
+	}
+}
+
+static void
+fin_work(uv_work_t *w)
+{
+	(void)w;	/* only a way to the next loop turn */
+}
+
+static void attempt_finish(uv_work_t *w, int status);
+
+/*
+ * attempt_maybe_finish - once every delivery answered and every record
+ * is written, the attempt ends on a later loop turn: never inside a
+ * driver's sc_delivery_done, whose module the last reference to a
+ * retired generation may unload.
+ */
+static void
+attempt_maybe_finish(struct attempt *a)
+{
+	rec_flush(a);
+	if (!a->ended || a->writing != NULL || a->rec_len > 0 ||
+	    a->finishing)
+		return;
+	a->finishing = true;
+	a->fin.data = a;
+	if (uv_queue_work(run_loop(), &a->fin, fin_work, attempt_finish)
+	    != 0)
+		attempt_finish(&a->fin, 0);
+}
+
+/* attempt_finish - sends the delay notices and frees the attempt */
+static void
+attempt_finish(uv_work_t *w, int status)
 {
 	struct attempt *a = w->data;
 	struct qmsg *m = a->m;
 
 	(void)status;
-	if (a->delay_n > 0 && !m->deleted) {
+	/* no DSN job once stopping: the queue goes away under it */
+	if (a->delay_n > 0 && !m->deleted && run.started) {
 		struct dsn_job *j = dsn_job_new(m, a->delay, a->delay_n,
 						true);
 
@@ -1011,31 +1196,109 @@ records_done(uv_work_t *w, int status)
 	}
 	m->busy = false;
 	run.in_flight--;
+	attempt_unlist(a);
 	if (a->gen != NULL)
 		sc_gen_unref(&a->gen);
 	free(a->records);
 	free(a->delay);
 	free(a);
-	if (m->deleted) {
+	if (m->deleted || !run.started) {
 		msg_unlist(m);
 		msg_free(m);
 	}
 	runner_kick();
 }
 
-/* attempt_end - all deliveries answered: make the records durable */
+/* attempt_end - all deliveries answered: finish once the records are
+ * durable */
 static void
 attempt_end(struct attempt *a)
 {
-	uv_work_t *w = &a->work;
-
 	for (size_t i = 0; i < a->m->n; i++)
 		a->m->r[i].routing = false;
-	w->data = a;
-	if (uv_queue_work(run_loop(), w, records_work, records_done) != 0) {
-		records_work(w);
-		records_done(w, 0);
+	a->ended = true;
+	attempt_maybe_finish(a);
+}
+
+/* dest_find - the in-flight count of a remote destination, made on
+ * demand; NULL when out of memory */
+static struct dest *
+dest_find(const char *key, bool create)
+{
+	struct dest *n;
+
+	for (size_t i = 0; i < run.ndests; i++)
+		if (strcasecmp(run.dests[i].key, key) == 0)
+			return &run.dests[i];
+	if (!create)
+		return NULL;
+	n = realloc(run.dests, (run.ndests + 1) * sizeof(*n));
+	if (n == NULL)
+		return NULL;
+	run.dests = n;
+	n = &run.dests[run.ndests];
+	n->key = strdup(key);
+	n->active = 0;
+	if (n->key == NULL)
+		return NULL;
+	run.ndests++;
+	return n;
+}
+
+/* slot_take - counts delivery d in its limits; false when it is over
+ * one (it then waits) */
+static bool
+slot_take(struct sc_delivery *d, const char *kind, const char *key)
+{
+	struct dest *ds;
+
+	if (strcmp(kind, SC_DELIVERY_LOCAL) == 0) {
+		if (run.local >= MAX_LOCAL)
+			return false;
+		run.local++;
+		d->local = true;
+		return true;
 	}
+	if (run.remote >= MAX_REMOTE)
+		return false;
+	ds = dest_find(key, true);
+	if (ds == NULL)
+		return false;
+	if (ds->active >= MAX_PER_DEST)
+		return false;
+	d->dest = strdup(key);
+	if (d->dest == NULL)
+		return false;
+	ds->active++;
+	run.remote++;
+	return true;
+}
+
+/* slot_release - the delivery is over: its slots are free again */
+static void
+slot_release(struct sc_delivery *d)
+{
+	struct dest *ds;
+
+	if (d->local) {
+		run.local--;
+		d->local = false;
+		return;
+	}
+	if (d->dest == NULL)
+		return;
+	run.remote--;
+	ds = dest_find(d->dest, false);
+	if (ds != NULL && --ds->active == 0) {
+		free(ds->key);
+		*ds = run.dests[--run.ndests];
+		if (run.ndests == 0) {
+			free(run.dests);
+			run.dests = NULL;
+		}
+	}
+	free(d->dest);
+	d->dest = NULL;
 }
 
 static void
@@ -1045,6 +1308,7 @@ delivery_free(struct sc_delivery *d)
 		free(d->res[i].reply);
 	free(d->res);
 	free(d->idx);
+	free(d->dest);
 	free(d);
 }
 
@@ -1067,7 +1331,15 @@ dispatch(struct attempt *a)
 {
 	struct qmsg *m = a->m;
 	bool *taken = calloc(m->n + 1, sizeof(bool));
+	uint64_t now = wall_ms();
 
+	if (a->routing_phase) {
+		a->routing_phase = false;
+		run.routing--;
+	}
+	/* what routing decided (X, F, T) is written before any delivery
+	 * result, which may name an expanded recipient */
+	rec_flush(a);
 	a->deliveries = 1;	/* guard */
 	for (size_t i = 0; taken != NULL && i < m->n; i++) {
 		struct qrcpt *r = &m->r[i];
@@ -1124,6 +1396,17 @@ dispatch(struct attempt *a)
 				continue;
 			taken[k] = true;
 			d->idx[d->n++] = k;
+		}
+		if (!slot_take(d, r->kind, r->nexthop != NULL ? r->nexthop :
+			       strrchr(r->addr, '@') != NULL ?
+			       strrchr(r->addr, '@') : r->addr)) {
+			/* over a limit: due again shortly, no try counted */
+			sc_log_debug("%s: %zu recipient(s) wait for a %s "
+				     "delivery slot", m->id, d->n, r->kind);
+			for (size_t k = 0; k < d->n; k++)
+				m->r[d->idx[k]].next_ms = now + THROTTLE_MS;
+			delivery_free(d);
+			continue;
 		}
 		a->deliveries++;
 		sc_log_debug("%s: delivering to %zu recipient(s) via %s%s%s",
@@ -1319,6 +1602,10 @@ attempt_start(struct qmsg *m, uint64_t now)
 		sc_gen_ref(a->gen);
 	m->busy = true;
 	run.in_flight++;
+	run.routing++;
+	a->routing_phase = true;
+	a->next = run.attempts;
+	run.attempts = a;
 	a->routes = 1;		/* guard: routes may answer at once */
 	for (size_t i = 0; i < m->n; i++) {
 		struct qrcpt *r = &m->r[i];
@@ -1343,6 +1630,23 @@ attempt_start(struct qmsg *m, uint64_t now)
 	}
 	if (--a->routes == 0)
 		dispatch(a);
+}
+
+/* runner_scan - loads every message in active/ not in memory yet */
+static int
+runner_scan(void)
+{
+	const char *dir = sc_queue_active_dir();
+	struct dirent *de;
+	DIR *d;
+
+	if (dir == NULL || (d = opendir(dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && strlen(de->d_name) == 16)
+			sc_queue_runner_add(de->d_name);
+	closedir(d);
+	return 0;
 }
 
 /* runner_run - starts attempts for due messages and arms the timer for
@@ -1383,12 +1687,19 @@ runner_run(uv_timer_t *t)
 		}
 		if (!due)
 			continue;
-		if (run.in_flight >= MAX_IN_FLIGHT) {
+		if (run.in_flight >= MAX_ATTEMPTS ||
+		    run.routing >= MAX_ROUTING) {
 			earliest = now + 1000;
 			continue;
 		}
 		attempt_start(m, now);
 	}
+	if (run.rescan_ms != 0 && run.rescan_ms <= now) {
+		run.rescan_ms = 0;
+		runner_scan();
+	}
+	if (run.rescan_ms != 0 && run.rescan_ms < earliest)
+		earliest = run.rescan_ms;
 	if (earliest != UINT64_MAX)
 		uv_timer_start(&run.timer, runner_run,
 			       earliest > now ? earliest - now : 0, 0);
@@ -1406,24 +1717,18 @@ int
 sc_queue_runner_start(char **error_r)
 {
 	const char *dir = sc_queue_active_dir();
-	struct dirent *de;
-	DIR *d;
 
 	*error_r = NULL;
 	if (dir == NULL) {
 		*error_r = strdup("queue not initialised");
 		return -1;
 	}
-	d = opendir(dir);
-	if (d == NULL) {
+	run.rescan_ms = 0;
+	if (runner_scan() < 0) {
 		if (asprintf(error_r, "%s: %s", dir, strerror(errno)) < 0)
 			*error_r = NULL;
 		return -1;
 	}
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && strlen(de->d_name) == 16)
-			sc_queue_runner_add(de->d_name);
-	closedir(d);
 	if (!run.init) {
 		if (uv_timer_init(run_loop(), &run.timer) != 0) {
 			*error_r = strdup("cannot create the runner timer");
@@ -1446,6 +1751,27 @@ sc_queue_runner_stop(void)
 		uv_timer_stop(&run.timer);
 		uv_close((uv_handle_t *)&run.timer, NULL);
 		run.init = false;
+	}
+	/* Results not on disk yet are written now: the process may end
+	 * before the pool gets to them, and a result lost is a message
+	 * delivered twice after the restart. An append the pool already
+	 * runs is waited for (bounded), one still queued is cancelled and
+	 * done here, in order. */
+	for (struct attempt *a = run.attempts; a != NULL; a = a->next) {
+		struct recw *rw = a->writing;
+
+		if (rw != NULL && uv_cancel((uv_req_t *)&rw->work) == 0) {
+			if (sc_queue_append(rw->path, rw->buf) < 0 &&
+			    errno != ENOENT)
+				sc_log_error("queue: recording results in "
+					     "%s: %s", rw->path,
+					     strerror(errno));
+		} else if (rw != NULL) {
+			for (int i = 0; i < STOP_WAIT_MS &&
+			     !atomic_load(&rw->finished); i++)
+				usleep(1000);
+		}
+		rec_write_now(a);
 	}
 	/* messages in an attempt are freed when it ends */
 	for (m = run.msgs; m != NULL; m = next) {
@@ -1718,9 +2044,16 @@ sc_delivery_done(struct sc_delivery *d)
 			break;
 		}
 	}
+	slot_release(d);
 	delivery_free(d);
-	if (--a->deliveries == 0)
+	if (--a->deliveries == 0) {
 		attempt_end(a);
+	} else {
+		/* this delivery's results go to disk now, whatever the
+		 * others of the attempt still wait for */
+		rec_flush(a);
+		runner_kick();	/* a slot is free */
+	}
 }
 
 int

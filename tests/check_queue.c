@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,7 +37,11 @@ static struct {
 	struct sc_gen gen;
 	struct sc_main_config cfg;
 	struct sc_domain_conf dom;
-	struct sc_driver_entry drv_entry;
+	struct sc_driver_entry drv_entry[2];
+	/* the fake remote driver keeps its deliveries until released */
+	struct sc_delivery *held[32];
+	int nheld, released;
+	char recs[1024];
 	char dir[64];
 	int done;
 	char ids[NTX][17];
@@ -53,7 +58,30 @@ static struct {
 	bool accept_selfsoft;
 } t;
 
-static struct sc_delivery_driver driver;
+static struct sc_delivery_driver driver, remote_driver;
+
+/* hold_deliver - a remote peer that does not answer yet */
+static void
+hold_deliver(struct sc_delivery *d, void *data)
+{
+	(void)data;
+	ck_assert_int_lt(t.nheld, 32);
+	t.held[t.nheld++] = d;
+}
+
+/* release_held - the held deliveries succeed now */
+static void
+release_held(void)
+{
+	while (t.released < t.nheld) {
+		struct sc_delivery *d = t.held[t.released++];
+
+		for (size_t i = 0; i < sc_delivery_rcpt_count(d); i++)
+			sc_delivery_rcpt_result(d, i, SC_OK, 250, "2.0.0",
+						"ok");
+		sc_delivery_done(d);
+	}
+}
 
 static void
 spin_until(bool (*cond)(void), unsigned ms)
@@ -144,9 +172,13 @@ setup(void)
 	driver = (struct sc_delivery_driver){
 		.kind = SC_DELIVERY_LOCAL, .deliver = fake_deliver,
 	};
-	t.drv_entry.drv = &driver;
-	t.gen.drivers = &t.drv_entry;
-	t.gen.driver_count = 1;
+	remote_driver = (struct sc_delivery_driver){
+		.kind = SC_DELIVERY_REMOTE, .deliver = hold_deliver,
+	};
+	t.drv_entry[0].drv = &driver;
+	t.drv_entry[1].drv = &remote_driver;
+	t.gen.drivers = t.drv_entry;
+	t.gen.driver_count = 2;
 	t.core.gen = &t.gen;
 	sc_config_set_current(&t.cfg);
 	ck_assert_msg(sc_queue_init(t.dir, &err) == 0, "%s", err);
@@ -695,6 +727,238 @@ START_TEST(test_dsn_text)
 }
 END_TEST
 
+
+/* the records after END, one "key value" line each */
+static int
+recs_cb(void *arg, const char *key, const char *value)
+{
+	static bool after_end;
+	size_t l = strlen(t.recs);
+
+	(void)arg;
+	if (strcmp(key, "id") == 0)
+		after_end = false;
+	if (after_end)
+		snprintf(t.recs + l, sizeof(t.recs) - l, "%s %s\n", key,
+			 value);
+	if (strcmp(key, "END") == 0)
+		after_end = true;
+	return 0;
+}
+
+static void
+store_one(const char *rcpt, char *id, char *path, size_t len)
+{
+	struct sc_env_rcpt r = { rcpt, "" };
+	struct sc_envelope env = {
+		.sender = "alice@example.test", .params = "",
+		.rcpt_count = 1, .rcpts = &r,
+	};
+	char *err = NULL;
+
+	ck_assert_msg(sc_queue_store(&env, message, sizeof(message) - 1, id,
+				     &err) == 0, "%s", err);
+	snprintf(path, len, "%s/queue/active/%s", t.dir, id);
+}
+
+static bool
+file_has_d0(void)
+{
+	char path[256], buf[8192];
+	size_t msgs = 0;
+	ssize_t n;
+	int fd;
+
+	sc_queue_counts(&msgs, NULL);
+	if (msgs != 1 || t.nheld != 1)
+		return false;
+	snprintf(path, sizeof(path), "%s/queue/active/%s", t.dir, t.ids[0]);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, "\nD 0 ") != NULL;
+}
+
+/* One delivery's results are on disk as soon as it is done, while
+ * another delivery of the same message still waits on its peer: a
+ * restart then never delivers the first recipient again. */
+START_TEST(test_partial_results)
+{
+	struct sc_env_rcpt r[2] = {
+		{ "ok@example.test", "" }, { "hold@partner.test", "" },
+	};
+	struct sc_envelope env = {
+		.sender = "alice@example.test", .params = "", .rcpt_count = 2,
+		.rcpts = r,
+	};
+	const char *err = NULL;
+	char *e2 = NULL, *list;
+
+	ck_assert_int_eq(sc_queue_runner_start(&e2), 0);
+	ck_assert_int_eq(sc_queue_inject(&env, message, sizeof(message) - 1,
+					 t.ids[0], sizeof(t.ids[0]), &err), 0);
+	spin_until(file_has_d0, 5000);
+	ck_assert_msg(file_has_d0(), "no D record while the remote waits");
+	ck_assert_int_eq(t.ngot, 1);
+	list = sc_queue_list_text();
+	ck_assert_msg(strstr(list, "(active)") != NULL &&
+		      strstr(list, "<ok@example.test> delivered") != NULL,
+		      "%s", list);
+	free(list);
+	release_held();
+	spin_until(runner_idle, 5000);
+	ck_assert(runner_idle());
+	ck_assert_uint_eq(count_dir("active"), 0);
+}
+END_TEST
+
+static bool
+ten_held(void)
+{
+	return t.nheld >= 10;
+}
+
+static bool
+got_one(void)
+{
+	return t.ngot == 1;
+}
+
+static bool
+twelve_held(void)
+{
+	return t.nheld == 12;
+}
+
+/* Deliveries stuck on one destination take at most its share of the
+ * slots; local mail never waits behind them. */
+START_TEST(test_no_head_of_line)
+{
+	struct sc_env_rcpt r = { "hold@partner.test", "" };
+	struct sc_envelope env = {
+		.sender = "alice@example.test", .params = "", .rcpt_count = 1,
+		.rcpts = &r,
+	};
+	const char *err = NULL;
+	char id[17], *e2 = NULL;
+
+	ck_assert_int_eq(sc_queue_runner_start(&e2), 0);
+	for (int i = 0; i < 12; i++)
+		ck_assert_int_eq(sc_queue_inject(&env, message,
+						 sizeof(message) - 1, id,
+						 sizeof(id), &err), 0);
+	spin_until(ten_held, 3000);
+	spin_until(NULL, 200);
+	/* per-destination limit */
+	ck_assert_int_eq(t.nheld, 10);
+	r.address = "ok@example.test";
+	ck_assert_int_eq(sc_queue_inject(&env, message, sizeof(message) - 1,
+					 id, sizeof(id), &err), 0);
+	spin_until(got_one, 2000);
+	ck_assert_int_eq(t.ngot, 1);
+	/* the waiting ones go once slots are free */
+	release_held();
+	spin_until(twelve_held, 5000);
+	ck_assert_int_eq(t.nheld, 12);
+	release_held();
+	spin_until(runner_idle, 5000);
+	ck_assert(runner_idle());
+}
+END_TEST
+
+/* A B record says the failure DSN went out: a restart only removes the
+ * file, it never bounces again. */
+START_TEST(test_b_record)
+{
+	char id[17], path[256], *e2 = NULL;
+
+	store_one("bad@example.test", id, path, sizeof(path));
+	ck_assert_int_eq(sc_queue_append(path, "F 0 1 550 5.1.1 nope\nB\n"),
+			 0);
+	ck_assert_int_eq(sc_queue_runner_start(&e2), 0);
+	spin_until(runner_idle, 5000);
+	ck_assert(runner_idle());
+	spin_until(NULL, 100);
+	ck_assert_int_eq(t.ngot, 0);
+	ck_assert_uint_eq(count_dir("active"), 0);
+	/* without B the failure is bounced */
+	store_one("bad@example.test", id, path, sizeof(path));
+	ck_assert_int_eq(sc_queue_append(path, "F 0 1 550 5.1.1 nope\n"), 0);
+	sc_queue_runner_add(id);
+	spin_until(got_one, 5000);
+	ck_assert_int_eq(t.ngot, 1);
+	ck_assert_str_eq(t.got[0].rcpt, "alice@example.test");
+}
+END_TEST
+
+/* A record cut by a crash never joins the next one: the append closes
+ * it and marks it void. */
+START_TEST(test_torn_record)
+{
+	char id[17], path[256];
+	int fd;
+
+	store_one("ok@example.test", id, path, sizeof(path));
+	ck_assert_int_eq(sc_queue_append(path, "T 0 1 2 1 451 first\n"), 0);
+	fd = open(path, O_WRONLY | O_APPEND);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "X 0 bo", 6), 6);	/* the crash */
+	close(fd);
+	ck_assert_int_eq(sc_queue_append(path, "T 0 5 6 2 451 second\n"), 0);
+	t.recs[0] = '\0';
+	ck_assert_int_eq(sc_queue_file_parse(path, recs_cb, NULL), 1);
+	ck_assert_str_eq(t.recs, "T 0 1 2 1 451 first\n"
+			 "T 0 5 6 2 451 second\n");
+	/* a torn last record with no append after it is ignored too */
+	fd = open(path, O_WRONLY | O_APPEND);
+	ck_assert_int_eq(write(fd, "D 0 12", 6), 6);
+	close(fd);
+	t.recs[0] = '\0';
+	ck_assert_int_eq(sc_queue_file_parse(path, recs_cb, NULL), 1);
+	ck_assert_str_eq(t.recs, "T 0 1 2 1 451 first\n"
+			 "T 0 5 6 2 451 second\n");
+}
+END_TEST
+
+/* The start-up scan removes what is surely no committed message (no END,
+ * not a queue file) but keeps a file it cannot read now. The daemon's
+ * user lacking read access is the honest case: the test runs as nobody
+ * when it is root (root reads anything), and puts the mode back. */
+START_TEST(test_unreadable_kept)
+{
+	char id[17], path[256], junk[256], cmd[160], *err = NULL;
+	uid_t euid = geteuid();
+	FILE *f;
+
+	if (euid == 0) {
+		snprintf(cmd, sizeof(cmd), "chown -R 65534:65534 %s", t.dir);
+		ck_assert_int_eq(system(cmd), 0);
+		ck_assert_int_eq(seteuid(65534), 0);
+	}
+	store_one("ok@example.test", id, path, sizeof(path));
+	snprintf(junk, sizeof(junk), "%s/queue/active/0000000000000002",
+		 t.dir);
+	f = fopen(junk, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("not a queue file\n", f);
+	fclose(f);
+	ck_assert_int_eq(chmod(path, 0), 0);
+	ck_assert_int_eq(sc_queue_file_parse(path, NULL, NULL), -1);
+	sc_queue_deinit();
+	ck_assert_int_eq(sc_queue_init(t.dir, &err), 0);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert_int_ne(access(junk, F_OK), 0);
+	/* readable again: a complete message */
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ck_assert_int_eq(sc_queue_file_parse(path, NULL, NULL), 1);
+	if (euid == 0)
+		ck_assert_int_eq(seteuid(0), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -709,6 +973,11 @@ main(void)
 	tcase_add_test(tc, test_scan);
 	tcase_add_test(tc, test_runner);
 	tcase_add_test(tc, test_dsn_text);
+	tcase_add_test(tc, test_partial_results);
+	tcase_add_test(tc, test_no_head_of_line);
+	tcase_add_test(tc, test_b_record);
+	tcase_add_test(tc, test_torn_record);
+	tcase_add_test(tc, test_unreadable_kept);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("route");
 	tcase_add_checked_fixture(tc, setup_route, teardown);

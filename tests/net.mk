@@ -14,3 +14,5 @@ tests_check_queue_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
 tests_check_queue_LDFLAGS = $(SANITIZE_LDFLAGS)
 TESTS += tests/test_net.py
 EXTRA_DIST += tests/test_net.py
+TESTS += tests/test_queue_recovery.py
+EXTRA_DIST += tests/test_queue_recovery.py
