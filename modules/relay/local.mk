@@ -11,8 +11,10 @@ dist_man_MANS += modules/relay/satchel-relay.5
 # and aiosmtpd peers on 127.0.0.x.
 TESTS += modules/relay/tests/test_relay.py \
 	modules/relay/tests/test_relay_tls.py \
-	modules/relay/tests/test_relay_queue.py
+	modules/relay/tests/test_relay_queue.py \
+	modules/relay/tests/test_relay_limits.py
 EXTRA_DIST += modules/relay/tests/test_relay.py \
 	modules/relay/tests/test_relay_tls.py \
 	modules/relay/tests/test_relay_queue.py \
+	modules/relay/tests/test_relay_limits.py \
 	modules/relay/tests/relaycommon.py

@@ -26,11 +26,13 @@
 #define RELAY_LINE_MAX 2048	/* longest reply line we accept          */
 #define RELAY_CHUNK (64 * 1024)
 #define RELAY_HIGH_WATER (256 * 1024)	/* output bytes before we wait */
+#define RELAY_REPLY_LINES 100	/* lines of one reply we accept          */
 
 enum relay_tls { TLS_OPPORTUNISTIC = 0, TLS_REQUIRED, TLS_DANE };
 
 struct relay_timeouts {
 	uint64_t greeting, ehlo, mail, rcpt, data, data_block, data_done;
+	uint64_t total;
 };
 
 struct relay_auth_conf {
@@ -81,6 +83,9 @@ static const struct sc_config_key relay_timeout_keys[] = {
 	{ "data_done", SC_KEY_DURATION,
 	  offsetof(struct relay_timeouts, data_done), "10m", 0,
 	  "reply to the final dot", NULL, NULL, 0 },
+	{ "total", SC_KEY_DURATION, offsetof(struct relay_timeouts, total),
+	  "1h", 0, "one whole attempt for a domain: DNS, every host tried "
+	  "and the conversation", NULL, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 }
 };
 
@@ -139,6 +144,7 @@ struct relay {
 	uint16_t smarthost_port;
 	struct relay_dest *dests;
 	struct relay_job *jobs;		/* active, for teardown          */
+	struct relay_tls_wait *orphans;	/* see struct relay_tls_wait */
 	bool stopping;
 	unsigned connections;
 	uint64_t delivered, deferred, failed;
@@ -178,6 +184,16 @@ enum job_state {
 
 enum cmd_kind { CMD_MAIL, CMD_RCPT, CMD_DATA };
 
+/* The argument of a client TLS handshake. The core does not call back
+ * for a connection closed during the handshake (a deadline): the job
+ * lets go of it then, and it waits on the instance's orphan list until
+ * the callback comes after all or the instance ends. */
+struct relay_tls_wait {
+	struct relay_job *job;		/* NULL once the job let go       */
+	struct relay *r;		/* set while on r->orphans        */
+	struct relay_tls_wait *prev, *next;
+};
+
 struct relay_cmd {
 	enum cmd_kind kind;
 	size_t rcpt;			/* CMD_RCPT: index into job rcpts */
@@ -200,7 +216,7 @@ struct relay_job {
 	/* where to */
 	char dest_key[300];
 	struct relay_dest *slot;	/* held connection slot           */
-	bool use_auth;
+	bool use_auth;			/* the next hop wants AUTH   */
 	bool mx_routing;		/* hosts came from MX records     */
 	bool implicit_mx;		/* no MX: the domain's own A/AAAA */
 	struct relay_host *hosts;
@@ -212,12 +228,22 @@ struct relay_job {
 	char peer[320];			/* "mx1.example[127.0.0.2]"       */
 	bool plaintext_only;		/* TLS failed: retry in the clear */
 	bool tls_active, dane;
+	bool authenticated;		/* AUTH done on this conn.   */
 	bool ext_pipelining, ext_starttls, ext_8bitmime, ext_smtputf8;
 	bool ext_dsn, ext_auth_plain, ext_auth_login, ext_size;
 	uint64_t size_limit;
 	bool ehlo_first_line;
 	bool has_8bit;			/* from the body scan            */
+	bool scanned;			/* the body scan has run     */
+	bool scan_running;		/* ... is on the pool now    */
 	int code;			/* reply being read              */
+	unsigned reply_lines;		/* lines of it so far        */
+	/* reply_timer: the deadline of the reply we wait for, set when the
+	 * command goes out and never extended by input (the connection's
+	 * idle timeout is, so a peer trickling lines would beat it);
+	 * job_timer: the deadline of the whole attempt */
+	struct sc_timer *reply_timer, *job_timer;
+	struct relay_tls_wait *tls_wait;	/* handshake under way       */
 	char esc[16];
 	char text[600];
 	size_t tlen;
@@ -272,6 +298,8 @@ job_unref(struct relay_job *job)
 {
 	if (--job->refs > 0)
 		return;
+	sc_timer_free(&job->reply_timer);
+	sc_timer_free(&job->job_timer);
 	for (size_t i = 0; i < job->nhosts; i++)
 		for (size_t t = 0; t < job->hosts[i].ntlsa; t++)
 			free(job->hosts[i].tlsa[t]);
@@ -583,7 +611,34 @@ job_close_conn(struct relay_job *job)
 		job->conn = NULL;
 		sc_conn_close(c);
 	}
+	if (job->tls_wait != NULL) {
+		struct relay_tls_wait *w = job->tls_wait;
+		w->job = NULL;
+		w->r = job->r;
+		if (w->r != NULL) {
+			w->next = w->r->orphans;
+			if (w->next != NULL)
+				w->next->prev = w;
+			w->r->orphans = w;
+		}
+		job->tls_wait = NULL;
+		/* the caller holds a reference besides the handshake's */
+		job_unref(job);
+	}
+	sc_timer_stop(job->reply_timer);
 	job->tls_active = false;
+	job->authenticated = false;
+}
+
+/* job_deadline - the reply (or body block) we wait for must be complete
+ * within ms from now; 0 means no limit. */
+static void
+job_deadline(struct relay_job *job, uint64_t ms)
+{
+	if (ms == 0)
+		sc_timer_stop(job->reply_timer);
+	else
+		sc_timer_start(job->reply_timer, ms, 0);
 }
 
 /* job_finish - records a deferral for every recipient without a result,
@@ -599,6 +654,9 @@ job_finish(struct relay_job *job)
 	job->finished = true;
 	job->st = JS_DONE;
 	job_close_conn(job);
+	/* safe from the timers' own callbacks */
+	sc_timer_free(&job->reply_timer);
+	sc_timer_free(&job->job_timer);
 	if (job->last_err[0] == '\0')
 		sfmt(job->last_err, sizeof(job->last_err),
 			 "delivery to %s did not complete", job->domain);
@@ -681,6 +739,7 @@ job_send(struct relay_job *job, uint64_t timeout_ms, const char *fmt, ...)
 	sc_conn_write(job->conn, buf, (size_t)n);
 	sc_conn_write(job->conn, "\r\n", 2);
 	sc_conn_set_timeout(job->conn, timeout_ms);
+	job_deadline(job, timeout_ms);
 }
 
 /* job_reply_text - "host X said: 550 5.1.1 text" for logs and DSNs. */
@@ -812,6 +871,8 @@ job_scan_done(void *arg)
 {
 	struct relay_job *job = arg;
 
+	job->scan_running = false;
+	job->scanned = true;
 	if (job->finished || job->st != JS_SCAN || job->conn == NULL) {
 		job_unref(job);
 		return;
@@ -827,9 +888,8 @@ static void
 job_ready(struct relay_job *job)
 {
 	struct relay *r = job->r;
-	char params[256];
 
-	if (job->use_auth && r->password != NULL) {
+	if (job->use_auth && r->password != NULL && !job->authenticated) {
 		if (!job->tls_active) {
 			job_set_error(job, SC_DENYSOFT, 451, "4.7.10",
 				      "refusing to send credentials to %s "
@@ -846,9 +906,11 @@ job_ready(struct relay_job *job)
 				n = (int)sizeof(buf) - 1;
 			base64_encode((unsigned char *)buf, (size_t)n, b64,
 				      sizeof(b64));
+			explicit_bzero(buf, sizeof(buf));
 			job->st = JS_AUTH;
 			job_send(job, r->conf->timeouts.ehlo, "AUTH PLAIN %s",
 				 b64);
+			explicit_bzero(b64, sizeof(b64));
 			return;
 		}
 		if (job->ext_auth_login) {
@@ -862,19 +924,25 @@ job_ready(struct relay_job *job)
 		job_host_failed(job);
 		return;
 	}
-	/* an 8-bit body for a peer without 8BITMIME: look first */
-	if (param_value(sc_delivery_params(job->batch->d), "BODY", params,
-			sizeof(params)) &&
-	    strcasecmp(params, "8BITMIME") == 0 && !job->ext_8bitmime) {
+	/* a peer without 8BITMIME: look at the body first, whatever BODY=
+	 * says, since clients send 8-bit without declaring it too */
+	if (!job->ext_8bitmime && !job->scanned) {
 		job->st = JS_SCAN;
+		if (job->scan_running)
+			return;	/* still on the pool from an earlier host */
+		job->scan_running = true;
 		job_ref(job);
 		if (sc_work_submit_inst(r->inst, job_scan_work,
 					job_scan_done, job) < 0) {
+			/* not knowing is no reason to bounce: retry later */
 			job_unref(job);
-			job->has_8bit = true;	/* assume the worst */
-		} else {
-			return;
+			job->scan_running = false;
+			job_set_error(job, SC_DENYSOFT, 451, "4.3.0",
+				      "cannot schedule the scan of the body "
+				      "for 8-bit data");
+			job_host_failed(job);
 		}
+		return;
 	}
 	job->st = JS_TRANSACTION;
 	job_start_transaction(job);
@@ -965,8 +1033,26 @@ job_start_transaction(struct relay_job *job)
 			 sc_delivery_rcpt(d, job->idx[k]), extra);
 	}
 	job->cmds[job->ncmd++] = (struct relay_cmd){ CMD_DATA, 0 };
-	if (job->ext_pipelining)
+	if (job->ext_pipelining) {
 		job_send(job, r->conf->timeouts.data, "DATA");
+		/* the replies come in order: first the one to MAIL */
+		job_deadline(job, r->conf->timeouts.mail);
+	}
+}
+
+/* cmd_timeout - how long the reply to a transaction command may take. */
+static uint64_t
+cmd_timeout(const struct relay *r, enum cmd_kind kind)
+{
+	switch (kind) {
+	case CMD_MAIL:
+		return r->conf->timeouts.mail;
+	case CMD_RCPT:
+		return r->conf->timeouts.rcpt;
+	case CMD_DATA:
+		break;
+	}
+	return r->conf->timeouts.data;
 }
 
 /* job_send_cmd - without PIPELINING: the command at position i. */
@@ -1008,8 +1094,24 @@ job_tls_optional(const struct relay_job *job)
 static void
 job_tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
 {
-	struct relay_job *job = arg;
+	struct relay_tls_wait *w = arg;
+	struct relay_job *job = w->job;
 
+	if (job == NULL) {
+		/* the job closed the connection and let go */
+		if (w->r != NULL) {
+			if (w->prev != NULL)
+				w->prev->next = w->next;
+			else
+				w->r->orphans = w->next;
+			if (w->next != NULL)
+				w->next->prev = w->prev;
+		}
+		free(w);
+		return;
+	}
+	free(w);
+	job->tls_wait = NULL;
 	if (job->finished || job->conn != c) {
 		job_unref(job);
 		return;
@@ -1056,8 +1158,21 @@ job_start_tls(struct relay_job *job)
 	}
 	job->st = JS_TLS;
 	sc_conn_read_stop(job->conn);
+	/* the handshake gets the time of a reply */
+	job_deadline(job, job->r->conf->timeouts.ehlo);
+	struct relay_tls_wait *w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		job_set_error(job, SC_DENYSOFT, 451, "4.3.0",
+			      "out of memory");
+		job_host_failed(job);
+		return;
+	}
+	w->job = job;
 	job_ref(job);
-	if (sc_conn_starttls_client(job->conn, &opts, job_tls_done, job) < 0) {
+	job->tls_wait = w;
+	if (sc_conn_starttls_client(job->conn, &opts, job_tls_done, w) < 0) {
+		job->tls_wait = NULL;
+		free(w);
 		job_unref(job);
 		job_set_error(job, SC_DENYSOFT, 451, "4.7.5",
 			      "cannot start TLS with %s", job->peer);
@@ -1185,8 +1300,9 @@ job_handle_reply(struct relay_job *job)
 		/* FALLTHROUGH */
 	case JS_AUTH:
 		if (code == 235) {
-			/* authenticated for the rest of this session */
-			job->use_auth = false;
+			/* for this connection only: the next address (after
+			 * a 4xx or a lost connection) must AUTH again */
+			job->authenticated = true;
 			job_ready(job);
 			return;
 		}
@@ -1269,6 +1385,7 @@ job_handle_reply(struct relay_job *job)
 			job->prev_cr = false;
 			sc_conn_set_timeout(job->conn,
 					    r->conf->timeouts.data_block);
+			job_deadline(job, r->conf->timeouts.data_block);
 			job_body_pump(job);
 			return;
 		}
@@ -1291,7 +1408,11 @@ job_handle_reply(struct relay_job *job)
 		job_finish(job);
 		return;
 	}
-	/* without PIPELINING, the next command goes now */
+	/* with PIPELINING the next reply is due in its own time; without,
+	 * the next command goes now */
+	if (job->ext_pipelining && job->cmd_head < job->ncmd)
+		job_deadline(job,
+			     cmd_timeout(r, job->cmds[job->cmd_head].kind));
 	if (!job->ext_pipelining && job->cmd_head < job->ncmd) {
 		const struct relay_cmd *next = &job->cmds[job->cmd_head];
 		if (next->kind == CMD_DATA && job->accepted == 0) {
@@ -1323,6 +1444,15 @@ job_read_replies(struct relay_job *job, struct sc_conn *c)
 			job_set_error(job, SC_DENYSOFT, 451, "4.5.0",
 				      "host %s sent a malformed reply",
 				      job->peer);
+			job_host_failed(job);
+			return;
+		}
+		if (++job->reply_lines > RELAY_REPLY_LINES) {
+			/* no real reply is that long: a peer keeping us
+			 * busy (each line re-arms the idle timeout) */
+			job_set_error(job, SC_DENYSOFT, 451, "4.5.0",
+				      "host %s sent a reply of more than %u "
+				      "lines", job->peer, RELAY_REPLY_LINES);
 			job_host_failed(job);
 			return;
 		}
@@ -1378,10 +1508,27 @@ job_read_replies(struct relay_job *job, struct sc_conn *c)
 			continue;
 		}
 		job->text[job->tlen] = '\0';
+		job->reply_lines = 0;
 		job_handle_reply(job);
 		job->tlen = 0;
 		job->text[0] = '\0';
 	}
+}
+
+/* job_conn_lost - the connection broke or timed out: try the next
+ * address, unless the peer may have the message already. */
+static void
+job_conn_lost(struct relay_job *job, const char *what)
+{
+	job_set_error(job, SC_DENYSOFT, 451, "4.4.2", "%s %s%s", what,
+		      job->peer, job->st == JS_DOT
+				 ? " after the end of data" : "");
+	if (job->st == JS_DOT) {
+		/* another host now could deliver it twice; retry later */
+		job_finish(job);
+		return;
+	}
+	job_host_failed(job);
 }
 
 static void
@@ -1404,23 +1551,46 @@ job_conn_event(struct sc_conn *c, enum sc_conn_event ev, void *arg)
 		break;
 	case SC_CONN_EOF:
 	case SC_CONN_ERROR:
+		job_conn_lost(job, "lost connection with");
+		break;
 	case SC_CONN_TIMEOUT:
-		job_set_error(job, SC_DENYSOFT, 451,
-			      "4.4.2",
-			      "%s %s%s", ev == SC_CONN_TIMEOUT
-				      ? "timeout talking to"
-				      : "lost connection with", job->peer,
-			      job->st == JS_DOT ? " after the end of data"
-						: "");
-		if (job->st == JS_DOT) {
-			/* the peer may have the message already: another
-			 * host now could deliver it twice; retry later */
-			job_finish(job);
-			break;
-		}
-		job_host_failed(job);
+		job_conn_lost(job, "timeout talking to");
 		break;
 	}
+	job_unref(job);
+}
+
+/* job_reply_deadline - the reply (or body block) did not complete in
+ * time, however much of it trickled in. */
+static void
+job_reply_deadline(struct sc_timer *t, void *arg)
+{
+	struct relay_job *job = arg;
+
+	(void)t;
+	if (job->finished || job->conn == NULL)
+		return;
+	job_ref(job);
+	job_conn_lost(job, "timeout talking to");
+	job_unref(job);
+}
+
+/* job_total_deadline - timeouts.total is over: whatever the job waits for
+ * (DNS, a connection slot, a connect, a reply), defer what is left. */
+static void
+job_total_deadline(struct sc_timer *t, void *arg)
+{
+	struct relay_job *job = arg;
+
+	(void)t;
+	if (job->finished)
+		return;
+	job_ref(job);
+	job_set_error(job, SC_DENYSOFT, 451, "4.4.2",
+		      "delivery to %s took longer than timeouts.total%s%s",
+		      job->domain, job->conn != NULL ? ", talking to " : "",
+		      job->conn != NULL ? job->peer : "");
+	job_finish(job);
 	job_unref(job);
 }
 
@@ -1511,11 +1681,15 @@ job_chunk_done(void *arg)
 		sc_conn_write(job->conn, ".\r\n", 3);
 		job->st = JS_DOT;
 		sc_conn_set_timeout(job->conn, r->conf->timeouts.data_done);
+		job_deadline(job, r->conf->timeouts.data_done);
 		return;
 	}
 	job_chunk_write(job);
 	job->off += job->chunk_len;
+	/* a block went out: the peer takes the body, so the next block
+	 * gets its own data_block time */
 	sc_conn_set_timeout(job->conn, r->conf->timeouts.data_block);
+	job_deadline(job, r->conf->timeouts.data_block);
 	job_body_pump(job);
 }
 
@@ -1567,10 +1741,13 @@ job_connected(struct sc_conn *c, int error, void *arg)
 	}
 	job->conn = c;
 	job->tls_active = false;
+	job->authenticated = false;
 	job->tlen = 0;
+	job->reply_lines = 0;
 	job->st = JS_GREETING;
 	sc_conn_set_handler(c, job_conn_event, job);
 	sc_conn_set_timeout(c, job->r->conf->timeouts.greeting);
+	job_deadline(job, job->r->conf->timeouts.greeting);
 	sc_conn_read_start(c);
 }
 
@@ -1939,6 +2116,16 @@ job_start(struct relay_job *job)
 	char host[256];
 	uint16_t port;
 
+	job->reply_timer = sc_timer_new(job_reply_deadline, job);
+	job->job_timer = sc_timer_new(job_total_deadline, job);
+	if (job->reply_timer == NULL || job->job_timer == NULL) {
+		job_set_error(job, SC_DENYSOFT, 451, "4.3.0",
+			      "out of memory");
+		job_finish(job);
+		return;
+	}
+	if (r->conf->timeouts.total > 0)
+		sc_timer_start(job->job_timer, r->conf->timeouts.total, 0);
 	if (hop == NULL || hop[0] == '\0') {
 		for (size_t i = 0; i < r->conf->routes.n; i++)
 			if (strcasecmp(r->conf->routes.keys[i],
@@ -2260,6 +2447,12 @@ relay_instance_free(struct sc_instance *inst, void *data)
 		struct relay_dest *dst = r->dests;
 		r->dests = dst->next;
 		free(dst);
+	}
+	/* their connections are closed: no callback will come for them */
+	while (r->orphans != NULL) {
+		struct relay_tls_wait *w = r->orphans;
+		r->orphans = w->next;
+		free(w);
 	}
 	if (r->password != NULL) {
 		explicit_bzero(r->password, strlen(r->password));

@@ -148,9 +148,10 @@ class Peer:
     """An aiosmtpd server on host:port; use as a context manager."""
 
     def __init__(self, host, port, name, mode='accept', tls=False,
-                 auth=None, reject=()):
+                 auth=None, reject=(), **smtp_kw):
+        # smtp_kw goes to aiosmtpd's SMTP (decode_data=True: no 8BITMIME)
         self.handler = Handler(mode, reject)
-        kw = {}
+        kw = dict(smtp_kw)
         if tls:
             kw['tls_context'] = peer_tls_context(name)
         if auth is not None:
@@ -195,7 +196,7 @@ def relay_daemon(dns, relay, domains=None, users=None, extra=None):
 
 
 def submit(d, rcpts, body=None, sender=ALICE, subject='relay test',
-           extra_headers=''):
+           extra_headers='', mail_options=()):
     """Sends a message with AUTH on the submission port (STARTTLS)."""
     import smtplib
     if isinstance(rcpts, str):
@@ -210,7 +211,7 @@ def submit(d, rcpts, body=None, sender=ALICE, subject='relay test',
         s.starttls(context=tls_context())
         s.ehlo('client.example.test')
         s.login(ALICE, ALICE_PW)
-        s.sendmail(sender, rcpts, msg.encode())
+        s.sendmail(sender, rcpts, msg.encode(), mail_options=mail_options)
     return msg
 
 
