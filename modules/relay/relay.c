@@ -382,29 +382,6 @@ relay_helo(const struct relay *r)
 	return relay_hostname();
 }
 
-static void
-base64_encode(const unsigned char *in, size_t len, char *out, size_t olen)
-{
-	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		"0123456789+/";
-	size_t o = 0;
-
-	/* @UNSAFE: 4 output bytes per 3 input bytes, plus NUL */
-	for (size_t i = 0; i < len && o + 5 <= olen; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
 /* param_value - the value of KEY= in an ESMTP parameter string ("" for a
  * bare keyword), copied into out; false when absent. */
 static bool
@@ -904,8 +881,9 @@ job_ready(struct relay_job *job)
 					 r->password);
 			if (n < 0 || (size_t)n >= sizeof(buf))
 				n = (int)sizeof(buf) - 1;
-			base64_encode((unsigned char *)buf, (size_t)n, b64,
-				      sizeof(b64));
+			/* n < 600 always fits the 820 bytes of b64 */
+			(void)sc_base64_encode(buf, (size_t)n, b64,
+					       sizeof(b64));
 			explicit_bzero(buf, sizeof(buf));
 			job->st = JS_AUTH;
 			job_send(job, r->conf->timeouts.ehlo, "AUTH PLAIN %s",
@@ -1290,8 +1268,11 @@ job_handle_reply(struct relay_job *job)
 			char b64[820];
 			const char *v = job->st == JS_AUTH_USER
 				? r->conf->smarthost_auth.user : r->password;
-			base64_encode((const unsigned char *)v, strlen(v), b64,
-				      sizeof(b64));
+			/* a value too long to encode is sent empty: the
+			 * server refuses it, and the mail is deferred */
+			if (sc_base64_encode(v, strlen(v), b64,
+					     sizeof(b64)) < 0)
+				b64[0] = '\0';
 			job->st = job->st == JS_AUTH_USER ? JS_AUTH_PASS
 							  : JS_AUTH;
 			job_send(job, r->conf->timeouts.ehlo, "%s", b64);

@@ -118,7 +118,10 @@ SC_API int sc_conn_connect(const struct sockaddr *addr, uint64_t timeout_ms,
 SC_API int sc_conn_starttls_client(struct sc_conn *c,
 				   const struct sc_tls_client_opts *opts,
 				   sc_conn_tls_fn done, void *arg);
-/* Closes an outbound connection after flushing output; no more events. */
+/* Closes an outbound connection after flushing output; no more events,
+ * and no callback either: the done of a handshake still in progress
+ * (sc_conn_starttls_client) never runs after sc_conn_close, so its owner
+ * must not wait for it to free what it passed as arg. */
 SC_API void sc_conn_close(struct sc_conn *c);
 /* The peer address of the connection, textual. */
 SC_API const char *sc_conn_peer_ip(const struct sc_conn *c);
