@@ -514,15 +514,100 @@ list_items(const struct sc_ynode *n, const char *path,
 	return 0;
 }
 
+/* A list of scalars parsed item by item into a new array: the loop
+ * STR_LIST, DURATION_LIST and CIDR_LIST share. */
+struct scalar_list {
+	size_t elem_size;
+	const char *what;	/* for "expected ..." errors              */
+	/* parses s into slot: 0, -1 (a wrong value) or -2 (no memory) */
+	int (*parse)(const char *s, void *slot);
+};
+
+static int
+item_str(const char *s, void *slot)
+{
+	char *copy = strdup(s);
+
+	*(char **)slot = copy;
+	return copy != NULL ? 0 : -2;
+}
+
+static int
+item_duration(const char *s, void *slot)
+{
+	return sc_parse_duration(s, slot) < 0 ? -1 : 0;
+}
+
+static int
+item_cidr(const char *s, void *slot)
+{
+	return sc_cidr_parse(s, slot) < 0 ? -1 : 0;
+}
+
+static const struct scalar_list str_items = {
+	sizeof(char *), "a string", item_str,
+};
+static const struct scalar_list duration_items = {
+	sizeof(uint64_t), "a duration such as 30s, 5m, 2h or 5d",
+	item_duration,
+};
+static const struct scalar_list cidr_items = {
+	sizeof(struct sc_cidr), "an IP address or CIDR such as 192.0.2.0/24 "
+	"or 2001:db8::/32", item_cidr,
+};
+
+/* parse_scalar_list - n (a list, one scalar, or null) into a new array
+ * *v_r; *n_r counts the items parsed, also on an error, so the caller's
+ * free_keys releases exactly those. */
+static int
+parse_scalar_list(const struct sc_ynode *n, const char *path,
+		  const struct scalar_list *kind, void **v_r, size_t *n_r,
+		  char **error_r)
+{
+	const struct sc_ynode *const *items, *one[1];
+	char ipath[300];
+	unsigned char *v;
+	size_t count;
+
+	*v_r = NULL;
+	*n_r = 0;
+	if (list_items(n, path, &items, &count, one, error_r) < 0)
+		return -1;
+	if (count == 0)
+		return 0;
+	v = calloc(count, kind->elem_size);
+	if (v == NULL)
+		goto nomem;
+	*v_r = v;
+	for (size_t i = 0; i < count; i++) {
+		int r = -1;
+
+		if (items[i]->type == SC_YSCALAR)
+			r = kind->parse(items[i]->scalar,
+					v + i * kind->elem_size);
+		if (r == -2)
+			goto nomem;
+		if (r < 0) {
+			snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+			expected(error_r, items[i], ipath, kind->what);
+			return -1;
+		}
+		(*n_r)++;
+	}
+	return 0;
+nomem:
+	sc_config_error(error_r, n, "%s: out of memory", path);
+	return -1;
+}
+
 /* set_value - parses node n for key into field (base + offset) */
 static int
 set_value(const struct sc_config_key *key, const struct sc_ynode *n,
 	  const char *path, const char *base_dir, unsigned char *field,
 	  char **error_r)
 {
-	const struct sc_ynode *const *items, *one[1];
 	char ipath[300];
-	size_t count, i;
+	size_t i;
 	const char *s;
 	char *dup;
 	int idx;
@@ -638,77 +723,34 @@ set_value(const struct sc_config_key *key, const struct sc_ynode *n,
 		return 0;
 	case SC_KEY_CIDR_LIST: {
 		struct sc_cidr_list *l = (struct sc_cidr_list *)field;
+		void *v;
+		int r;
 
-		if (list_items(n, path, &items, &count, one, error_r) < 0)
-			return -1;
 		free(l->v);
-		l->v = NULL;
-		l->n = 0;
-		if (count == 0)
-			return 0;
-		l->v = calloc(count, sizeof(*l->v));
-		if (l->v == NULL)
-			goto nomem;
-		for (i = 0; i < count; i++) {
-			snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
-			if (items[i]->type != SC_YSCALAR ||
-			    sc_cidr_parse(items[i]->scalar, &l->v[i]) < 0) {
-				expected(error_r, items[i], ipath, "an IP "
-					 "address or CIDR such as "
-					 "192.0.2.0/24 or 2001:db8::/32");
-				return -1;
-			}
-			l->n++;
-		}
-		return 0;
+		r = parse_scalar_list(n, path, &cidr_items, &v, &l->n,
+				      error_r);
+		l->v = v;
+		return r;
 	}
 	case SC_KEY_STR_LIST: {
 		struct sc_str_list *l = (struct sc_str_list *)field;
+		void *v;
+		int r;
 
-		if (list_items(n, path, &items, &count, one, error_r) < 0)
-			return -1;
-		if (count == 0)
-			return 0;
-		l->v = calloc(count, sizeof(*l->v));
-		if (l->v == NULL)
-			goto nomem;
-		for (i = 0; i < count; i++) {
-			snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
-			if (items[i]->type != SC_YSCALAR) {
-				expected(error_r, items[i], ipath,
-					 "a string");
-				return -1;
-			}
-			l->v[i] = strdup(items[i]->scalar);
-			if (l->v[i] == NULL)
-				goto nomem;
-			l->n++;
-		}
-		return 0;
+		r = parse_scalar_list(n, path, &str_items, &v, &l->n,
+				      error_r);
+		l->v = v;
+		return r;
 	}
 	case SC_KEY_DURATION_LIST: {
 		struct sc_u64_list *l = (struct sc_u64_list *)field;
+		void *v;
+		int r;
 
-		if (list_items(n, path, &items, &count, one, error_r) < 0)
-			return -1;
-		if (count == 0)
-			return 0;
-		l->v = calloc(count, sizeof(*l->v));
-		if (l->v == NULL)
-			goto nomem;
-		for (i = 0; i < count; i++) {
-			snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
-			if (items[i]->type != SC_YSCALAR ||
-			    sc_parse_duration(items[i]->scalar,
-					      &l->v[i]) < 0) {
-				expected(error_r, items[i], ipath, "a "
-					 "duration such as 30s, 5m, 2h or "
-					 "5d");
-				return -1;
-			}
-			l->n++;
-		}
-		return 0;
+		r = parse_scalar_list(n, path, &duration_items, &v, &l->n,
+				      error_r);
+		l->v = v;
+		return r;
 	}
 	case SC_KEY_STR_MAP: {
 		struct sc_str_map *m = (struct sc_str_map *)field;
