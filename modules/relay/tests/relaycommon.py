@@ -14,10 +14,10 @@ import os
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+import unittest
 
 from satchel_harness import Daemon, tls_context, skip  # noqa: F401
 
@@ -250,3 +250,31 @@ def wait_for(pred, timeout=15, what='condition'):
             return v
         time.sleep(0.2)
     raise AssertionError('timed out waiting for ' + what)
+
+
+PEERS = ['127.0.0.%d' % i for i in range(2, 10)]
+
+
+class RelayTestCase(unittest.TestCase):
+    """One DNS server (RECORDS, plus DNS_ARGS) and one peer port for the
+    class; conf() gives relay keys with the class's RETRY."""
+    RECORDS = {}
+    DNS_ARGS = None
+    RETRY = ['1h']
+
+    @classmethod
+    def setUpClass(cls):
+        if cls.DNS_ARGS:
+            cls.dns = DnsServer(cls.RECORDS, extra_args=cls.DNS_ARGS).start()
+        else:
+            cls.dns = DnsServer(cls.RECORDS).start()
+        cls.port = free_port_on(PEERS)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.stop()
+
+    def conf(self, **kw):
+        c = {'port': self.port, 'retry': self.RETRY, 'connect_timeout': '5s'}
+        c.update(kw)
+        return c

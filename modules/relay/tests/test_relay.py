@@ -10,10 +10,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from relaycommon import (ALICE, Daemon, DnsServer, Peer,  # noqa: E402
-                         dsn_text, free_port_on, relay_daemon, submit,
+                         RelayTestCase, dsn_text, relay_daemon, submit,
                          wait_dsn, wait_for)
 
-PEERS = ['127.0.0.%d' % i for i in range(2, 10)]
 
 RECORDS = {
     # partner.test: the best MX is down, the second one answers
@@ -44,23 +43,14 @@ RECORDS = {
 }
 
 
-class RelayDnsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        # fail.test is forwarded to a server that does not exist: dnsmasq
-        # answers nothing, libunbound ends with SERVFAIL (a TEMPFAIL)
-        cls.dns = DnsServer(RECORDS, extra_args=[
-            '--server=/fail.test/127.0.0.1#9']).start()
-        cls.port = free_port_on(PEERS)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.stop()
+class RelayDnsTest(RelayTestCase):
+    RECORDS = RECORDS
+    # fail.test is forwarded to a server that does not exist: dnsmasq
+    # answers nothing, libunbound ends with SERVFAIL (a TEMPFAIL)
+    DNS_ARGS = ['--server=/fail.test/127.0.0.1#9']
 
     def daemon(self, **relay):
-        conf = {'port': self.port, 'retry': ['1h'],
-                'connect_timeout': '5s'}
-        conf.update(relay)
+        conf = self.conf(**relay)
         return relay_daemon(self.dns, conf, domains={
             'backup.test': {'routing': 'backup'},
             'backup2.test': {'routing': 'backup'},

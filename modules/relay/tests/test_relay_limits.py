@@ -16,11 +16,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relaycommon import (ALICE, DnsServer, Handler, Peer,  # noqa: E402
-                         dsn_text, free_port_on, relay_daemon, submit,
-                         wait_dsn, wait_for)
+from relaycommon import (ALICE, Handler, Peer,  # noqa: E402
+                         RelayTestCase, dsn_text, relay_daemon, submit,
+                         wait_dsn)
 
-PEERS = ['127.0.0.%d' % i for i in range(2, 10)]
 
 RECORDS = {
     # the best MX trickles its greeting, the second one works
@@ -130,19 +129,11 @@ class RawPeer:
             pass
 
 
-class RelayLimitsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dns = DnsServer(RECORDS).start()
-        cls.port = free_port_on(PEERS)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.stop()
+class RelayLimitsTest(RelayTestCase):
+    RECORDS = RECORDS
 
     def daemon(self, **relay):
-        conf = {'port': self.port, 'retry': ['1h'], 'connect_timeout': '5s'}
-        conf.update(relay)
+        conf = self.conf(**relay)
         return relay_daemon(self.dns, conf)
 
     def test_trickled_greeting_times_out(self):

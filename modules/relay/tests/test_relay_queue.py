@@ -10,11 +10,10 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relaycommon import (ALICE, DnsServer, Peer, dsn_text,  # noqa: E402
-                         free_port_on, relay_daemon, submit, wait_dsn,
+from relaycommon import (ALICE, Peer, RelayTestCase,  # noqa: E402
+                         dsn_text, relay_daemon, submit, wait_dsn,
                          wait_for)
 
-PEERS = ['127.0.0.%d' % i for i in range(2, 10)]
 
 RECORDS = {
     'partner.test': {'MX': [(10, 'mx.partner.test')]},
@@ -22,20 +21,10 @@ RECORDS = {
 }
 
 
-class RelayQueueTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dns = DnsServer(RECORDS).start()
-        cls.port = free_port_on(PEERS)
+class RelayQueueTest(RelayTestCase):
+    RECORDS = RECORDS
+    RETRY = ['2s']
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.stop()
-
-    def conf(self, **kw):
-        c = {'port': self.port, 'retry': ['2s'], 'connect_timeout': '5s'}
-        c.update(kw)
-        return c
 
     def test_retry_then_success(self):
         with Peer('127.0.0.2', self.port, 'mx.partner.test',

@@ -10,10 +10,9 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relaycommon import (ALICE, DnsServer, Peer, free_port_on,  # noqa: E402
+from relaycommon import (ALICE, Peer, RelayTestCase,  # noqa: E402
                          relay_daemon, submit, wait_for)
 
-PEERS = ['127.0.0.%d' % i for i in range(2, 10)]
 
 RECORDS = {
     'tls.test': {'MX': [(10, 'mx.tls.test')]},
@@ -26,20 +25,9 @@ RECORDS = {
 }
 
 
-class RelayTlsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dns = DnsServer(RECORDS).start()
-        cls.port = free_port_on(PEERS)
+class RelayTlsTest(RelayTestCase):
+    RECORDS = RECORDS
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.stop()
-
-    def conf(self, **kw):
-        c = {'port': self.port, 'retry': ['1h'], 'connect_timeout': '5s'}
-        c.update(kw)
-        return c
 
     def test_starttls_to_peer(self):
         with Peer('127.0.0.2', self.port, 'mx.tls.test', tls=True) as peer, \
