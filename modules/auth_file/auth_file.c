@@ -45,7 +45,7 @@ struct af_entry {
 /* One loaded version of the file: sorted by addr for bsearch. */
 struct af_table {
 	size_t n;
-	struct af_entry *v;
+	struct af_entry *v;	/* NULL when n == 0 */
 };
 
 /* What identifies a version of the file on disk. */
@@ -132,7 +132,8 @@ af_table_find(const struct af_table *t, const char *addr)
 	struct af_entry k = { .addr = key };
 	size_t len = strlen(addr);
 
-	if (t == NULL || len >= sizeof(key))
+	/* bsearch, like qsort, wants a real array even when it is empty */
+	if (t == NULL || t->n == 0 || len >= sizeof(key))
 		return NULL;
 	for (size_t i = 0; i <= len; i++)
 		key[i] = (char)tolower((unsigned char)addr[i]);
@@ -325,6 +326,8 @@ af_table_read(const char *path, int *error_r)
 		af_table_free(&t);
 		return NULL;
 	}
+	if (t->n == 0)
+		return t;	/* qsort wants a real array, even for 0 */
 	/* Sorted by address, then line: of duplicates the first line
 	 * wins, as a reader of the file would expect. */
 	qsort(t->v, t->n, sizeof(*t->v), af_entry_sort_cmp);

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """auth_file against the real satcheld: every hash scheme over SMTP AUTH
-(STARTTLS and implicit TLS), wrong passwords, bad file lines, live re-reads
-of the file, and `satchelctl user` with its refusals and file modes."""
+(STARTTLS and implicit TLS), wrong passwords, bad file lines, empty files,
+live re-reads of the file, and `satchelctl user` with its refusals and file modes."""
 
 import ctypes
 import ctypes.util
@@ -184,6 +184,46 @@ class AuthFileSchemes(unittest.TestCase):
         with open('/proc/%d/status' % self.d.pid) as f:
             uid = [l for l in f if l.startswith('Uid:')][0].split()[1]
         self.assertEqual(int(uid), pwd.getpwnam('nobody').pw_uid)
+
+
+class AuthFileBadFiles(unittest.TestCase):
+    """Files that once crashed or confused the parser."""
+
+    def write(self, d, data):
+        path = os.path.join(d.tmp, 'passwd')
+        with open(path, 'wb') as f:
+            f.write(data)
+        make_readable_for_daemon(path)
+        return path
+
+    def test_empty_file_at_start_and_after_truncation(self):
+        """qsort/bsearch on an empty table: under UBSan (nonnull) this
+        aborted the daemon at start and at a re-read."""
+        with Daemon(plugins=file_plugins) as d:
+            self.write(d, b'')
+            d.start()
+            d.wait_log(r'loaded 0 users from')
+            self.assertEqual(auth(d, 'alice@example.test',
+                                  'alice-password'), 535)
+            mark = d.log_mark()
+            self.write(d, b'# only a comment\n\n')
+            d.wait_log(r'loaded 0 users from', since=mark)
+            self.assertEqual(auth(d, 'alice@example.test',
+                                  'alice-password'), 535)
+            # a user after all, then the file emptied under the daemon
+            mark = d.log_mark()
+            self.write(d, ('alice@example.test:{YESCRYPT}%s\n' %
+                           mkhash('$y$', 'alice-password')).encode())
+            d.wait_log(r'loaded 1 users from', since=mark)
+            self.assertEqual(auth(d, 'alice@example.test',
+                                  'alice-password'), 235)
+            mark = d.log_mark()
+            self.write(d, b'')
+            d.wait_log(r'loaded 0 users from', since=mark)
+            self.assertEqual(auth(d, 'alice@example.test',
+                                  'alice-password'), 535)
+            self.assertTrue(d.running())
+            d.stop()    # fails on a crash or a sanitizer report
 
 
 class AuthFileLive(unittest.TestCase):
