@@ -197,16 +197,16 @@ af_hash_from_field(const char *field, const char **why_r)
 	return hash;
 }
 
-/* af_parse_line - one line into *e; 1 entry, 0 blank/comment, -1 bad */
+/* af_parse_line - one line (NUL-terminated, no NUL inside) into *e;
+ * 1 entry, 0 blank/comment, -1 bad */
 static int
-af_parse_line(char *line, struct af_entry *e, const char **why_r)
+af_parse_line(char *line, size_t len, struct af_entry *e, const char **why_r)
 {
-	char *colon, *field, *end, *at;
+	char *colon, *field, *end = line + len, *at;
 	const char *hash;
 
 	while (*line == ' ' || *line == '\t')
 		line++;
-	end = line + strlen(line);
 	while (end > line && (end[-1] == '\r' || end[-1] == ' ' ||
 			      end[-1] == '\t'))
 		*--end = '\0';
@@ -254,8 +254,10 @@ static struct af_table *
 af_table_read(const char *path, int *error_r)
 {
 	struct af_table *t;
-	char line[AF_LINE_MAX + 2];
-	size_t cap = 0, lineno = 0, w;
+	char *line = NULL;
+	size_t cap = 0, linecap = 0, lineno = 0, w;
+	ssize_t got;
+	struct stat sb;
 	FILE *f;
 
 	*error_r = 0;
@@ -272,30 +274,36 @@ af_table_read(const char *path, int *error_r)
 		free(t);
 		return NULL;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		size_t len = strlen(line);
+	/* Bounds what getline may allocate for one line. */
+	if (fstat(fileno(f), &sb) == 0 && sb.st_size > (off_t)AF_FILE_MAX) {
+		fclose(f);
+		free(t);
+		*error_r = EFBIG;
+		return NULL;
+	}
+	/* getline's length, not strlen: a NUL inside a line must not hide
+	 * the rest of it, nor make the next line look like its tail. */
+	while ((got = getline(&line, &linecap, f)) >= 0) {
+		size_t len = (size_t)got;
 		struct af_entry e = { 0 };
 		const char *why = NULL;
 		int r;
 
 		lineno++;
-		if (len > 0 && line[len - 1] == '\n') {
+		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
-		} else if (!feof(f)) {
-			int c;
-
-			while ((c = fgetc(f)) != EOF && c != '\n')
-				;
-			sc_log_warning("%s:%zu: line too long, skipped",
-				       path, lineno);
+		if (len > AF_LINE_MAX) {
+			sc_log_warning("%s:%zu: line too long (over %u bytes); "
+				       "line skipped", path, lineno,
+				       AF_LINE_MAX);
 			continue;
 		}
-		if (memchr(line, '\0', len) != NULL && strlen(line) != len) {
-			sc_log_warning("%s:%zu: NUL byte, skipped", path,
-				       lineno);
+		if (memchr(line, '\0', len) != NULL) {
+			sc_log_warning("%s:%zu: NUL byte in the line; line "
+				       "skipped", path, lineno);
 			continue;
 		}
-		r = af_parse_line(line, &e, &why);
+		r = af_parse_line(line, len, &e, &why);
 		if (r < 0) {
 			sc_log_warning("%s:%zu: %s; line skipped", path,
 				       lineno, why);
@@ -319,8 +327,15 @@ af_table_read(const char *path, int *error_r)
 		}
 		t->v[t->n++] = e;
 	}
-	if (ferror(f) && *error_r == 0)
+	if (line != NULL) {
+		/* it held hashes; cheap to wipe */
+		explicit_bzero(line, linecap);
+		free(line);
+	}
+	if (*error_r == 0 && ferror(f))
 		*error_r = EIO;
+	else if (*error_r == 0 && !feof(f))
+		*error_r = errno != 0 ? errno : ENOMEM;	/* getline failed */
 	fclose(f);
 	if (*error_r != 0) {
 		af_table_free(&t);

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """auth_file against the real satcheld: every hash scheme over SMTP AUTH
-(STARTTLS and implicit TLS), wrong passwords, bad file lines, empty files,
-live re-reads of the file, and `satchelctl user` with its refusals and file modes."""
+(STARTTLS and implicit TLS), wrong passwords, bad file lines (NUL bytes),
+empty files, live re-reads of the file, and `satchelctl user` with its refusals and file modes."""
 
 import ctypes
 import ctypes.util
@@ -224,6 +224,39 @@ class AuthFileBadFiles(unittest.TestCase):
                                   'alice-password'), 535)
             self.assertTrue(d.running())
             d.stop()    # fails on a crash or a sanitizer report
+
+    def test_nul_byte_skips_only_its_line(self):
+        """A NUL inside a line refuses that line (FILE:LINE in the log); the
+        next line is an account like any other."""
+        pw = {'nul@example.test': 'nul-password-1',
+              'next@example.test': 'next-password-2',
+              'last@example.test': 'last-password-3'}
+        lines = [
+            b'nul@example.test:{YESCRYPT}' +
+            mkhash('$y$', pw['nul@example.test']).encode() + b'\0junk',
+            b'next@example.test:{YESCRYPT}' +
+            mkhash('$y$', pw['next@example.test']).encode(),
+            b'# a comment with a NUL \0 inside',
+            b'last@example.test:{SHA512-CRYPT}' +
+            mkhash('$6$', pw['last@example.test']).encode(),
+            b'x\0@example.test:{SHA512-CRYPT}' + mkhash('$6$', 'x').encode(),
+        ]
+        with Daemon(plugins=file_plugins) as d:
+            self.write(d, b'\n'.join(lines))     # no final newline
+            d.start()
+            log = d.wait_log(r'loaded \d+ users').string
+            self.assertRegex(log, r'passwd:1: NUL byte in the line; line '
+                             r'skipped')
+            self.assertRegex(log, r'passwd:3: NUL byte')
+            self.assertRegex(log, r'passwd:5: NUL byte')
+            self.assertRegex(log, r'loaded 2 users')
+            self.assertNotRegex(log, r'passwd:[24]:')
+            self.assertEqual(auth(d, 'next@example.test',
+                                  pw['next@example.test']), 235)
+            self.assertEqual(auth(d, 'last@example.test',
+                                  pw['last@example.test']), 235)
+            self.assertEqual(auth(d, 'nul@example.test',
+                                  pw['nul@example.test']), 535)
 
 
 class AuthFileLive(unittest.TestCase):
