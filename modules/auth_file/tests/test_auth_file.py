@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 """auth_file against the real satcheld: every hash scheme over SMTP AUTH
 (STARTTLS and implicit TLS), wrong passwords, bad file lines (NUL bytes),
-empty files, live re-reads of the file, and `satchelctl user` with its refusals and file modes."""
+empty files, the time an unknown user's AUTH takes, live re-reads of the
+file, and `satchelctl user` with its refusals and file modes."""
 
+import base64
 import ctypes
 import ctypes.util
 import grp
@@ -14,6 +16,7 @@ import select
 import signal
 import smtplib
 import stat
+import statistics
 import sys
 import time
 import unittest
@@ -257,6 +260,65 @@ class AuthFileBadFiles(unittest.TestCase):
                                   pw['last@example.test']), 235)
             self.assertEqual(auth(d, 'nul@example.test',
                                   pw['nul@example.test']), 535)
+
+
+def auth_time(d, user, password):
+    """Seconds from sending AUTH PLAIN to its reply, on a fresh TLS
+    session (no failure delay carried over); (code, seconds)."""
+    s = submission(d)
+    try:
+        resp = base64.b64encode(('\0%s\0%s' % (user, password))
+                                .encode()).decode()
+        t0 = time.perf_counter()
+        code, _ = s.docmd('AUTH', 'PLAIN ' + resp)
+        return code, time.perf_counter() - t0
+    finally:
+        try:
+            s.quit()
+        except (smtplib.SMTPException, OSError):
+            s.close()
+
+
+class AuthFileTiming(unittest.TestCase):
+    """An unknown user is answered no faster than a known one with a wrong
+    password (both checked with crypt at the same cost), so the time does
+    not tell which accounts exist. smtp's own failure delay is off here,
+    or it would hide the difference."""
+
+    ROUNDS = 7
+
+    def test_unknown_user_takes_as_long_as_known(self):
+        users = {'alice@example.test': 'alice-password',
+                 'bob@example.test': 'bob-password',
+                 'carol@example.test': 'carol-password'}
+
+        def plugins(d):
+            p = file_plugins(d)
+            p['50-smtp.yaml']['auth_failure_delay'] = '0s'
+            return p
+        with Daemon(plugins=plugins, users=users) as d:
+            d.start()
+            self.assertEqual(auth(d, 'bob@example.test', 'bob-password'),
+                             235)
+            known, unknown = [], []
+            for i in range(self.ROUNDS):
+                # interleaved, alternating who goes first: load on the
+                # machine hits both sides alike
+                pair = [(known, 'alice@example.test'),
+                        (unknown, 'nosuch%d@example.test' % i)]
+                if i % 2:
+                    pair.reverse()
+                for out, user in pair:
+                    code, secs = auth_time(d, user, 'wrong-password-%d' % i)
+                    self.assertEqual(code, 535, user)
+                    out.append(secs)
+            k, u = statistics.median(known), statistics.median(unknown)
+            msg = ('median AUTH time: known user %.1f ms, unknown %.1f ms '
+                   '(known %s, unknown %s)' %
+                   (k * 1e3, u * 1e3, ['%.1f' % (x * 1e3) for x in known],
+                    ['%.1f' % (x * 1e3) for x in unknown]))
+            print(msg)
+            self.assertGreaterEqual(u, 0.6 * k, msg)
 
 
 class AuthFileLive(unittest.TestCase):
