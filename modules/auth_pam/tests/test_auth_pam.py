@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""auth_pam against the real satcheld running as `nobody`: a real system
-user (useradd + chpasswd) and a pam_unix service file, SMTP AUTH PLAIN over
-TLS, wrong passwords answered after PAM's fail delay while other logins go
-on, the account hook, and the privileged helper's death. Needs root
-(creating users); skipped with a message otherwise."""
+"""auth_pam against the real satcheld running as `nobody`: real system
+users (useradd + chpasswd: a person, a second person, a system account below
+uid 1000) and a pam_unix service file, SMTP AUTH PLAIN over TLS, wrong
+passwords answered after PAM's fail delay while other logins go on,
+root and system accounts refused without PAM (min_uid, deny_users), the
+account hook, and the privileged helper's death. Needs root (creating
+users); skipped with a message otherwise."""
 
 import base64
 import os
@@ -90,8 +92,8 @@ def auth_time(d, user, password):
 
 
 # PAM's fail delay for pam_unix is 2 s spread by up to half either way
-# (pam_fail_delay(3)). Anything at or over this counts as "delayed"; a
-# success must come well before it.
+# (pam_fail_delay(3)); auth_pam's own refusals wait 1.5-2.5 s. Anything at
+# or over this counts as "delayed"; a success must come well before it.
 DELAYED = 0.9
 
 
@@ -142,8 +144,10 @@ class Users:
     pam_file = None
 
     @classmethod
-    def add(cls, name, password):
+    def add(cls, name, password, system=False):
         args = [sbin('useradd'), '-M', '-s', '/usr/sbin/nologin']
+        if system:
+            args.append('-r')       # a uid from SYS_UID_MIN..SYS_UID_MAX
         subprocess.run(args + [name], check=True, capture_output=True,
                        timeout=30)
         cls.made.append(name)
@@ -163,11 +167,17 @@ class Users:
         cls.pam_file = os.path.join(PAM_DIR, cls.service)
         cls.user = 'satpt' + tag
         cls.password = 'Pam-pass-' + secrets.token_hex(4)
+        cls.user2 = 'satpu' + tag
+        cls.password2 = 'Pam-pass2-' + secrets.token_hex(4)
+        cls.sysuser = 'satps' + tag
+        cls.syspassword = 'Pam-sys-' + secrets.token_hex(4)
         try:
             with open(cls.pam_file, 'w') as f:
                 f.write('auth required pam_unix.so\n'
                         'account required pam_unix.so\n')
             cls.add(cls.user, cls.password)
+            cls.add(cls.user2, cls.password2)
+            cls.add(cls.sysuser, cls.syspassword, system=True)
         except BaseException:
             cls.cleanup()
             raise
@@ -191,7 +201,7 @@ def tearDownModule():
 
 def pam_plugins(**keys):
     """auth_pam with the test's service (and keys), and no smtp failure
-    delay: what is measured is PAM's own."""
+    delay: what is measured is PAM's and auth_pam's own."""
     def plugins(d):
         p = default_plugins(d, with_auth=False)
         p['50-smtp.yaml']['auth_failure_delay'] = '0s'
@@ -261,6 +271,34 @@ class AuthPam(unittest.TestCase):
             s.quit()
         self.d.wait_maildir(self.user + '@example.test')
 
+    def test_6_root_refused_without_pam(self):
+        """deny_users defaults to [root]: refused like a wrong password,
+        after a delay like PAM's, and PAM is never asked."""
+        for login in ('root@example.test', 'root'):
+            with self.subTest(login=login):
+                mark = self.d.log_mark()
+                code, secs = auth_time(self.d, login, 'any-password')
+                self.assertEqual(code, 535)
+                self.assertGreaterEqual(secs, DELAYED)
+                log = self.d.wait_log(
+                    r'auth_pam: refused %s \(PAM user root\): in '
+                    r'deny_users; PAM not asked' % login, since=mark).string
+                self.assertNotIn('PAM denied', log[mark:])
+
+    def test_7_system_account_refused_with_right_password(self):
+        """min_uid defaults to 1000: a system account (useradd -r) is
+        refused even with its right password."""
+        uid = pwd.getpwnam(Users.sysuser).pw_uid
+        self.assertLess(uid, 1000)
+        mark = self.d.log_mark()
+        code, secs = auth_time(self.d, Users.sysuser + '@example.test',
+                               Users.syspassword)
+        self.assertEqual(code, 535)
+        self.assertGreaterEqual(secs, DELAYED)
+        self.d.wait_log(r'auth_pam: refused %s@example\.test \(PAM user '
+                        r'%s\): uid %d is below min_uid 1000'
+                        % (Users.sysuser, Users.sysuser, uid), since=mark)
+
     def test_8_wrong_password_delayed_others_served_meanwhile(self):
         """PAM's fail delay really delays a wrong password, but neither
         the loop nor the PAM helper sleeps it: a good login started later
@@ -307,6 +345,38 @@ class AuthPam(unittest.TestCase):
         s = smtp(self.d)
         self.assertEqual(s.noop()[0], 250)
         s.quit()
+
+
+class AuthPamPolicy(unittest.TestCase):
+    """min_uid and deny_users set in the config."""
+
+    def test_deny_users_and_min_uid_configured(self):
+        with Daemon(plugins=pam_plugins(min_uid=0,
+                                        deny_users=[Users.user2])) as d:
+            d.start()
+            mark = d.log_mark()
+            code, secs = auth_time(d, Users.user2 + '@example.test',
+                                   Users.password2)
+            self.assertEqual(code, 535)
+            self.assertGreaterEqual(secs, DELAYED)
+            d.wait_log(r'refused %s@example\.test \(PAM user %s\): in '
+                       r'deny_users' % (Users.user2, Users.user2), since=mark)
+            # min_uid 0: the system account may log in
+            self.assertEqual(auth(d, Users.sysuser + '@example.test',
+                                  Users.syspassword), 235)
+            self.assertEqual(auth(d, Users.user + '@example.test',
+                                  Users.password), 235)
+
+    def test_empty_deny_users_still_min_uid(self):
+        with Daemon(plugins=pam_plugins(deny_users=[])) as d:
+            d.start()
+            self.assertEqual(auth(d, Users.user2 + '@example.test',
+                                  Users.password2), 235)
+            mark = d.log_mark()
+            self.assertEqual(auth(d, 'root@example.test', 'any-password'),
+                             535)
+            d.wait_log(r'refused root@example\.test \(PAM user root\): '
+                       r'uid 0 is below min_uid 1000', since=mark)
 
 
 class AuthPamHelperExit(unittest.TestCase):
