@@ -6,6 +6,11 @@
  * keeps root and does nothing but PAM authentication. The daemon side runs on
  * the event loop thread (a uv_pipe_t on the socketpair); the helper is a
  * plain blocking loop in its own process, one request at a time.
+ *
+ * PAM's failure delay (pam_fail_delay(3), 2 s from pam_unix) is real but
+ * does not sleep in the helper, which serves every session: the helper
+ * reports the delay PAM asked for with the verdict, and the daemon holds
+ * a denial back on a timer for that long before the caller hears of it.
  */
 #include "core.h"
 
@@ -25,7 +30,7 @@
  *   frame   = u32 body_len, body
  *   request = u32 id, u16 service_len, u16 user_len, u16 password_len,
  *             service, user, password          (no NUL terminators)
- *   reply   = u32 id, u32 status, u16 reason_len, reason
+ *   reply   = u32 id, u32 status, u32 delay_ms, u16 reason_len, reason
  * Sizes are bounded on both sides; a frame whose length is out of bounds
  * means the stream is out of step, and the reader gives up on it.
  */
@@ -36,14 +41,23 @@
 #define PS_REQ_HDR	10u
 #define PS_REQ_MAX	(PS_REQ_HDR + PS_SERVICE_MAX + PS_USER_MAX + \
 			 PS_PASSWORD_MAX)
-#define PS_REP_HDR	10u
+#define PS_REP_HDR	14u
 #define PS_REP_MAX	(PS_REP_HDR + PS_REASON_MAX)
+/* A denial waits for PAM's fail delay; this long when PAM asked for none
+ * (pam_unix's own default), at most PS_DELAY_MAX_MS (below the hooks'
+ * default 30 s timeout). */
+#define PS_DELAY_DEFAULT_MS	2000u
+#define PS_DELAY_MAX_MS		10000u
 
 struct ps_pending {
 	struct ps_pending *next;
 	uint32_t id;
 	sc_pam_fn done;
 	void *arg;
+	/* A denial held back for the fail delay (on ps.delayed): */
+	struct sc_timer *timer;
+	enum sc_pam_status status;
+	char reason[PS_REASON_MAX + 1];
 };
 
 struct ps_write {
@@ -59,7 +73,8 @@ static struct {
 	uv_pipe_t *pipe;	/* attached lazily to sc_core->loop      */
 	bool dead;		/* the helper went away: no more requests */
 	uint32_t next_id;
-	struct ps_pending *pending;
+	struct ps_pending *pending;	/* sent, not answered yet        */
+	struct ps_pending *delayed;	/* answered, waiting out a delay */
 	unsigned char rbuf[4 + PS_REP_MAX];
 	size_t rlen;
 } ps = { .fd = -1 };
@@ -72,6 +87,8 @@ struct ps_conv {
 	const char *user;
 	const char *password;
 	char info[PS_REASON_MAX];	/* last PAM_ERROR_MSG, for the log */
+	bool delay_seen;		/* PAM reported its fail delay     */
+	unsigned delay_usec;
 };
 
 /* ps_read_full - read exactly len bytes; 1 ok, 0 EOF, -1 error */
@@ -163,14 +180,33 @@ ps_conv_fn(int n, const struct pam_message **msg, struct pam_response **resp,
 	return PAM_SUCCESS;
 }
 
-/* ps_fail_delay - PAM_FAIL_DELAY hook that does not sleep: the protocol
- * modules apply their own growing delay, and the helper serves everyone. */
+/* ps_fail_delay - PAM_FAIL_DELAY hook: records the delay PAM computed
+ * (with its jitter) instead of sleeping, since the helper serves every
+ * session; the daemon waits it out on a timer. Linux-PAM calls it at the
+ * end of pam_authenticate with the conversation's appdata_ptr. */
 static void
 ps_fail_delay(int status, unsigned usec, void *appdata)
 {
+	struct ps_conv *cv = appdata;
+
 	(void)status;
-	(void)usec;
-	(void)appdata;
+	if (cv == NULL)
+		return;
+	cv->delay_seen = true;
+	cv->delay_usec = usec;
+}
+
+/* ps_delay_ms - how long the daemon holds back a denial: PAM's delay, or
+ * the default when PAM (or the helper, refusing on its own) named none */
+static uint32_t
+ps_delay_ms(const struct ps_conv *cv)
+{
+	unsigned ms;
+
+	if (cv == NULL || !cv->delay_seen || cv->delay_usec == 0)
+		return PS_DELAY_DEFAULT_MS;
+	ms = cv->delay_usec / 1000;
+	return ms < PS_DELAY_MAX_MS ? ms : PS_DELAY_MAX_MS;
 }
 
 /* ps_denied - PAM codes that mean "these credentials are not good" rather
@@ -211,10 +247,11 @@ ps_service_ok(const char *s, size_t len)
 	return true;
 }
 
-/* ps_pam_check - runs one PAM transaction; fills reason */
+/* ps_pam_check - runs one PAM transaction; fills reason, and *delay_ms_r
+ * for a denial */
 static enum sc_pam_status
 ps_pam_check(const char *service, const char *user, const char *password,
-	     char *reason, size_t reason_size)
+	     char *reason, size_t reason_size, uint32_t *delay_ms_r)
 {
 	struct ps_conv cv = { .user = user, .password = password };
 	struct pam_conv conv = { ps_conv_fn, &cv };
@@ -246,6 +283,10 @@ ps_pam_check(const char *service, const char *user, const char *password,
 		snprintf(reason, reason_size, "ok");
 	} else {
 		st = ps_denied(rc) ? SC_PAM_DENIED : SC_PAM_ERROR;
+		/* Also when the password was right but the account is not
+		 * (pam_acct_mgmt): the time must not tell which. */
+		if (st == SC_PAM_DENIED)
+			*delay_ms_r = ps_delay_ms(&cv);
 		/* Truncation is fine: it is a log line. */
 		if (snprintf(reason, reason_size, "%s: %s%s%s", stage,
 			     pam_strerror(pamh, rc), cv.info[0] ? " - " : "",
@@ -264,7 +305,7 @@ ps_handle(int fd, unsigned char *body, uint32_t len)
 	char service[PS_SERVICE_MAX + 1], user[PS_USER_MAX + 1];
 	char password[PS_PASSWORD_MAX + 1], reason[PS_REASON_MAX];
 	unsigned char rep[4 + PS_REP_MAX];
-	uint32_t id, st32, blen;
+	uint32_t id, st32, blen, delay_ms = 0;
 	uint16_t sl, ul, pl, rl;
 	enum sc_pam_status st;
 	int ret;
@@ -293,9 +334,10 @@ ps_handle(int fd, unsigned char *body, uint32_t len)
 			st = SC_PAM_DENIED;
 			snprintf(reason, sizeof(reason),
 				 "empty user or NUL in credentials");
+			delay_ms = ps_delay_ms(NULL);
 		} else {
 			st = ps_pam_check(service, user, password, reason,
-					  sizeof(reason));
+					  sizeof(reason), &delay_ms);
 		}
 		explicit_bzero(password, sizeof(password));
 	}
@@ -307,8 +349,9 @@ ps_handle(int fd, unsigned char *body, uint32_t len)
 	memcpy(rep, &blen, 4);
 	memcpy(rep + 4, &id, 4);
 	memcpy(rep + 8, &st32, 4);
-	memcpy(rep + 12, &rl, 2);
-	memcpy(rep + 14, reason, rl);
+	memcpy(rep + 12, &delay_ms, 4);
+	memcpy(rep + 16, &rl, 2);
+	memcpy(rep + 18, reason, rl);
 	ret = ps_write_full(fd, rep, 4 + blen);
 	return ret;
 }
@@ -435,25 +478,63 @@ ps_helper_gone(const char *why)
 	ps_fail_all("PAM helper is not running");
 }
 
+/* ps_delay_unlink - takes p off ps.delayed */
+static void
+ps_delay_unlink(struct ps_pending *p)
+{
+	for (struct ps_pending **pp = &ps.delayed; *pp != NULL;
+	     pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+	}
+}
+
+/* ps_delay_fire - a held-back denial's delay is over: deliver it */
+static void
+ps_delay_fire(struct sc_timer *t, void *arg)
+{
+	struct ps_pending *p = arg;
+
+	(void)t;
+	ps_delay_unlink(p);
+	sc_timer_free(&p->timer);
+	p->done(p->arg, p->status, p->reason);
+	free(p);
+}
+
+/* ps_flush_delayed - delivers every held-back denial now (stopping) */
+static void
+ps_flush_delayed(void)
+{
+	while (ps.delayed != NULL) {
+		struct ps_pending *p = ps.delayed;
+
+		ps.delayed = p->next;
+		sc_timer_free(&p->timer);
+		p->done(p->arg, p->status, p->reason);
+		free(p);
+	}
+}
+
 /* ps_dispatch - handles one reply frame body */
 static void
 ps_dispatch(const unsigned char *body, uint32_t len)
 {
-	char reason[PS_REASON_MAX + 1];
 	struct ps_pending **pp, *p;
-	uint32_t id, st;
+	uint32_t id, st, delay_ms;
 	uint16_t rl;
 
 	memcpy(&id, body, 4);
 	memcpy(&st, body + 4, 4);
-	memcpy(&rl, body + 8, 2);
+	memcpy(&delay_ms, body + 8, 4);
+	memcpy(&rl, body + 12, 2);
 	if (rl > PS_REASON_MAX || PS_REP_HDR + (uint32_t)rl != len ||
-	    st > SC_PAM_ERROR) {
+	    st > SC_PAM_ERROR || delay_ms > PS_DELAY_MAX_MS) {
 		ps_helper_gone("malformed reply");
 		return;
 	}
-	memcpy(reason, body + PS_REP_HDR, rl);
-	reason[rl] = '\0';
 	for (pp = &ps.pending; *pp != NULL; pp = &(*pp)->next) {
 		if ((*pp)->id == id)
 			break;
@@ -465,7 +546,22 @@ ps_dispatch(const unsigned char *body, uint32_t len)
 	}
 	p = *pp;
 	*pp = p->next;
-	p->done(p->arg, (enum sc_pam_status)st, reason);
+	p->status = (enum sc_pam_status)st;
+	memcpy(p->reason, body + PS_REP_HDR, rl);
+	p->reason[rl] = '\0';
+	/* A denial waits out PAM's fail delay on a timer: the loop and the
+	 * helper go on serving others meanwhile. Success is not delayed. */
+	if (p->status == SC_PAM_DENIED && delay_ms > 0 &&
+	    (p->timer = sc_timer_new(ps_delay_fire, p)) != NULL) {
+		p->next = ps.delayed;
+		ps.delayed = p;
+		sc_timer_start(p->timer, delay_ms, 0);
+		sc_log_debug("PAM helper: request %u denied; answered after "
+			     "PAM's fail delay of %u ms", (unsigned)id,
+			     (unsigned)delay_ms);
+		return;
+	}
+	p->done(p->arg, p->status, p->reason);
 	free(p);
 }
 
@@ -691,6 +787,7 @@ sc_privsep_stop(void)
 		ps.fd = -1;
 	}
 	ps_fail_all("satcheld is stopping");
+	ps_flush_delayed();
 	if (ps.pid > 0) {
 		/* Bounded wait: the helper may be inside one PAM call. */
 		for (int i = 0; i < 50 && ps.pid > 0; i++) {

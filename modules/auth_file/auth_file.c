@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include <satchel/satchel.h>
@@ -45,7 +46,12 @@ struct af_entry {
 /* One loaded version of the file: sorted by addr for bsearch. */
 struct af_table {
 	size_t n;
-	struct af_entry *v;
+	struct af_entry *v;	/* NULL when n == 0 */
+	/* What an unknown user's password is checked against, so that the
+	 * time of the answer does not tell whether the user exists: a hash
+	 * of random bytes with the scheme and cost most entries use. NULL
+	 * when the file has no users (then there is nothing to tell). */
+	char *dummy;
 };
 
 /* What identifies a version of the file on disk. */
@@ -82,7 +88,8 @@ struct af_reload {
 /* A password check job. */
 struct af_verify {
 	struct sc_hook_call *call;
-	char *addr;
+	char *addr;		/* NULL: an unknown user, checked against
+				   the dummy hash and never OK */
 	char *hash;
 	char *password;
 	bool ok;
@@ -102,6 +109,7 @@ af_table_free(struct af_table **tp)
 		free(t->v[i].hash);
 	}
 	free(t->v);
+	free(t->dummy);
 	free(t);
 	*tp = NULL;
 }
@@ -132,7 +140,8 @@ af_table_find(const struct af_table *t, const char *addr)
 	struct af_entry k = { .addr = key };
 	size_t len = strlen(addr);
 
-	if (t == NULL || len >= sizeof(key))
+	/* bsearch, like qsort, wants a real array even when it is empty */
+	if (t == NULL || t->n == 0 || len >= sizeof(key))
 		return NULL;
 	for (size_t i = 0; i <= len; i++)
 		key[i] = (char)tolower((unsigned char)addr[i]);
@@ -196,16 +205,16 @@ af_hash_from_field(const char *field, const char **why_r)
 	return hash;
 }
 
-/* af_parse_line - one line into *e; 1 entry, 0 blank/comment, -1 bad */
+/* af_parse_line - one line (NUL-terminated, no NUL inside) into *e;
+ * 1 entry, 0 blank/comment, -1 bad */
 static int
-af_parse_line(char *line, struct af_entry *e, const char **why_r)
+af_parse_line(char *line, size_t len, struct af_entry *e, const char **why_r)
 {
-	char *colon, *field, *end, *at;
+	char *colon, *field, *end = line + len, *at;
 	const char *hash;
 
 	while (*line == ' ' || *line == '\t')
 		line++;
-	end = line + strlen(line);
 	while (end > line && (end[-1] == '\r' || end[-1] == ' ' ||
 			      end[-1] == '\t'))
 		*--end = '\0';
@@ -247,14 +256,100 @@ af_parse_line(char *line, struct af_entry *e, const char **why_r)
 	return 1;
 }
 
+/* af_hash_kind - the part of a hash that sets its cost: the scheme id and
+ * its parameters ("$y$j9T", "$6$rounds=10000", "$2b$12"), into buf */
+static void
+af_hash_kind(const char *hash, char *buf, size_t size)
+{
+	const char *p = hash, *end;
+
+	/* "$id$" */
+	if (*p == '$' && (end = strchr(p + 1, '$')) != NULL) {
+		p = end + 1;
+		if (strncmp(hash, "$2", 2) == 0)
+			end = p + strspn(p, "0123456789");
+		else if (strncmp(hash, "$5$", 3) == 0 ||
+			 strncmp(hash, "$6$", 3) == 0)
+			end = strncmp(p, "rounds=", 7) == 0 ?
+				p + strcspn(p, "$") : p - 1;
+		else if (strncmp(hash, "$y$", 3) == 0 ||
+			 strncmp(hash, "$gy$", 4) == 0 ||
+			 strncmp(hash, "$7$", 3) == 0)
+			end = p + strcspn(p, "$");
+		else
+			end = p - 1;
+	} else {
+		end = p;	/* DES and other ancient ones: one kind */
+	}
+	snprintf(buf, size, "%.*s", (int)(end - hash), hash);
+}
+
+/* af_make_dummy - a hash of random bytes with the setting of the most
+ * common kind of hash in t (pool thread, or start), so that checking an
+ * unknown user costs what checking a known one does. NULL if t is empty
+ * or crypt fails. */
+static char *
+af_make_dummy(const struct af_table *t)
+{
+	char kind[64], best_kind[64] = "", secret[33];
+	const char *best = NULL, *h;
+	size_t best_n = 0;
+	struct crypt_data *cd;
+	unsigned char rnd[16];
+	char *dummy = NULL;
+
+	/* A quadratic count, but over distinct kinds: a file holds only a
+	 * handful (one per scheme and cost ever used). */
+	for (size_t i = 0; i < t->n; i++) {
+		size_t n = 0;
+
+		af_hash_kind(t->v[i].hash, kind, sizeof(kind));
+		if (best != NULL && strcmp(kind, best_kind) == 0)
+			continue;
+		for (size_t j = 0; j < t->n; j++) {
+			char k2[64];
+
+			af_hash_kind(t->v[j].hash, k2, sizeof(k2));
+			n += strcmp(kind, k2) == 0;
+		}
+		if (n > best_n) {
+			best_n = n;
+			best = t->v[i].hash;
+			snprintf(best_kind, sizeof(best_kind), "%s", kind);
+		}
+		if (best_n * 2 > t->n)
+			break;	/* a majority: nothing can beat it */
+	}
+	if (best == NULL)
+		return NULL;
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return NULL;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(secret + 2 * i, 3, "%02x", rnd[i]);
+	explicit_bzero(rnd, sizeof(rnd));
+	if ((cd = calloc(1, sizeof(*cd))) == NULL)
+		return NULL;
+	/* The entry's own setting: same scheme, cost and salt length. The
+	 * result is the hash of a secret nobody knows. */
+	h = crypt_rn(secret, best, cd, (int)sizeof(*cd));
+	if (h != NULL && h[0] != '*')
+		dummy = strdup(h);
+	explicit_bzero(secret, sizeof(secret));
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return dummy;
+}
+
 /* af_table_read - parses the file (pool thread). Bad lines are logged
  * with FILE:LINE and skipped; duplicates keep the first. */
 static struct af_table *
 af_table_read(const char *path, int *error_r)
 {
 	struct af_table *t;
-	char line[AF_LINE_MAX + 2];
-	size_t cap = 0, lineno = 0, w;
+	char *line = NULL;
+	size_t cap = 0, linecap = 0, lineno = 0, w;
+	ssize_t got;
+	struct stat sb;
 	FILE *f;
 
 	*error_r = 0;
@@ -271,30 +366,36 @@ af_table_read(const char *path, int *error_r)
 		free(t);
 		return NULL;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		size_t len = strlen(line);
+	/* Bounds what getline may allocate for one line. */
+	if (fstat(fileno(f), &sb) == 0 && sb.st_size > (off_t)AF_FILE_MAX) {
+		fclose(f);
+		free(t);
+		*error_r = EFBIG;
+		return NULL;
+	}
+	/* getline's length, not strlen: a NUL inside a line must not hide
+	 * the rest of it, nor make the next line look like its tail. */
+	while ((got = getline(&line, &linecap, f)) >= 0) {
+		size_t len = (size_t)got;
 		struct af_entry e = { 0 };
 		const char *why = NULL;
 		int r;
 
 		lineno++;
-		if (len > 0 && line[len - 1] == '\n') {
+		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
-		} else if (!feof(f)) {
-			int c;
-
-			while ((c = fgetc(f)) != EOF && c != '\n')
-				;
-			sc_log_warning("%s:%zu: line too long, skipped",
-				       path, lineno);
+		if (len > AF_LINE_MAX) {
+			sc_log_warning("%s:%zu: line too long (over %u bytes); "
+				       "line skipped", path, lineno,
+				       AF_LINE_MAX);
 			continue;
 		}
-		if (memchr(line, '\0', len) != NULL && strlen(line) != len) {
-			sc_log_warning("%s:%zu: NUL byte, skipped", path,
-				       lineno);
+		if (memchr(line, '\0', len) != NULL) {
+			sc_log_warning("%s:%zu: NUL byte in the line; line "
+				       "skipped", path, lineno);
 			continue;
 		}
-		r = af_parse_line(line, &e, &why);
+		r = af_parse_line(line, len, &e, &why);
 		if (r < 0) {
 			sc_log_warning("%s:%zu: %s; line skipped", path,
 				       lineno, why);
@@ -318,13 +419,22 @@ af_table_read(const char *path, int *error_r)
 		}
 		t->v[t->n++] = e;
 	}
-	if (ferror(f) && *error_r == 0)
+	if (line != NULL) {
+		/* it held hashes; cheap to wipe */
+		explicit_bzero(line, linecap);
+		free(line);
+	}
+	if (*error_r == 0 && ferror(f))
 		*error_r = EIO;
+	else if (*error_r == 0 && !feof(f))
+		*error_r = errno != 0 ? errno : ENOMEM;	/* getline failed */
 	fclose(f);
 	if (*error_r != 0) {
 		af_table_free(&t);
 		return NULL;
 	}
+	if (t->n == 0)
+		return t;	/* qsort wants a real array, even for 0 */
 	/* Sorted by address, then line: of duplicates the first line
 	 * wins, as a reader of the file would expect. */
 	qsort(t->v, t->n, sizeof(*t->v), af_entry_sort_cmp);
@@ -340,6 +450,11 @@ af_table_read(const char *path, int *error_r)
 		t->v[w++] = t->v[i];
 	}
 	t->n = w;
+	t->dummy = af_make_dummy(t);
+	if (t->dummy == NULL)
+		sc_log_warning("%s: cannot make the hash for unknown users; "
+			       "the answer's timing may tell which users exist",
+			       path);
 	return t;
 }
 
@@ -498,7 +613,8 @@ af_verify_work(void *arg)
 	if (cd == NULL)
 		return;
 	h = crypt_rn(v->password, v->hash, cd, (int)sizeof(*cd));
-	v->ok = h != NULL && h[0] != '*' && af_consttime_eq(h, v->hash);
+	v->ok = h != NULL && h[0] != '*' && af_consttime_eq(h, v->hash) &&
+		v->addr != NULL;
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 }
@@ -521,7 +637,10 @@ af_verify_done(void *arg)
 {
 	struct af_verify *v = arg;
 
-	if (v->ok) {
+	if (v->addr == NULL) {
+		/* an unknown user: not ours, after the same work */
+		sc_hook_done(v->call, SC_CONT);
+	} else if (v->ok) {
 		sc_auth_set_user(v->call, v->addr);
 		sc_hook_done(v->call, SC_OK);
 	} else {
@@ -532,7 +651,9 @@ af_verify_done(void *arg)
 	af_verify_free(v);
 }
 
-/* af_auth - SC_HOOK_AUTH: not in the file = CONT; else check async */
+/* af_auth - SC_HOOK_AUTH: check the password on the pool; not in the
+ * file = CONT, but only after checking it against the table's dummy hash,
+ * so the time of the answer does not tell who is in the file */
 static enum sc_result
 af_auth(struct sc_hook_call *call, void *data)
 {
@@ -544,19 +665,25 @@ af_auth(struct sc_hook_call *call, void *data)
 	if (req == NULL || req->user == NULL || req->password == NULL)
 		return SC_CONT;
 	e = af_table_find(d->table, req->user);
-	if (e == NULL)
-		return SC_CONT;
+	if (e == NULL && (d->table == NULL || d->table->dummy == NULL))
+		return SC_CONT;	/* no users: no one to tell apart */
 	if (strlen(req->password) > AF_PASSWORD_MAX)
-		return SC_DENY;
+		return e != NULL ? SC_DENY : SC_CONT;
 	v = calloc(1, sizeof(*v));
 	if (v == NULL)
 		goto fail;
 	v->call = call;
-	v->addr = strdup(e->addr);
 	/* Copies: the table may be swapped while the job runs. */
-	v->hash = strdup(e->hash);
+	if (e != NULL) {
+		v->addr = strdup(e->addr);
+		v->hash = strdup(e->hash);
+		if (v->addr == NULL)
+			goto fail;
+	} else {
+		v->hash = strdup(d->table->dummy);
+	}
 	v->password = strdup(req->password);
-	if (v->addr == NULL || v->hash == NULL || v->password == NULL)
+	if (v->hash == NULL || v->password == NULL)
 		goto fail;
 	if (sc_work_submit_inst(d->inst, af_verify_work, af_verify_done,
 				v) < 0)
@@ -626,9 +753,9 @@ af_instance_start(struct sc_instance *inst, void *data, const char **error_r)
 	struct af_data *d = data;
 	int err = 0;
 
-	/* XXX a synchronous read of a small file at start-up (and at
-	 * reload): users must be known before the first session, and
-	 * later re-reads happen on the thread pool. */
+	/* XXX a synchronous read of a small file, and one crypt for the
+	 * dummy hash, at start-up (and at reload): users must be known
+	 * before the first session; later re-reads run on the pool. */
 	af_stat(d->path, &d->stamp);
 	d->table = af_table_read(d->path, &err);
 	if (d->table == NULL) {

@@ -24,7 +24,10 @@ typedef void (*sc_pam_fn)(void *arg, enum sc_pam_status status,
 			  const char *reason);
 
 /* Authenticates user/password against PAM service in the helper. done runs
- * once on the loop. 0 or -1 (no helper running). */
+ * once on the loop. 0 or -1 (no helper running). A denial is delivered only
+ * after PAM's fail delay (pam_fail_delay(3): pam_unix asks for about 2 s;
+ * 2 s when PAM names none, at most 10 s), counted on a timer - the loop
+ * and the helper serve others meanwhile; success and errors come at once. */
 SC_API int sc_pam_authenticate(const char *service, const char *user,
 			       const char *password, sc_pam_fn done,
 			       void *arg);
