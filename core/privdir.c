@@ -393,6 +393,34 @@ give_tree(int dfd, const char *path, const struct pd_user *u, int depth,
 	return fchown(dfd, u->uid, u->gid);
 }
 
+/* looks_like_state - a directory satcheld could have made: empty (make
+ * install) or with a queue/ (a run as root); not /etc by a typo */
+static bool
+looks_like_state(int dfd)
+{
+	struct dirent *de;
+	struct stat st;
+	bool empty = true;
+	DIR *d;
+	int fd;
+
+	if (fstatat(dfd, "queue", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode))
+		return true;
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	while (empty && (de = readdir(d)) != NULL)
+		empty = strcmp(de->d_name, ".") == 0 ||
+			strcmp(de->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
 static void
 set_error(char **error_r, const char *fmt, ...) SC_PRINTF(2, 3);
 
@@ -454,6 +482,13 @@ sc_privdir_state(const char *state_dir, const char *user, char **error_r)
 		sc_log_info("created state_dir %s for %s", state_dir, user);
 	} else if (st.st_uid == u.uid) {
 		/* the user's already: nothing in it is root's business */
+	} else if (root_only(&u, &st) && !looks_like_state(fd)) {
+		set_error(error_r, "state_dir %s belongs to root and does not "
+			  "look like satchel's (it is not empty and has no "
+			  "queue/); satcheld hands over only its own: check "
+			  "state_dir, or chown -R %s: %s", state_dir, user,
+			  state_dir);
+		goto out;
 	} else if (root_only(&u, &st)) {
 		/* made by root (make install, or a run without `user:`) */
 		if (give_tree(fd, state_dir, &u, PD_TREE_DEPTH, &left) < 0) {

@@ -294,6 +294,18 @@ class StateDir(unittest.TestCase):
                                        r'\S+/nobodys can be changed by '
                                        r'nobody')
 
+    def test_foreign_root_directory_is_not_taken(self):
+        """state_dir naming a root directory that is not satchel's (not
+        empty, no queue/: /etc by a typo) is refused, not chowned."""
+        with Daemon(users=USERS) as d:
+            victim = victim_dir(d, 'victim')
+            d.main['state_dir'] = victim
+            err = try_start(d)
+            assert_untouched(self, victim)
+            self.assertRegex(str(err), r'state_dir \S+/victim belongs to '
+                                       r'root and does not look like '
+                                       r"satchel's")
+
     def test_new_state_dir_is_made_for_the_user(self):
         with Daemon(users=USERS) as d:
             state = os.path.join(d.tmp, 'new', 'state')
