@@ -165,7 +165,8 @@ lookup(int dfd, const struct stat *dst, const char *name, bool create,
 			*made_r = true;
 		else if (errno != EEXIST || tries >= 3)
 			return -1;
-		/* EEXIST: made meanwhile (a sticky directory): look again */
+		/* EEXIST: made meanwhile by someone with more rights: look
+		 * again */
 	}
 }
 
