@@ -14,6 +14,7 @@
 #include <glob.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -679,6 +680,20 @@ check_dns_server(const char *s)
 	return ok;
 }
 
+/* user_is_root - whether name is an account with uid 0 (root by any
+ * name): dropping to it keeps every privilege */
+static bool
+user_is_root(const char *name)
+{
+	struct passwd pw, *pwp = NULL;
+	char buf[16384];
+
+	if (strcmp(name, "root") == 0)
+		return true;
+	return getpwnam_r(name, &pw, buf, sizeof(buf), &pwp) == 0 &&
+		pwp != NULL && pw.pw_uid == 0;
+}
+
 /* parse_domains - domains: {name: {routing: R}} (or name: R) */
 static int
 parse_domains(struct sc_main_config *cfg, const struct sc_ynode *node,
@@ -1006,6 +1021,21 @@ parse_main(struct sc_main_config *cfg, const struct sc_ynode *root,
 		sc_config_error(error_r, sc_ynode_get(root, "hostname"),
 				"hostname: '%s' is not a valid host name",
 				raw.hostname);
+		goto fail;
+	}
+	if (raw.user != NULL && raw.user[0] != '\0' &&
+	    user_is_root(raw.user)) {
+		const struct sc_ynode *at = sc_ynode_get(root, "user");
+#define USER_ROOT_MSG "user: '%s' has uid 0: satcheld would keep every " \
+	"privilege after binding its ports; create a system user for it " \
+	"(adduser --system --group satchel) and set `user: satchel`, or, " \
+	"when satcheld is not started as root, set `user: \"\"`"
+		if (at != NULL)
+			sc_config_error(error_r, at, USER_ROOT_MSG, raw.user);
+		else
+			sc_config_ferror(error_r, cfg->file, 0, 0,
+					 USER_ROOT_MSG, raw.user);
+#undef USER_ROOT_MSG
 		goto fail;
 	}
 	tls = sc_ynode_get(root, "tls");

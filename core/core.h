@@ -253,9 +253,16 @@ SC_INTERNAL void sc_net_gen_free(struct sc_gen *gen);
 /* Frees the connection (session.c calls it from sc_session_close). */
 SC_INTERNAL void sc_conn_free(struct sc_conn *c);
 SC_INTERNAL void sc_conn_set_session(struct sc_conn *c, struct sc_session *s);
-/* Generates (once) or loads the TLS certificate; used by -t too. */
+/* Checks the configured TLS certificate (used by -t too), or generates
+ * (once) and checks the one under state_dir - except as root before a
+ * privilege drop: state_dir is the daemon user's, so that one waits for
+ * sc_tls_ensure_generated() after the drop. */
 SC_INTERNAL int sc_tls_ensure_certificate(const struct sc_main_config *cfg,
 					  char **error_r);
+/* After the drop: generates (once) and checks the certificate under
+ * state_dir when cfg configures none; 0 otherwise. */
+SC_INTERNAL int sc_tls_ensure_generated(const struct sc_main_config *cfg,
+					char **error_r);
 /* The connection's socket addresses (net.c keeps them from accept). */
 SC_INTERNAL const struct sockaddr *sc_conn_peer_addr(const struct sc_conn *c);
 SC_INTERNAL const struct sockaddr *sc_conn_local_addr(const struct sc_conn *c);
@@ -346,6 +353,14 @@ SC_INTERNAL void sc_ctl_stop(void);
  * completion jumps into an unloaded module. Returns the jobs still
  * pending. */
 SC_INTERNAL unsigned sc_work_drain(uint64_t timeout_ms);
+
+/* ---- privdir.c ---- */
+
+/* As root before the drop: creates state_dir for user, or hands a
+ * root-made one (and its root-only contents) over; refuses a state_dir
+ * whose parents user can change. 0, or -1 with a malloc'd error. */
+SC_INTERNAL int sc_privdir_state(const char *state_dir, const char *user,
+				 char **error_r);
 
 /* ---- log.c ---- */
 

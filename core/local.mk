@@ -14,6 +14,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/log.c \
 	core/module.c \
 	core/net.c \
+	core/privdir.c \
 	core/privsep.c \
 	core/queue.c \
 	core/queue_runner.c \

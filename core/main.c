@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -141,74 +140,54 @@ daemon_ready(struct daemon_ctx *d)
 	}
 }
 
-/* chown_tree - give path and everything below it to uid:gid, without
- * following symlinks; depth-limited like the queue layout it walks */
-static int
-chown_tree(const char *path, uid_t uid, gid_t gid, int depth)
+/* will_drop - started as root with a `user:` to become */
+static bool
+will_drop(const struct sc_main_config *cfg)
 {
-	struct stat st;
-	DIR *dir;
-	struct dirent *de;
-	char sub[PATH_MAX];
-	int ret = 0;
-
-	if (lstat(path, &st) < 0)
-		return -1;
-	if ((st.st_uid != uid || st.st_gid != gid) &&
-	    lchown(path, uid, gid) < 0)
-		return -1;
-	if (!S_ISDIR(st.st_mode) || depth <= 0)
-		return 0;
-	dir = opendir(path);
-	if (dir == NULL)
-		return -1;
-	while ((de = readdir(dir)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) >=
-		    (int)sizeof(sub))
-			continue;
-		if (chown_tree(sub, uid, gid, depth - 1) < 0)
-			ret = -1;
-	}
-	closedir(dir);
-	return ret;
+	return geteuid() == 0 && cfg->user != NULL && cfg->user[0] != '\0';
 }
 
-/*
- * drop_privileges - when root: hand state_dir to the daemon user (the
- * queue, the certificate and module state were created as root), then
- * initgroups/setgid/setuid for good.
- */
-static void
-drop_privileges(const struct sc_main_config *cfg)
+/* daemon_user - the account of `user:`; a missing one is fatal */
+static struct passwd *
+daemon_user(const struct sc_main_config *cfg)
 {
 	struct passwd *pw;
 
-	if (geteuid() != 0 || cfg->user == NULL || cfg->user[0] == '\0')
-		return;
 	errno = 0;
 	pw = getpwnam(cfg->user);
 	if (pw == NULL)
 		sc_fatal("%s: the user \"%s\" (the `user:` key) does not "
 			 "exist; create it or set `user:` to an existing "
 			 "account", cfg->file, cfg->user);
-	if (chown_tree(cfg->state_dir, pw->pw_uid, pw->pw_gid, 8) < 0)
-		sc_fatal("cannot give %s to %s: %s", cfg->state_dir,
-			 cfg->user, strerror(errno));
+	return pw;
+}
+
+/*
+ * drop_privileges - when root: initgroups/setgid/setuid for good.
+ * state_dir was given to the user before (sc_privdir_state); everything
+ * the daemon does in it from now on runs as that user.
+ */
+static void
+drop_privileges(const struct sc_main_config *cfg)
+{
+	struct passwd *pw;
+
+	if (!will_drop(cfg))
+		return;
+	pw = daemon_user(cfg);
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
 	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
 		sc_fatal("cannot drop privileges to %s: %s", cfg->user,
 			 strerror(errno));
+	/* the config check refuses uid 0; this is the last line */
 	if (setuid(0) == 0)
 		sc_panic("could regain root after dropping privileges");
 	sc_log_info("running as %s (uid %u)", cfg->user,
 		    (unsigned)pw->pw_uid);
 }
 
-/* mkdirs - mkdir -p: the last component gets mode, missing parents 0755
- * (the daemon's user must be able to reach its directory after the drop) */
+/* mkdirs - mkdir -p for a daemon that keeps its user: the last component
+ * gets mode, missing parents 0755 */
 static int
 mkdirs(const char *path, mode_t mode)
 {
@@ -443,20 +422,32 @@ main(int argc, char **argv)
 	sc_core = &d.core;
 	sc_config_set_current(cfg);
 
-	if (mkdirs(cfg->state_dir, 0750) < 0)
+	/* Root prepares state_dir for the user and does nothing below it:
+	 * the user owns it and may have planted links there. */
+	if (will_drop(cfg)) {
+		(void)daemon_user(cfg);
+		if (sc_privdir_state(cfg->state_dir, cfg->user, &err) < 0)
+			sc_fatal("%s", err ? err : "out of memory");
+	} else if (mkdirs(cfg->state_dir, 0750) < 0) {
 		sc_fatal("state_dir %s: %s", cfg->state_dir, strerror(errno));
+	}
 	if (sc_gen_build(cfg, false, &gen, &err) < 0)
 		sc_fatal("%s", err);
 	d.core.gen = gen;
+	/* a configured key may be readable by root only: load it now */
 	if (sc_tls_ensure_certificate(gen->cfg, &err) < 0 ||
 	    sc_net_init(&err) < 0)
 		sc_fatal("%s", err ? err : "TLS setup failed");
-	if (sc_queue_init(gen->cfg->state_dir, &err) < 0)
-		sc_fatal("%s", err ? err : "queue setup failed");
 	if (sc_privsep_start(&err) < 0)
 		sc_fatal("%s", err ? err : "cannot start the PAM helper");
 	drop_privileges(gen->cfg);
 	d.core.privileged_dropped = geteuid() != 0;
+	/* state_dir's contents, as the user: the queue, and the generated
+	 * certificate (when no tls: is configured) */
+	if (sc_tls_ensure_generated(gen->cfg, &err) < 0)
+		sc_fatal("%s", err ? err : "TLS setup failed");
+	if (sc_queue_init(gen->cfg->state_dir, &err) < 0)
+		sc_fatal("%s", err ? err : "queue setup failed");
 	if (sc_dns_init(gen->cfg, &err) < 0)
 		sc_fatal("%s", err ? err : "DNS setup failed");
 	if (sc_gen_start(gen, &err) < 0)

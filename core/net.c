@@ -1673,41 +1673,92 @@ load_cred(const char *cert, const char *key,
 	return 0;
 }
 
-int
-sc_tls_ensure_certificate(const struct sc_main_config *cfg, char **error_r)
+/* generated_deferred - the generated certificate lives in state_dir,
+ * which belongs to the daemon's user: root leaves it alone, and the
+ * daemon makes and reads it after the privilege drop */
+static bool
+generated_deferred(const struct sc_main_config *cfg)
+{
+	return (cfg->tls_certificate == NULL ||
+		cfg->tls_certificate[0] == '\0') && geteuid() == 0 &&
+		cfg->user != NULL && cfg->user[0] != '\0';
+}
+
+/* ensure_generated - state_dir/tls/{cert,key}.pem: made once, then
+ * checked; runs as the daemon's user when it drops privileges */
+static int
+ensure_generated(const struct sc_main_config *cfg, char **error_r)
 {
 	char cert[4096], key[4096], dir[4096];
 	gnutls_certificate_credentials_t cred;
 	struct stat st;
 
-	*error_r = NULL;
-	if (cert_paths(cfg, cert, key, sizeof(cert)) < 0) {
+	if (cert_paths(cfg, cert, key, sizeof(cert)) < 0 ||
+	    path_join(dir, sizeof(dir), cfg->state_dir, "tls") < 0) {
 		*error_r = strdup("TLS certificate path too long");
 		return -1;
 	}
-	if (cfg->tls_certificate == NULL || cfg->tls_certificate[0] == '\0') {
-		if (path_join(dir, sizeof(dir), cfg->state_dir, "tls") < 0)
-			return -1;
-		mkdir(cfg->state_dir, 0755);
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-			if (asprintf(error_r, "%s: %s", dir,
-				     strerror(errno)) < 0)
-				*error_r = NULL;
-			return -1;
-		}
-		if (stat(cert, &st) < 0 || stat(key, &st) < 0) {
-			const char *host = cfg->hostname != NULL &&
-				cfg->hostname[0] ? cfg->hostname : "localhost";
+	mkdir(cfg->state_dir, 0755);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		if (asprintf(error_r, "%s: %s", dir, strerror(errno)) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	/* a real directory of ours, not a link to someone else's */
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != geteuid()) {
+		if (asprintf(error_r, "%s: not a directory owned by uid %u "
+			     "(a symlink?); remove it: satcheld makes it "
+			     "anew with a new self-signed certificate", dir,
+			     (unsigned)geteuid()) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	if (stat(cert, &st) < 0 || stat(key, &st) < 0) {
+		const char *host = cfg->hostname != NULL &&
+			cfg->hostname[0] ? cfg->hostname : "localhost";
 
-			if (generate_certificate(host, cert, key,
-						 error_r) < 0)
-				return -1;
-		}
+		if (generate_certificate(host, cert, key, error_r) < 0)
+			return -1;
+	}
+	if (access(key, R_OK) < 0) {
+		if (asprintf(error_r, "%s: %s", key, strerror(errno)) < 0)
+			*error_r = NULL;
+		return -1;
 	}
 	if (load_cred(cert, key, &cred, error_r) < 0)
 		return -1;
 	gnutls_certificate_free_credentials(cred);
 	return 0;
+}
+
+int
+sc_tls_ensure_certificate(const struct sc_main_config *cfg, char **error_r)
+{
+	char cert[4096], key[4096];
+	gnutls_certificate_credentials_t cred;
+
+	*error_r = NULL;
+	if (cfg->tls_certificate == NULL || cfg->tls_certificate[0] == '\0')
+		return generated_deferred(cfg) ? 0 :
+			ensure_generated(cfg, error_r);
+	if (cert_paths(cfg, cert, key, sizeof(cert)) < 0) {
+		*error_r = strdup("TLS certificate path too long");
+		return -1;
+	}
+	if (load_cred(cert, key, &cred, error_r) < 0)
+		return -1;
+	gnutls_certificate_free_credentials(cred);
+	return 0;
+}
+
+int
+sc_tls_ensure_generated(const struct sc_main_config *cfg, char **error_r)
+{
+	*error_r = NULL;
+	if (cfg->tls_certificate != NULL && cfg->tls_certificate[0] != '\0')
+		return 0;
+	return ensure_generated(cfg, error_r);
 }
 
 /* net_load_server_cred - (re)loads the server certificate of cfg when its
@@ -1765,9 +1816,13 @@ sc_net_init(char **error_r)
 		return -1;
 	}
 	if (sc_core != NULL && sc_core->gen != NULL) {
-		if (sc_tls_ensure_certificate(sc_core->gen->cfg, error_r) < 0)
+		const struct sc_main_config *cfg = sc_core->gen->cfg;
+
+		if (sc_tls_ensure_certificate(cfg, error_r) < 0)
 			return -1;
-		return net_load_server_cred(sc_core->gen->cfg, error_r);
+		/* deferred: sc_net_start loads it after the drop */
+		return net_load_server_cred(generated_deferred(cfg) ? NULL :
+					    cfg, error_r);
 	}
 	return net_load_server_cred(NULL, error_r);
 }

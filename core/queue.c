@@ -776,14 +776,72 @@ mkdir_p0700(const char *p, char **error_r)
 	return 0;
 }
 
+/* open_dir_nofollow - the queue directory p itself, never what a link
+ * planted in its place points to; -1 with errno (ELOOP, ENOTDIR: not a
+ * real directory) */
+static int
+open_dir_nofollow(const char *p)
+{
+	return open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* not_a_dir_error - the message for a queue path that is no directory */
+static void
+not_a_dir_error(const char *p, char **error_r)
+{
+	if (asprintf(error_r, "%s: %s", p, errno == ELOOP ||
+		     errno == ENOTDIR ? "not a directory (a symlink?); the "
+		     "queue keeps mail only in real directories" :
+		     strerror(errno)) < 0)
+		*error_r = NULL;
+}
+
+/* empty_tmp - removes what is in tmp/: messages that never got their
+ * 250. Something else in tmp's place (a symlink) is replaced by an empty
+ * directory: nothing in tmp/ is worth keeping, and nothing outside it
+ * may be emptied. */
+static int
+empty_tmp(char **error_r)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	fd = open_dir_nofollow(q.tmp);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+		sc_log_warning("queue: %s is not a directory (a symlink?); "
+			       "replacing it with an empty one", q.tmp);
+		if (unlink(q.tmp) < 0 || mkdir(q.tmp, 0700) < 0) {
+			not_a_dir_error(q.tmp, error_r);
+			return -1;
+		}
+		fd = open_dir_nofollow(q.tmp);
+	}
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		not_a_dir_error(q.tmp, error_r);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+	return 0;
+}
+
 /* sc_queue_init - creates the directories, empties tmp/ (messages that
- * never got their 250) and drops files in active/ without END. */
+ * never got their 250) and drops files in active/ without END. Runs as
+ * the daemon's user (after the privilege drop), which owns the queue. */
 int
 sc_queue_init(const char *state_dir, char **error_r)
 {
 	char *qdir = path2(state_dir, "queue");
 	struct dirent *de;
 	DIR *d;
+	int fd;
 
 	*error_r = NULL;
 	if (qdir == NULL) {
@@ -799,20 +857,13 @@ sc_queue_init(const char *state_dir, char **error_r)
 	    mkdir_p0700(q.tmp, error_r) < 0 ||
 	    mkdir_p0700(q.active, error_r) < 0)
 		return -1;
-	d = opendir(q.tmp);
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			unlinkat(dirfd(d), de->d_name, 0);
-		}
-		closedir(d);
-	}
-	d = opendir(q.active);
-	if (d == NULL) {
-		if (asprintf(error_r, "%s: %s", q.active,
-			     strerror(errno)) < 0)
-			*error_r = NULL;
+	if (empty_tmp(error_r) < 0)
+		return -1;
+	fd = open_dir_nofollow(q.active);
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		not_a_dir_error(q.active, error_r);
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -829,7 +880,7 @@ sc_queue_init(const char *state_dir, char **error_r)
 		case 0:
 			sc_log_warning("queue: removing incomplete file %s",
 				       p);
-			unlink(p);
+			unlinkat(dirfd(d), de->d_name, 0);
 			break;
 		case -1:
 			sc_log_error("queue: cannot read %s: %s; keeping it",
@@ -843,11 +894,9 @@ sc_queue_init(const char *state_dir, char **error_r)
 	closedir(d);
 	if (q.active_fd >= 0)
 		close(q.active_fd);
-	q.active_fd = open(q.active, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	q.active_fd = open_dir_nofollow(q.active);
 	if (q.active_fd < 0) {
-		if (asprintf(error_r, "%s: %s", q.active,
-			     strerror(errno)) < 0)
-			*error_r = NULL;
+		not_a_dir_error(q.active, error_r);
 		return -1;
 	}
 	return 0;

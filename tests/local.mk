@@ -17,3 +17,7 @@ tests_check_sasl_CPPFLAGS = $(CORE_CPPFLAGS)
 tests_check_sasl_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
 tests_check_sasl_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
 tests_check_sasl_LDFLAGS = $(SANITIZE_LDFLAGS)
+
+# Root never works through what the daemon's user planted in state_dir.
+TESTS += tests/test_privdrop.py
+EXTRA_DIST += tests/test_privdrop.py

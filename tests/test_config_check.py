@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """test_config_check - the shipped conf/satchel.yaml and plugins.d/ files
 pass `satcheld -t` and `satchelctl check` with the built modules, and broken
-copies of them fail with the exact FILE:LINE:COL messages an admin sees.
+copies of them fail with the exact FILE:LINE:COL messages an admin sees
+(also `user:` naming a uid-0 account, which the daemon refuses at start).
 
 Only runs the programs' check modes: no daemon, no network.
 """
@@ -183,6 +184,53 @@ class ShippedConfig(unittest.TestCase):
         self.assert_error("%s:%d:7: instance name '40-router' is already "
                           "used by %s" % (self.plugin('41-router'), line,
                                           self.plugin('40-router')))
+
+    def set_user(self, value):
+        """Sets `user:` of the main config; returns its line."""
+        with open(self.config) as f:
+            text = f.read()
+        self.assertIn('\nuser: ""\n', text)
+        text = text.replace('\nuser: ""\n', '\nuser: %s\n' % value)
+        with open(self.config, 'w') as f:
+            f.write(text)
+        return text[:text.index('\nuser: %s\n' % value) + 1].count('\n') + 1
+
+    def assert_uid0_refused(self, name):
+        line = self.set_user(name)
+        self.assert_error(
+            "%s:%d:7: user: '%s' has uid 0: satcheld would keep every "
+            "privilege after binding its ports; create a system user for "
+            "it (adduser --system --group satchel) and set `user: "
+            "satchel`, or, when satcheld is not started as root, set "
+            "`user: \"\"`" % (self.config, line, name))
+        # the daemon refuses it at start too, before it binds anything
+        r = subprocess.run([SATCHELD, '-f', '-c', self.config],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("%s:%d:7: user: '%s' has uid 0" % (self.config, line,
+                                                         name), r.stderr)
+
+    def test_user_root_refused(self):
+        """`user: root` used to pass the check and then make the daemon
+        panic after setuid ("could regain root")."""
+        self.assert_uid0_refused('root')
+
+    def test_uid_0_by_another_name_refused(self):
+        if os.geteuid() != 0:
+            print('SKIP part: creating a uid-0 account needs root')
+            return
+        useradd = shutil.which('useradd') or '/usr/sbin/useradd'
+        userdel = shutil.which('userdel') or '/usr/sbin/userdel'
+        name = 'satroot%d' % (os.getpid() % 100000)
+        subprocess.run([useradd, '-o', '-u', '0', '-g', '0', '-M', '-N',
+                        '-d', '/nonexistent', '-s', '/usr/sbin/nologin',
+                        name], check=True, capture_output=True, timeout=30)
+        try:
+            self.assert_uid0_refused(name)
+        finally:
+            # -f: userdel refuses a uid that processes run as otherwise
+            subprocess.run([userdel, '-f', name], capture_output=True,
+                           timeout=30)
 
 
 if __name__ == '__main__':

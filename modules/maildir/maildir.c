@@ -698,9 +698,11 @@ md_free(struct maildir *md)
  * md_prepare_base - the fixed part of path ("/var/mail/vhosts" of
  * "/var/mail/vhosts/%d/%u") must be writable by the daemon's user, or every
  * delivery defers with "Permission denied". instance_new runs as root before
- * the privilege drop: create it (parents 0755) and give it to the user, as
- * an admin would with `install -d -o satchel`. An existing directory is
- * never changed; when it looks unwritable for the user, say so at start.
+ * the privilege drop: sc_dir_for_user() creates it for the user, as an admin
+ * would with `install -d -o satchel`, but never through a directory the user
+ * could have changed (there the user makes it itself at the first delivery).
+ * An existing directory is never changed; when it looks unwritable for the
+ * user, say so at start.
  */
 static void
 md_prepare_base(const char *tmpl)
@@ -712,6 +714,7 @@ md_prepare_base(const char *tmpl)
 	char pwbuf[4096];
 	struct stat st;
 	size_t n;
+	int r;
 
 	if (pct == NULL || tmpl[0] != '/')
 		return;
@@ -728,6 +731,12 @@ md_prepare_base(const char *tmpl)
 	    getpwnam_r(user, &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 ||
 	    pwp == NULL)
 		return;	/* no privilege drop: the current user is the one */
+	r = sc_dir_for_user(base, 0750);
+	if (r < 0)
+		sc_log_warning("maildir: cannot create %s for %s: %s", base,
+			       user, strerror(errno));
+	else if (r > 0)
+		sc_log_info("maildir: created %s for %s", base, user);
 	if (stat(base, &st) == 0) {
 		bool writable = st.st_uid == pw.pw_uid ?
 			(st.st_mode & S_IWUSR) != 0 :
@@ -738,27 +747,7 @@ md_prepare_base(const char *tmpl)
 				       "deliveries that need a new mailbox "
 				       "there will defer; fix: chown %s %s",
 				       base, user, user, base);
-		return;
 	}
-	if (geteuid() != 0)
-		return;
-	/* parents as a sysadmin's mkdir -p would make them */
-	char *slash = strrchr(base, '/');
-	if (slash != NULL && slash != base) {
-		*slash = '\0';
-		(void)mkdir_p(base, 0755);
-		*slash = '/';
-	}
-	if (mkdir(base, 0750) < 0 && errno != EEXIST) {
-		sc_log_warning("maildir: cannot create %s: %s", base,
-			       strerror(errno));
-		return;
-	}
-	if (chown(base, pw.pw_uid, pw.pw_gid) < 0)
-		sc_log_warning("maildir: cannot give %s to %s: %s", base, user,
-			       strerror(errno));
-	else
-		sc_log_info("maildir: created %s for %s", base, user);
 }
 
 static int

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * satchel/privsep.h - requests to the small privileged helper.
+ * satchel/privsep.h - what needs root: requests to the small privileged
+ * helper, and directories root makes for the daemon's user.
  *
  * satcheld forks one helper before it drops privileges; the helper does
  * nothing but PAM authentication (pam_unix can only check the calling
@@ -31,5 +32,19 @@ typedef void (*sc_pam_fn)(void *arg, enum sc_pam_status status,
 SC_API int sc_pam_authenticate(const char *service, const char *user,
 			       const char *password, sc_pam_fn done,
 			       void *arg);
+
+/*
+ * Directories for the daemon's user, made by root: for instance_new, which
+ * runs as root before the privilege drop (maildir's base directory). When
+ * satcheld runs as root and will drop to `user:`, the missing directories
+ * of the absolute path are made, parents 0755 root, the last one with mode
+ * and owned by the user; an existing one is left as it is. The path is
+ * resolved one component at a time: a symlink is followed only where the
+ * user cannot have planted it, and at a directory the user can change the
+ * walk stops - what lies beyond is the user's to make after the drop.
+ * Otherwise (no drop, or after it) nothing is done. 1 when the directory
+ * was made, 0 when nothing was done, -1 with errno.
+ */
+SC_API int sc_dir_for_user(const char *path, mode_t mode);
 
 #endif
