@@ -130,6 +130,7 @@ struct sc_hook_entry {
 	struct sc_instance *inst;
 	sc_hook_fn fn;
 	void *data;
+	enum sc_hook_phase phase;
 };
 struct sc_event_entry {
 	struct sc_instance *inst;
@@ -178,6 +179,7 @@ struct sc_gen {
 	size_t inst_count;
 	struct sc_instance *insts;
 	size_t hook_count[SC_HOOK_COUNT];
+	size_t hook_policy[SC_HOOK_COUNT];	/* leading POLICY entries   */
 	struct sc_hook_entry *hooks[SC_HOOK_COUNT];
 	size_t event_count[SC_EVENT_COUNT];
 	struct sc_event_entry *events[SC_EVENT_COUNT];

@@ -133,21 +133,41 @@ grow(void **v, size_t count, size_t size)
 	return 0;
 }
 
+/* sc_hook_register_phase - POLICY entries go after the policy entries
+ * registered so far, NORMAL ones at the end: registration runs in file
+ * order, so each phase keeps file order and all POLICY ones come first */
 int
-sc_hook_register(struct sc_instance *inst, enum sc_hook hook, sc_hook_fn fn,
-		 void *data)
+sc_hook_register_phase(struct sc_instance *inst, enum sc_hook hook,
+		       enum sc_hook_phase phase, sc_hook_fn fn, void *data)
 {
 	struct sc_gen *gen;
+	struct sc_hook_entry *v;
+	size_t at;
 
-	if (inst == NULL || (unsigned)hook >= SC_HOOK_COUNT || fn == NULL)
+	if (inst == NULL || (unsigned)hook >= SC_HOOK_COUNT || fn == NULL ||
+	    (phase != SC_PHASE_NORMAL && phase != SC_PHASE_POLICY))
 		return -1;
 	gen = inst->gen;
 	if (grow((void **)&gen->hooks[hook], gen->hook_count[hook],
 		 sizeof(*gen->hooks[hook])) < 0)
 		return -1;
-	gen->hooks[hook][gen->hook_count[hook]++] =
-		(struct sc_hook_entry){ inst, fn, data };
+	v = gen->hooks[hook];
+	at = phase == SC_PHASE_POLICY ? gen->hook_policy[hook] :
+		gen->hook_count[hook];
+	memmove(&v[at + 1], &v[at],
+		(gen->hook_count[hook] - at) * sizeof(*v));
+	v[at] = (struct sc_hook_entry){ inst, fn, data, phase };
+	gen->hook_count[hook]++;
+	if (phase == SC_PHASE_POLICY)
+		gen->hook_policy[hook]++;
 	return 0;
+}
+
+int
+sc_hook_register(struct sc_instance *inst, enum sc_hook hook, sc_hook_fn fn,
+		 void *data)
+{
+	return sc_hook_register_phase(inst, hook, SC_PHASE_NORMAL, fn, data);
 }
 
 int

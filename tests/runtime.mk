@@ -8,7 +8,8 @@ FIXTURE_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
 check_LTLIBRARIES += tests/modules/fx_good.la tests/modules/fx_abi.la \
 	tests/modules/fx_sig.la tests/modules/fx_nosym.la \
 	tests/modules/fx_name.la tests/modules/fx_fail.la \
-	tests/modules/fx_dep.la tests/modules/fx_work.la
+	tests/modules/fx_dep.la tests/modules/fx_work.la \
+	tests/modules/fx_hook.la
 tests_modules_fx_good_la_SOURCES = tests/modules/fx_good.c
 tests_modules_fx_good_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_good_la_CFLAGS = $(MODULE_CFLAGS)
@@ -41,6 +42,11 @@ tests_modules_fx_work_la_SOURCES = tests/modules/fx_work.c
 tests_modules_fx_work_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_work_la_CFLAGS = $(MODULE_CFLAGS)
 tests_modules_fx_work_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+# fx_hook runs in the real satcheld (the ratelimit tests).
+tests_modules_fx_hook_la_SOURCES = tests/modules/fx_hook.c
+tests_modules_fx_hook_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_hook_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_hook_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 
 # The unit tests export the core's API to the fixtures like satcheld does.
 check_PROGRAMS += tests/check_module tests/check_hook
@@ -70,3 +76,4 @@ EXTRA_DIST += tests/modules/test_daemon.py
 # A generation retired by a reload waits for its instances' pool jobs.
 TESTS += tests/modules/test_work_reload.py
 EXTRA_DIST += tests/modules/test_work_reload.py
+

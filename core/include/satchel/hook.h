@@ -2,11 +2,12 @@
 /*
  * satchel/hook.h - policy hooks: ordered chains of callbacks that decide.
  *
- * Callbacks run in plugins.d file order. Each returns a result; CONT passes
- * to the next callback, anything else ends the chain. A callback may return
- * SC_PENDING and finish later with sc_hook_done() (exactly once). All hook
- * callbacks run on the event loop thread and must not block: blocking work
- * goes through sc_work_submit().
+ * Callbacks run in plugins.d file order, policy callbacks first (see
+ * enum sc_hook_phase). Each returns a result; CONT passes to the next
+ * callback, anything else ends the chain. A callback may return SC_PENDING
+ * and finish later with sc_hook_done() (exactly once). All hook callbacks
+ * run on the event loop thread and must not block: blocking work goes
+ * through sc_work_submit_inst().
  */
 #ifndef SATCHEL_HOOK_H
 #define SATCHEL_HOOK_H
@@ -112,10 +113,40 @@ struct sc_sender_request {
 
 typedef enum sc_result (*sc_hook_fn)(struct sc_hook_call *call, void *data);
 
+/*
+ * Where a callback sits in its chain. Since ABI 1.2.
+ *
+ * A chain runs its POLICY callbacks first, in plugins.d file order among
+ * themselves, then its NORMAL callbacks in file order. So a limit or
+ * lockout (ratelimit) holds whatever its file is named: a backend that
+ * decides (auth_file answering OK to the right password, the router
+ * accepting a local recipient) never runs before it. Haraka orders hooks
+ * by priority, Dovecot runs passdb checks before the deciding passdb; the
+ * phase is that, with two levels.
+ *
+ * A POLICY callback may refuse (DENY, DENYSOFT, ...), pass (CONT) or go
+ * PENDING, but it cannot accept: an OK from it (or a ROUTE expansion) is
+ * logged as a module bug and counts as CONT, so a policy module can never
+ * log a user in, open relaying or accept a recipient on its own.
+ * Accepting is for NORMAL callbacks (backends, allow lists such as
+ * pop_before_smtp's RELAY hook).
+ */
+enum sc_hook_phase {
+	SC_PHASE_NORMAL = 0,	/* the chain in file order (sc_hook_register) */
+	SC_PHASE_POLICY,	/* before every NORMAL callback; never accepts */
+};
+
 /* Adds fn to the chain of hook for this instance (call from
- * instance_start). Chains keep plugins.d file order. 0 or -1. */
+ * instance_start), in the NORMAL phase. Chains keep plugins.d file order.
+ * 0 or -1. */
 SC_API int sc_hook_register(struct sc_instance *inst, enum sc_hook hook,
 			    sc_hook_fn fn, void *data);
+
+/* sc_hook_register in the given phase (see enum sc_hook_phase). 0, or -1
+ * (also for an unknown phase). Since ABI 1.2. */
+SC_API int sc_hook_register_phase(struct sc_instance *inst, enum sc_hook hook,
+				  enum sc_hook_phase phase, sc_hook_fn fn,
+				  void *data);
 
 /* The session the hook runs for (NULL for ROUTE). */
 SC_API struct sc_session *sc_hook_session(struct sc_hook_call *call);
