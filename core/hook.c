@@ -34,7 +34,7 @@ struct sc_hook_call {
 	bool early_done;		/* sc_hook_done inside the callback */
 	enum sc_result early_result;
 	bool timed_out;
-	bool cancelled;
+	bool cancelled;			/* can no longer change the outcome */
 	struct sc_timer *timer;
 	/* what the callback set */
 	int code;
@@ -48,7 +48,9 @@ struct sc_hook_call {
 };
 
 struct sc_hook_run {
-	struct sc_session *s;		/* NULL outside a session/cancelled */
+	struct sc_session *s;		/* NULL outside a session, and once
+					 * finished or cancelled: the session
+					 * may be freed after that          */
 	struct sc_gen *gen;		/* referenced                       */
 	enum sc_hook hook;
 	const void *arg;
@@ -250,6 +252,17 @@ run_finish(struct sc_hook_run *run, struct sc_hook_call *call,
 	run->finished = true;
 	if (s != NULL)
 		sc_session_del_run(s, run);
+	/* The session no longer knows this run, so nothing would tell it
+	 * when the session goes: forget it now. A call still pending (one
+	 * that timed out) can change nothing anymore: cancel it, so its
+	 * module sees sc_hook_cancelled() and no session. */
+	run->s = NULL;
+	for (struct sc_hook_call *c = run->calls; c != NULL; c = c->next) {
+		if (c->state == CALL_PENDING) {
+			c->cancelled = true;
+			sc_timer_free(&c->timer);
+		}
+	}
 
 	if (forced != NULL) {
 		out.reply.code = forced->code;
@@ -524,6 +537,7 @@ sc_hook_done(struct sc_hook_call *call, enum sc_result result)
 	run->outstanding--;
 	if (call->timed_out || call->cancelled || run->cancelled ||
 	    run->finished) {
+		/* run->s is NULL here: the session may be gone */
 		sc_log_session(SC_LOG_DEBUG, run->s,
 			       "hook %s: late completion from %s ignored",
 			       sc_hook_name(call->hook),

@@ -404,6 +404,48 @@ START_TEST(test_cancel_on_close)
 }
 END_TEST
 
+/* hook_timeout ends the chain; the session then closes; the module's
+ * answer comes after both. The call is cancelled from the timeout on, the
+ * module gets no session (it would be freed memory), and the completion
+ * reads nothing of it - the debug log line included (level raised here so
+ * that line really formats; the sanitizer build catches a read). */
+START_TEST(test_timeout_then_close)
+{
+	struct sc_timer *ka = keepalive();
+	struct sc_session *s = sc_session_new(NULL, "smtp", &t.gen);
+	struct sc_hook_call *call;
+
+	ck_assert_ptr_nonnull(s);
+	t.confs[1].hook_timeout_ms = 30;
+	t.fakes[1].result = SC_PENDING;
+	t.fakes[1].later = SC_OK;
+	t.fakes[1].later_ms = 150;
+	run_chain(s);
+	call = t.fakes[1].call;
+	ck_assert_ptr_nonnull(call);
+	ck_assert(!sc_hook_cancelled(call));
+	ck_assert_ptr_eq(sc_hook_session(call), s);
+	run_loop(80);
+	ck_assert_int_eq(t.done_calls, 1);
+	ck_assert_int_eq(t.out.result, SC_DENYSOFT);
+	ck_assert_str_eq(t.out.reply.esc, "4.4.3");
+	/* the chain ended without it: nothing it does counts any more */
+	ck_assert(sc_hook_cancelled(call));
+	ck_assert_ptr_null(sc_hook_session(call));
+	ck_assert_ptr_null(sc_hook_arg(call));
+	sc_session_close(s);
+	ck_assert_uint_eq(sc_session_count(), 0);
+	ck_assert(sc_hook_cancelled(call));
+	ck_assert_ptr_null(sc_hook_session(call));
+	sc_log_set_level(SC_LOG_DEBUG);
+	run_loop(150);
+	sc_log_set_level(SC_LOG_WARNING);
+	ck_assert_int_eq(t.done_calls, 1);
+	ck_assert_str_eq(t.trace, "ab");
+	sc_timer_free(&ka);
+}
+END_TEST
+
 static void
 close_in_done(struct sc_session *s, const struct sc_hook_outcome *out,
 	      void *arg)
@@ -615,6 +657,7 @@ hook_suite(void)
 	tcase_add_test(tc, test_double_done);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_cancel_on_close);
+	tcase_add_test(tc, test_timeout_then_close);
 	tcase_add_test(tc, test_policy_first);
 	tcase_add_test(tc, test_policy_cannot_accept);
 	tcase_add_test(tc, test_phase_invalid);

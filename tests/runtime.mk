@@ -42,7 +42,7 @@ tests_modules_fx_work_la_SOURCES = tests/modules/fx_work.c
 tests_modules_fx_work_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_work_la_CFLAGS = $(MODULE_CFLAGS)
 tests_modules_fx_work_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-# fx_hook runs in the real satcheld (the ratelimit tests).
+# fx_hook runs in the real satcheld (test_hook_late, the ratelimit tests).
 tests_modules_fx_hook_la_SOURCES = tests/modules/fx_hook.c
 tests_modules_fx_hook_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_hook_la_CFLAGS = $(MODULE_CFLAGS)
@@ -77,3 +77,6 @@ EXTRA_DIST += tests/modules/test_daemon.py
 TESTS += tests/modules/test_work_reload.py
 EXTRA_DIST += tests/modules/test_work_reload.py
 
+# Hook calls answered after hook_timeout (fx_hook).
+TESTS += tests/modules/test_hook_late.py
+EXTRA_DIST += tests/modules/test_hook_late.py

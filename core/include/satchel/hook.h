@@ -148,7 +148,9 @@ SC_API int sc_hook_register_phase(struct sc_instance *inst, enum sc_hook hook,
 				  enum sc_hook_phase phase, sc_hook_fn fn,
 				  void *data);
 
-/* The session the hook runs for (NULL for ROUTE). */
+/* The session the hook runs for: NULL for ROUTE and for runs outside a
+ * session, and NULL once the call is cancelled (sc_hook_cancelled()) -
+ * the session may be gone then. */
 SC_API struct sc_session *sc_hook_session(struct sc_hook_call *call);
 /* The hook argument (see enum sc_hook for its type). The caller keeps it,
  * and the strings it points to, alive until the chain's done callback, so
@@ -160,12 +162,16 @@ SC_API const void *sc_hook_arg(struct sc_hook_call *call);
 SC_API enum sc_hook sc_hook_which(struct sc_hook_call *call);
 
 /* Completes a call that returned SC_PENDING. Exactly once; a second call is
- * logged and ignored. If the session went away meanwhile, the completion is
- * ignored (the call is already cancelled) - the module must still call it
- * so the call object is released. */
+ * logged and ignored. If the call was cancelled meanwhile (see
+ * sc_hook_cancelled), the completion is ignored - the module must still
+ * call it so the call object is released. */
 SC_API void sc_hook_done(struct sc_hook_call *call, enum sc_result result);
 
-/* True when the session of a pending call has gone away. */
+/* True when a pending call can no longer change anything: its session went
+ * away, or its chain already ended without it (the instance's
+ * `hook_timeout`, default 30 s, passed: the client got 451 4.4.3 and the
+ * session may have closed since). sc_hook_session() and sc_hook_arg() are
+ * NULL then; the call object itself stays valid until sc_hook_done(). */
 SC_API bool sc_hook_cancelled(struct sc_hook_call *call);
 
 /* Sets the reply of this call: code (e.g. 550), enhanced status code
