@@ -503,11 +503,11 @@ gen_teardown(struct gen_priv *gp)
 /*
  * gen_release - the generation lost its last reference. Its listeners
  * close now, so no new session can start in it; the instances go when no
- * job of theirs is pending anymore: a job's work and done may use the
- * instance data and module code until done returned. Otherwise the
- * generation is only marked dead and sc_gen_job_end, on the completion of
- * its last job, tears it down. Its timers may still submit jobs meanwhile
- * (they are counted like any other).
+ * job of theirs (pool work, DNS lookup) is pending anymore: a job's
+ * callbacks may use the instance data and module code until they
+ * returned. Otherwise the generation is only marked dead and
+ * sc_gen_job_end, on the completion of its last job, tears it down. Its
+ * timers may still start jobs meanwhile (they are counted like any other).
  */
 static void
 gen_release(struct gen_priv *gp)
@@ -519,12 +519,35 @@ gen_release(struct gen_priv *gp)
 	if (gen->jobs > 0) {
 		if (!gen->dead)
 			sc_log_debug("config generation %u: teardown waits "
-				     "for %u pool job%s", gen->serial,
-				     gen->jobs, gen->jobs == 1 ? "" : "s");
+				     "for %u job%s (pool work, DNS lookups)",
+				     gen->serial, gen->jobs,
+				     gen->jobs == 1 ? "" : "s");
 		gen->dead = true;
 		return;
 	}
 	gen_teardown(gp);
+}
+
+bool
+sc_gen_job_allowed(struct sc_instance *inst, const char *what)
+{
+	if (inst != NULL && inst->gen != NULL && inst->gen->freeing) {
+		/* Its instance is going away right now: nobody would be
+		 * left to run the completion against. */
+		sc_log_error("%s: %s started during instance_free; refused",
+			     sc_instance_name(inst), what);
+		return false;
+	}
+	return true;
+}
+
+void
+sc_gen_job_begin(struct sc_instance *inst)
+{
+	if (inst == NULL || inst->gen == NULL)
+		return;
+	inst->jobs++;
+	inst->gen->jobs++;
 }
 
 void
@@ -538,7 +561,7 @@ sc_gen_job_end(struct sc_instance *inst)
 	inst->jobs--;
 	gen->jobs--;
 	if (gen->dead && gen->refcount == 0 && gen->jobs == 0) {
-		sc_log_debug("config generation %u: last pool job done",
+		sc_log_debug("config generation %u: last job done",
 			     gen->serial);
 		gen_teardown((struct gen_priv *)gen);
 	}
