@@ -223,6 +223,80 @@ sc_status_register(struct sc_instance *inst, sc_status_fn fn, void *data)
 
 /* ---- loading ---- */
 
+/* The types of the build signature, by letter (module.h). */
+static const struct {
+	char letter;
+	const char *type;
+} sig_types[] = {
+	{ 'p', "void *" }, { 'l', "long" }, { 't', "time_t" },
+	{ 'o', "off_t" }, { 'z', "size_t" },
+};
+
+/* sig_size - the size in bytes sig gives for letter, or -1 when it has
+ * none (or is not in the letter, size form) */
+static int
+sig_size(const char *sig, char letter)
+{
+	for (size_t i = 0; sig[i] != '\0' && sig[i + 1] != '\0'; i += 2) {
+		char c = sig[i + 1];
+
+		if (sig[i] != letter)
+			continue;
+		if (c >= '0' && c <= '9')
+			return c - '0';
+		if (c >= 'a' && c <= 'z')
+			return c - 'a' + 10;
+		return -1;
+	}
+	return -1;
+}
+
+/* signature_check - step 4b: the module's type sizes are ours, compared
+ * type by type so the error names the one that differs */
+static int
+signature_check(const struct sc_module *mod, const char *stem,
+		const char *path, char **error_r)
+{
+	const char *sig = mod->signature, *ours = SC_MODULE_SIGNATURE;
+	char legacy[64];
+
+	if (sig != NULL && strcmp(sig, ours) == 0)
+		return 0;
+	/* ABI <= 1.1 headers put macro names where t and o belong */
+	snprintf(legacy, sizeof(legacy),
+		 "p%zul%zut__SIZEOF_TIME_T__o__SIZEOF_OFF_T__z%zu",
+		 sizeof(void *), sizeof(long), sizeof(size_t));
+	if (sig != NULL && mod->abi_minor < 2 && strcmp(sig, legacy) == 0) {
+		sc_log_warning("module %s (%s): built for ABI %u.%u, whose "
+			       "build signature does not record the sizes of "
+			       "time_t and off_t, so they are not checked; "
+			       "rebuild the module", stem, path,
+			       mod->abi_major, mod->abi_minor);
+		return 0;
+	}
+	for (size_t i = 0; sig != NULL &&
+	     i < sizeof(sig_types) / sizeof(sig_types[0]); i++) {
+		int theirs = sig_size(sig, sig_types[i].letter);
+		int mine = sig_size(ours, sig_types[i].letter);
+
+		if (theirs >= 0 && theirs != mine) {
+			*error_r = errorf("module %s (%s): built with "
+					  "sizeof(%s) %d, satcheld has %d "
+					  "(signature %s, satcheld's %s); "
+					  "rebuild the module with the same "
+					  "compiler and flags", stem, path,
+					  sig_types[i].type, theirs, mine,
+					  sig, ours);
+			return -1;
+		}
+	}
+	*error_r = errorf("module %s (%s): built with signature %s, "
+			  "satcheld has %s; rebuild the module with the same "
+			  "compiler and flags", stem, path,
+			  sig ? sig : "(none)", ours);
+	return -1;
+}
+
 /* sc_module_check - step 4 of the loader: ABI, descriptor size, build
  * signature, and that the declared name is the file stem */
 int
@@ -244,15 +318,8 @@ sc_module_check(const struct sc_module *mod, const char *stem,
 				  sizeof(struct sc_module));
 		return -1;
 	}
-	if (mod->signature == NULL ||
-	    strcmp(mod->signature, SC_MODULE_SIGNATURE) != 0) {
-		*error_r = errorf("module %s (%s): built with signature %s, "
-				  "satcheld has %s; rebuild the module with "
-				  "the same compiler and flags", stem, path,
-				  mod->signature ? mod->signature : "(none)",
-				  SC_MODULE_SIGNATURE);
+	if (signature_check(mod, stem, path, error_r) < 0)
 		return -1;
-	}
 	if (mod->name == NULL || strcmp(mod->name, stem) != 0) {
 		*error_r = errorf("module %s (%s): declares the name \"%s\"; "
 				  "the file must be named %s.so", stem, path,

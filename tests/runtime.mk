@@ -9,6 +9,7 @@ check_LTLIBRARIES += tests/modules/fx_good.la tests/modules/fx_abi.la \
 	tests/modules/fx_sig.la tests/modules/fx_nosym.la \
 	tests/modules/fx_name.la tests/modules/fx_fail.la \
 	tests/modules/fx_dep.la tests/modules/fx_work.la \
+	tests/modules/fx_sigtime.la tests/modules/fx_sigold.la \
 	tests/modules/fx_hook.la tests/modules/fx_dns.la
 tests_modules_fx_good_la_SOURCES = tests/modules/fx_good.c
 tests_modules_fx_good_la_CPPFLAGS = $(MODULE_CPPFLAGS)
@@ -42,6 +43,14 @@ tests_modules_fx_work_la_SOURCES = tests/modules/fx_work.c
 tests_modules_fx_work_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_work_la_CFLAGS = $(MODULE_CFLAGS)
 tests_modules_fx_work_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_sigtime_la_SOURCES = tests/modules/fx_sigtime.c
+tests_modules_fx_sigtime_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_sigtime_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_sigtime_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_sigold_la_SOURCES = tests/modules/fx_sigold.c
+tests_modules_fx_sigold_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_sigold_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_sigold_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 # fx_hook and fx_dns run in the real satcheld (the .py tests below, the
 # ratelimit tests).
 tests_modules_fx_hook_la_SOURCES = tests/modules/fx_hook.c
