@@ -130,6 +130,7 @@ struct sc_hook_entry {
 	struct sc_instance *inst;
 	sc_hook_fn fn;
 	void *data;
+	enum sc_hook_phase phase;
 };
 struct sc_event_entry {
 	struct sc_instance *inst;
@@ -178,6 +179,7 @@ struct sc_gen {
 	size_t inst_count;
 	struct sc_instance *insts;
 	size_t hook_count[SC_HOOK_COUNT];
+	size_t hook_policy[SC_HOOK_COUNT];	/* leading POLICY entries   */
 	struct sc_hook_entry *hooks[SC_HOOK_COUNT];
 	size_t event_count[SC_EVENT_COUNT];
 	struct sc_event_entry *events[SC_EVENT_COUNT];
@@ -201,9 +203,18 @@ SC_INTERNAL void sc_gen_ref(struct sc_gen *gen);
  * when none of its instances has a pending job, otherwise when the last
  * one completes (sc_gen_job_end). */
 SC_INTERNAL void sc_gen_unref(struct sc_gen **gen);
-/* A job of inst completed (its done ran; work.c counted it in inst->jobs
- * and gen->jobs at submit): uncounts it, and finishes a dead generation's
- * teardown when that was its last job. inst may be freed on return. */
+/* Jobs of an instance: pool work (work.c) and DNS lookups (dns.c). The
+ * generation's teardown waits until each one ended. sc_gen_job_allowed
+ * says whether inst may start one now (not once its instance_free began;
+ * logged, naming what); sc_gen_job_begin counts one that was started (in
+ * inst->jobs and gen->jobs). */
+SC_INTERNAL bool sc_gen_job_allowed(struct sc_instance *inst,
+				    const char *what);
+SC_INTERNAL void sc_gen_job_begin(struct sc_instance *inst);
+/* A job of inst completed (its done ran, or it was cancelled): uncounts
+ * it, and finishes a dead generation's teardown when that was its last
+ * job. inst may be freed on return, so no module code may be running
+ * for it up the stack. */
 SC_INTERNAL void sc_gen_job_end(struct sc_instance *inst);
 /* Fills an error for a module file: "module NAME (PATH): built for ABI
  * X.Y, satcheld has ABI A.B; rebuild the module" etc. */
@@ -331,6 +342,12 @@ SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
 /* ---- dns.c ---- */
 
 SC_INTERNAL int sc_dns_init(const struct sc_main_config *cfg, char **error_r);
+/* Teardown, first step: fails every pending lookup (TEMPFAIL) and ends
+ * the jobs of cancelled ones, so generations waiting for them can be torn
+ * down while the rest of the core is still up; new lookups are refused
+ * from now on, until sc_dns_deinit. sc_work_drain calls it. */
+SC_INTERNAL void sc_dns_stop(void);
+/* sc_dns_stop, then frees the resolver. */
 SC_INTERNAL void sc_dns_deinit(void);
 
 /* ---- privsep.c ---- */
@@ -350,8 +367,9 @@ SC_INTERNAL void sc_ctl_stop(void);
  * done callback ran), for at most timeout_ms; generations retired by a
  * reload and waiting for their jobs are torn down on the way. Teardown
  * calls it before module instances are freed and modules unloaded, so no
- * completion jumps into an unloaded module. Returns the jobs still
- * pending. */
+ * completion jumps into an unloaded module. DNS lookups are not waited
+ * for: it stops the resolver first (sc_dns_stop), so their callbacks run
+ * now with TEMPFAIL. Returns the pool jobs still pending. */
 SC_INTERNAL unsigned sc_work_drain(uint64_t timeout_ms);
 
 /* ---- privdir.c ---- */

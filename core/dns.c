@@ -4,7 +4,10 @@
  *
  * Runs on the loop thread. libunbound resolves in its own thread
  * (ub_ctx_async) and signals finished queries on ub_fd(), which a uv_poll
- * watches; ub_process() then runs our callbacks on the loop thread.
+ * watches; ub_process() then runs our callbacks on the loop thread - never
+ * inside ub_resolve_async, so a caller's callback never runs before its
+ * sc_dns_resolve_inst returned. A lookup of an instance counts as one of
+ * its jobs (module.c), like sc_work_submit_inst's pool jobs.
  */
 #include "core.h"
 
@@ -18,21 +21,27 @@
 #include <netinet/in.h>
 #include <unbound.h>
 
-/* Our own bound on a query: libunbound's retries can take minutes when a
- * forwarder is down, and a delivery attempt must not wait that long. */
-#define DNS_QUERY_TIMEOUT_MS 20000
+/* Our own bound on a query (SC_DNS_TIMEOUT_MS): libunbound's retries can
+ * take minutes when a forwarder is down, and a delivery attempt must not
+ * wait that long. */
+#define DNS_QUERY_TIMEOUT_MS SC_DNS_TIMEOUT_MS
 /* How long the interface address list is trusted (addresses change). */
 #define DNS_LOCAL_CACHE_MS 5000
 #define DNS_ROOT_KEY "/usr/share/dns/root.key"
 
-struct dns_query {
-	struct dns_query *prev, *next;
-	struct dns_ctx *ctx;
+/* One lookup; the handle modules get (struct sc_dns_query is opaque to
+ * them). Freed when its timer handle has closed. */
+struct sc_dns_query {
+	struct sc_dns_query *prev, *next;	/* ctx->queries or ->cancelled */
+	struct dns_ctx *ctx;	/* NULL once unlinked for good         */
+	struct sc_instance *inst; /* owner whose job is still counted  */
 	sc_dns_fn fn;
 	void *arg;
 	int type;
 	int async_id;
 	bool submitted;		/* async_id is valid */
+	bool finishing;		/* fn is running or ran                */
+	bool cancelled;		/* sc_dns_cancel: fn never runs        */
 	uv_timer_t timer;
 	char *name;
 };
@@ -40,7 +49,8 @@ struct dns_query {
 struct dns_ctx {
 	struct ub_ctx *ub;
 	uv_poll_t *poll;	/* heap: freed in its close callback */
-	struct dns_query *queries;
+	struct sc_dns_query *queries;	/* pending                     */
+	struct sc_dns_query *cancelled;	/* closing; job still counted  */
 	size_t pending;
 	char *servers_key;	/* the dns.servers it was built for */
 };
@@ -132,12 +142,13 @@ dns_name_read(const unsigned char *pkt, size_t len, size_t *off, char *out,
 	return 0;
 }
 
-/* dns_parse_mx_packet - fills rr[] with the MX records of the answer
- * section of pkt (names decompressed against the whole packet). Returns
- * the count, or -1 when the packet is malformed. */
+/* dns_parse_name_packet - fills rr[] with the records of type (MX or
+ * PTR: the ones whose rdata holds a name) of the answer section of pkt,
+ * names decompressed against the whole packet. Returns the count, or -1
+ * when the packet is malformed. */
 static int
-dns_parse_mx_packet(const unsigned char *pkt, size_t len,
-		    struct sc_dns_rr *rr, size_t max, uint32_t ttl)
+dns_parse_name_packet(int rtype, const unsigned char *pkt, size_t len,
+		      struct sc_dns_rr *rr, size_t max, uint32_t ttl)
 {
 	char tmp[256];
 	size_t off = 12, n = 0;
@@ -161,16 +172,20 @@ dns_parse_mx_packet(const unsigned char *pkt, size_t len,
 		off += 10;
 		if (off + rdlen > len)
 			return -1;
-		if (type == SC_DNS_MX && n < max) {
-			size_t noff = off + 2;
-			if (rdlen < 3 ||
+		if ((int)type == rtype && n < max) {
+			/* MX: preference, then the name; PTR: the name */
+			size_t skip = rtype == SC_DNS_MX ? 2 : 0;
+			size_t noff = off + skip;
+			if (rdlen < skip + 1 ||
 			    dns_name_read(pkt, len, &noff, rr[n].name,
 					  sizeof(rr[n].name)) < 0 ||
 			    noff > off + rdlen)
 				return -1;
-			rr[n].type = SC_DNS_MX;
+			rr[n].type = (uint16_t)rtype;
 			rr[n].ttl = ttl;
-			rr[n].pref = (uint16_t)((pkt[off] << 8) | pkt[off + 1]);
+			if (rtype == SC_DNS_MX)
+				rr[n].pref = (uint16_t)((pkt[off] << 8) |
+							pkt[off + 1]);
 			rr[n].data = pkt + off;
 			rr[n].len = rdlen;
 			n++;
@@ -208,13 +223,15 @@ dns_fill_records(int type, struct ub_result *r, struct sc_dns_rr **rr_r,
 		return -1;
 	}
 	uint32_t ttl = r->ttl < 0 ? 0 : (uint32_t)r->ttl;
-	if (type == SC_DNS_MX && r->answer_packet != NULL) {
-		int got = dns_parse_mx_packet(r->answer_packet,
-					      (size_t)r->answer_len, rr,
-					      count, ttl);
+	if ((type == SC_DNS_MX || type == SC_DNS_PTR) &&
+	    r->answer_packet != NULL) {
+		int got = dns_parse_name_packet(type, r->answer_packet,
+						(size_t)r->answer_len, rr,
+						count, ttl);
 		if (got < 0) {
 			free(rr);
-			*error_r = "malformed MX answer";
+			*error_r = type == SC_DNS_MX ? "malformed MX answer" :
+				"malformed PTR answer";
 			return -1;
 		}
 		n = (size_t)got;
@@ -243,6 +260,11 @@ dns_fill_records(int type, struct ub_result *r, struct sc_dns_rr **rr_r,
 						  sizeof(x->name)) < 0)
 					continue;
 				x->pref = (uint16_t)((d[0] << 8) | d[1]);
+			} else if (type == SC_DNS_PTR) {
+				size_t off = 0;
+				if (dns_name_read(d, len, &off, x->name,
+						  sizeof(x->name)) < 0)
+					continue;
 			} else if (type == SC_DNS_A || type == SC_DNS_AAAA) {
 				continue;	/* wrong length: skip it */
 			}
@@ -258,39 +280,78 @@ dns_fill_records(int type, struct ub_result *r, struct sc_dns_rr **rr_r,
 
 /* ---- queries ---- */
 
+/* dns_list_unlink - takes q out of the list headed by *head */
 static void
-dns_query_timer_closed(uv_handle_t *h)
+dns_list_unlink(struct sc_dns_query **head, struct sc_dns_query *q)
 {
-	struct dns_query *q = h->data;
-
-	free(q->name);
-	free(q);
-}
-
-/* dns_query_finish - unlinks q, runs its callback with res and frees it.
- * The callback may start new queries (or even reconfigure). */
-static void
-dns_query_finish(struct dns_query *q, const struct sc_dns_result *res)
-{
-	struct dns_ctx *ctx = q->ctx;
-
 	if (q->prev != NULL)
 		q->prev->next = q->next;
 	else
-		ctx->queries = q->next;
+		*head = q->next;
 	if (q->next != NULL)
 		q->next->prev = q->prev;
 	q->prev = q->next = NULL;
+}
+
+static void
+dns_list_push(struct sc_dns_query **head, struct sc_dns_query *q)
+{
+	q->prev = NULL;
+	q->next = *head;
+	if (q->next != NULL)
+		q->next->prev = q;
+	*head = q;
+}
+
+/* dns_query_unpend - q is no longer pending at ctx */
+static void
+dns_query_unpend(struct dns_ctx *ctx, struct sc_dns_query *q)
+{
+	dns_list_unlink(&ctx->queries, q);
 	ctx->pending--;
 	if (ctx->pending == 0 && ctx->poll != NULL)
 		uv_unref((uv_handle_t *)ctx->poll);
 	uv_timer_stop(&q->timer);
+}
+
+/* dns_query_timer_closed - the last step of every query; a cancelled one
+ * ends its owner's job here, from the loop rather than from inside the
+ * module's sc_dns_cancel call (the job end may tear the instance down) */
+static void
+dns_query_timer_closed(uv_handle_t *h)
+{
+	struct sc_dns_query *q = h->data;
+	struct sc_instance *inst = q->inst;
+
+	if (q->ctx != NULL)
+		dns_list_unlink(&q->ctx->cancelled, q);
+	free(q->name);
+	free(q);
+	if (inst != NULL)
+		sc_gen_job_end(inst);
+}
+
+/* dns_query_finish - unlinks q, runs its callback with res, ends its
+ * owner's job and frees it. The callback may start new queries (or even
+ * reconfigure). */
+static void
+dns_query_finish(struct sc_dns_query *q, const struct sc_dns_result *res)
+{
+	struct sc_instance *inst = q->inst;
+
+	dns_query_unpend(q->ctx, q);
+	q->ctx = NULL;
+	q->inst = NULL;
+	q->finishing = true;
 	q->fn(res, q->arg);
 	uv_close((uv_handle_t *)&q->timer, dns_query_timer_closed);
+	/* last: this may tear down the retired generation fn came from */
+	if (inst != NULL)
+		sc_gen_job_end(inst);
 }
 
 static void
-dns_query_fail(struct dns_query *q, enum sc_dns_status status,
+dns_query_fail(struct sc_dns_query *q, enum sc_dns_status status,
 	       const char *error)
 {
 	struct sc_dns_result res = {
@@ -317,7 +378,7 @@ dns_rcode_name(int rcode)
 static void
 dns_ub_callback(void *arg, int err, struct ub_result *r)
 {
-	struct dns_query *q = arg;
+	struct sc_dns_query *q = arg;
 	struct sc_dns_result res = { .status = SC_DNS_OK };
 	struct sc_dns_rr *rr = NULL;
 	char errbuf[160];
@@ -370,7 +431,7 @@ dns_ub_callback(void *arg, int err, struct ub_result *r)
 static void
 dns_query_timeout(uv_timer_t *t)
 {
-	struct dns_query *q = t->data;
+	struct sc_dns_query *q = t->data;
 	char errbuf[160];
 
 	if (q->submitted) {
@@ -548,10 +609,11 @@ dns_ctx_new(const struct sc_main_config *cfg, struct dns_ctx **ctx_r,
 	 * DNSSEC: with the root trust anchor libunbound validates itself, so
 	 * `secure` is true only for really signed answers (DANE needs it).
 	 * The special-use names of RFC 6761 (test, example, invalid,
-	 * localhost) have no signed delegation: mark them insecure so
-	 * answers under them are insecure rather than bogus, and keep
-	 * unbound's built-in empty zones for test/invalid from hiding the
-	 * records of a local server.
+	 * localhost) and the reverse zones of the documentation networks
+	 * (RFC 5737, RFC 3849) have no signed delegation and no real data:
+	 * mark them insecure so answers under them are insecure rather than
+	 * bogus, and keep unbound's built-in empty zones for them from
+	 * hiding the records of a local server.
 	 */
 	if (access(DNS_ROOT_KEY, R_OK) == 0) {
 		/* a plain anchor file: RFC 5011 updates would need the
@@ -561,14 +623,22 @@ dns_ctx_new(const struct sc_main_config *cfg, struct dns_ctx **ctx_r,
 				       DNS_ROOT_KEY, ub_strerror(err));
 	}
 	static const char *const special[] = {
-		"test.", "example.", "invalid.", "localhost.", NULL
+		"test.", "example.", "invalid.", "localhost.",
+		"2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa.",
+		"113.0.203.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa.", NULL
+	};
+	/* the built-in empty zones among them (localhost is real data) */
+	static const char *const unhide[] = {
+		"test.", "invalid.", "2.0.192.in-addr.arpa.",
+		"100.51.198.in-addr.arpa.", "113.0.203.in-addr.arpa.",
+		"8.b.d.0.1.0.0.2.ip6.arpa.", NULL
 	};
 	for (size_t i = 0; special[i] != NULL; i++)
 		ub_ctx_set_option(ub, "domain-insecure:", special[i]);
 	/* last: removing a zone finalizes the options ("local-zone:
 	 * nodefault" through set_option has no effect in libunbound) */
-	ub_ctx_zone_remove(ub, "test.");
-	ub_ctx_zone_remove(ub, "invalid.");
+	for (size_t i = 0; unhide[i] != NULL; i++)
+		ub_ctx_zone_remove(ub, unhide[i]);
 
 	ctx = calloc(1, sizeof(*ctx));
 	if (ctx == NULL || (ctx->poll = malloc(sizeof(*ctx->poll))) == NULL) {
@@ -599,12 +669,15 @@ dns_ctx_new(const struct sc_main_config *cfg, struct dns_ctx **ctx_r,
 	return 0;
 }
 
-/* dns_ctx_free - fails every pending query (TEMPFAIL) and frees ctx. */
+/* dns_ctx_settle - fails every pending query of ctx (TEMPFAIL) and ends
+ * the jobs of cancelled ones whose handles have not closed yet, so a
+ * generation waiting for them goes now, while the rest of the core is
+ * still up. Callbacks may start new queries (refused while stopping). */
 static void
-dns_ctx_free(struct dns_ctx *ctx)
+dns_ctx_settle(struct dns_ctx *ctx)
 {
 	while (ctx->queries != NULL) {
-		struct dns_query *q = ctx->queries;
+		struct sc_dns_query *q = ctx->queries;
 
 		if (q->submitted) {
 			ub_cancel(ctx->ub, q->async_id);
@@ -613,6 +686,23 @@ dns_ctx_free(struct dns_ctx *ctx)
 		dns_query_fail(q, SC_DNS_TEMPFAIL,
 			       "DNS resolver shut down or reconfigured");
 	}
+	while (ctx->cancelled != NULL) {
+		struct sc_dns_query *q = ctx->cancelled;
+		struct sc_instance *inst = q->inst;
+
+		dns_list_unlink(&ctx->cancelled, q);
+		q->ctx = NULL;
+		q->inst = NULL;
+		if (inst != NULL)
+			sc_gen_job_end(inst);
+	}
+}
+
+/* dns_ctx_free - settles every query of ctx and frees it. */
+static void
+dns_ctx_free(struct dns_ctx *ctx)
+{
+	dns_ctx_settle(ctx);
 	/* stop polling before the fd goes away with the context */
 	uv_poll_stop(ctx->poll);
 	uv_close((uv_handle_t *)ctx->poll, dns_poll_closed);
@@ -652,6 +742,14 @@ sc_dns_init(const struct sc_main_config *cfg, char **error_r)
 }
 
 void
+sc_dns_stop(void)
+{
+	dns_stopping = true;
+	if (dns_cur != NULL)
+		dns_ctx_settle(dns_cur);
+}
+
+void
 sc_dns_deinit(void)
 {
 	if (dns_cur != NULL) {
@@ -666,14 +764,18 @@ sc_dns_deinit(void)
 	memset(&dns_local, 0, sizeof(dns_local));
 }
 
-SC_API int
-sc_dns_resolve(const char *name, int type, sc_dns_fn fn, void *arg)
+int
+sc_dns_resolve_inst(struct sc_instance *inst, const char *name, int type,
+		    sc_dns_fn fn, void *arg, struct sc_dns_query **query_r)
 {
-	struct dns_query *q;
+	struct sc_dns_query *q;
 	struct dns_ctx *ctx;
 	int err;
 
-	if (name == NULL || fn == NULL || name[0] == '\0' || dns_stopping)
+	if (query_r != NULL)
+		*query_r = NULL;
+	if (name == NULL || fn == NULL || name[0] == '\0' || dns_stopping ||
+	    !sc_gen_job_allowed(inst, "DNS lookup"))
 		return -1;
 	/* satchelctl and tests may resolve without sc_dns_init: use the
 	 * system resolver then */
@@ -694,12 +796,7 @@ sc_dns_resolve(const char *name, int type, sc_dns_fn fn, void *arg)
 	q->type = type;
 	uv_timer_init(dns_loop(), &q->timer);
 	q->timer.data = q;
-	/* link first: the callback may in theory run inside
-	 * ub_resolve_async when the answer is cached */
-	q->next = ctx->queries;
-	if (q->next != NULL)
-		q->next->prev = q;
-	ctx->queries = q;
+	dns_list_push(&ctx->queries, q);
 	if (ctx->pending++ == 0)
 		uv_ref((uv_handle_t *)ctx->poll);
 	q->submitted = true;
@@ -709,23 +806,51 @@ sc_dns_resolve(const char *name, int type, sc_dns_fn fn, void *arg)
 		sc_log_error("dns: resolving %s: %s", name, ub_strerror(err));
 		q->submitted = false;
 		/* unlink without calling back: the caller sees -1 */
-		if (q->prev != NULL)
-			q->prev->next = q->next;
-		else
-			ctx->queries = q->next;
-		if (q->next != NULL)
-			q->next->prev = q->prev;
-		if (--ctx->pending == 0)
-			uv_unref((uv_handle_t *)ctx->poll);
+		dns_query_unpend(ctx, q);
+		q->ctx = NULL;
 		uv_close((uv_handle_t *)&q->timer, dns_query_timer_closed);
 		return -1;
 	}
-	/* q stays allocated until its timer handle closes, so this read is
-	 * safe even if the answer was delivered already */
-	if (q->submitted)
-		uv_timer_start(&q->timer, dns_query_timeout,
-			       DNS_QUERY_TIMEOUT_MS, 0);
+	/* Counted only now: nothing can call back before we return
+	 * (answers come through ub_process on the loop), and a failure
+	 * above must not end a job - that could tear the generation down
+	 * under the caller. */
+	if (inst != NULL && inst->gen != NULL) {
+		q->inst = inst;
+		sc_gen_job_begin(inst);
+	}
+	uv_timer_start(&q->timer, dns_query_timeout, DNS_QUERY_TIMEOUT_MS, 0);
+	if (query_r != NULL)
+		*query_r = q;
 	return 0;
+}
+
+int
+sc_dns_resolve(const char *name, int type, sc_dns_fn fn, void *arg)
+{
+	return sc_dns_resolve_inst(NULL, name, type, fn, arg, NULL);
+}
+
+/* sc_dns_cancel - fn will not run; the job of the owner ends when the
+ * timer handle has closed (dns_query_timer_closed) */
+void
+sc_dns_cancel(struct sc_dns_query *q)
+{
+	struct dns_ctx *ctx;
+
+	if (q == NULL || q->finishing || q->cancelled || q->ctx == NULL)
+		return;
+	ctx = q->ctx;
+	q->cancelled = true;
+	if (q->submitted) {
+		/* libunbound then never calls dns_ub_callback for it */
+		ub_cancel(ctx->ub, q->async_id);
+		q->submitted = false;
+	}
+	dns_query_unpend(ctx, q);
+	dns_list_push(&ctx->cancelled, q);
+	sc_log_debug("dns: %s type %d: cancelled", q->name, q->type);
+	uv_close((uv_handle_t *)&q->timer, dns_query_timer_closed);
 }
 
 /* ---- local addresses ---- */

@@ -2,10 +2,12 @@
 /*
  * core/hook.c - hook chains: ordered policy callbacks that decide.
  *
- * A run walks the chain of one hook in plugins.d file order; a callback may
- * answer at once or return SC_PENDING and finish with sc_hook_done(). The
- * core enforces Haraka's rules: one completion per call, a per-call timeout,
- * cancellation when the session goes away. Loop thread only.
+ * A run walks the chain of one hook: POLICY callbacks, then NORMAL ones,
+ * each in plugins.d file order (module.c keeps the array in that order); a
+ * callback may answer at once or return SC_PENDING and finish with
+ * sc_hook_done(). The core enforces Haraka's rules: one completion per
+ * call, a per-call timeout, cancellation when the session goes away or the
+ * chain ends without the call. Loop thread only.
  */
 #include "core.h"
 
@@ -27,11 +29,12 @@ struct sc_hook_call {
 	struct sc_hook_run *run;
 	struct sc_instance *inst;
 	enum sc_hook hook;
+	enum sc_hook_phase phase;
 	enum call_state state;
 	bool early_done;		/* sc_hook_done inside the callback */
 	enum sc_result early_result;
 	bool timed_out;
-	bool cancelled;
+	bool cancelled;			/* can no longer change the outcome */
 	struct sc_timer *timer;
 	/* what the callback set */
 	int code;
@@ -45,7 +48,9 @@ struct sc_hook_call {
 };
 
 struct sc_hook_run {
-	struct sc_session *s;		/* NULL outside a session/cancelled */
+	struct sc_session *s;		/* NULL outside a session, and once
+					 * finished or cancelled: the session
+					 * may be freed after that          */
 	struct sc_gen *gen;		/* referenced                       */
 	enum sc_hook hook;
 	const void *arg;
@@ -247,6 +252,17 @@ run_finish(struct sc_hook_run *run, struct sc_hook_call *call,
 	run->finished = true;
 	if (s != NULL)
 		sc_session_del_run(s, run);
+	/* The session no longer knows this run, so nothing would tell it
+	 * when the session goes: forget it now. A call still pending (one
+	 * that timed out) can change nothing anymore: cancel it, so its
+	 * module sees sc_hook_cancelled() and no session. */
+	run->s = NULL;
+	for (struct sc_hook_call *c = run->calls; c != NULL; c = c->next) {
+		if (c->state == CALL_PENDING) {
+			c->cancelled = true;
+			sc_timer_free(&c->timer);
+		}
+	}
 
 	if (forced != NULL) {
 		out.reply.code = forced->code;
@@ -318,6 +334,16 @@ run_step(struct sc_hook_run *run, struct sc_hook_call *call, enum sc_result r)
 	}
 	if (r == SC_CONT && call->expand_count > 0)
 		r = SC_OK;	/* sc_route_expand() ends the chain */
+	if (r == SC_OK && call->phase == SC_PHASE_POLICY) {
+		/* Accepting is for the backends (hook.h): a policy module
+		 * must not log users in or open relaying by mistake. */
+		sc_log_session(SC_LOG_ERROR, run->s,
+			       "hook %s: %s answered OK in the policy phase, "
+			       "which cannot accept; counted as CONT (a "
+			       "module bug)", sc_hook_name(run->hook),
+			       sc_instance_name(call->inst));
+		r = SC_CONT;
+	}
 	sc_log_session(SC_LOG_DEBUG, run->s, "hook %s: %s -> %s",
 		       sc_hook_name(run->hook), sc_instance_name(call->inst),
 		       sc_result_name(r));
@@ -382,6 +408,7 @@ run_advance(struct sc_hook_run *run)
 		call->run = run;
 		call->inst = e->inst;
 		call->hook = run->hook;
+		call->phase = e->phase;
 		call->state = CALL_RUNNING;
 		call->next = run->calls;
 		run->calls = call;
@@ -510,6 +537,7 @@ sc_hook_done(struct sc_hook_call *call, enum sc_result result)
 	run->outstanding--;
 	if (call->timed_out || call->cancelled || run->cancelled ||
 	    run->finished) {
+		/* run->s is NULL here: the session may be gone */
 		sc_log_session(SC_LOG_DEBUG, run->s,
 			       "hook %s: late completion from %s ignored",
 			       sc_hook_name(call->hook),

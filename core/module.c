@@ -133,21 +133,41 @@ grow(void **v, size_t count, size_t size)
 	return 0;
 }
 
+/* sc_hook_register_phase - POLICY entries go after the policy entries
+ * registered so far, NORMAL ones at the end: registration runs in file
+ * order, so each phase keeps file order and all POLICY ones come first */
 int
-sc_hook_register(struct sc_instance *inst, enum sc_hook hook, sc_hook_fn fn,
-		 void *data)
+sc_hook_register_phase(struct sc_instance *inst, enum sc_hook hook,
+		       enum sc_hook_phase phase, sc_hook_fn fn, void *data)
 {
 	struct sc_gen *gen;
+	struct sc_hook_entry *v;
+	size_t at;
 
-	if (inst == NULL || (unsigned)hook >= SC_HOOK_COUNT || fn == NULL)
+	if (inst == NULL || (unsigned)hook >= SC_HOOK_COUNT || fn == NULL ||
+	    (phase != SC_PHASE_NORMAL && phase != SC_PHASE_POLICY))
 		return -1;
 	gen = inst->gen;
 	if (grow((void **)&gen->hooks[hook], gen->hook_count[hook],
 		 sizeof(*gen->hooks[hook])) < 0)
 		return -1;
-	gen->hooks[hook][gen->hook_count[hook]++] =
-		(struct sc_hook_entry){ inst, fn, data };
+	v = gen->hooks[hook];
+	at = phase == SC_PHASE_POLICY ? gen->hook_policy[hook] :
+		gen->hook_count[hook];
+	memmove(&v[at + 1], &v[at],
+		(gen->hook_count[hook] - at) * sizeof(*v));
+	v[at] = (struct sc_hook_entry){ inst, fn, data, phase };
+	gen->hook_count[hook]++;
+	if (phase == SC_PHASE_POLICY)
+		gen->hook_policy[hook]++;
 	return 0;
+}
+
+int
+sc_hook_register(struct sc_instance *inst, enum sc_hook hook, sc_hook_fn fn,
+		 void *data)
+{
+	return sc_hook_register_phase(inst, hook, SC_PHASE_NORMAL, fn, data);
 }
 
 int
@@ -203,6 +223,80 @@ sc_status_register(struct sc_instance *inst, sc_status_fn fn, void *data)
 
 /* ---- loading ---- */
 
+/* The types of the build signature, by letter (module.h). */
+static const struct {
+	char letter;
+	const char *type;
+} sig_types[] = {
+	{ 'p', "void *" }, { 'l', "long" }, { 't', "time_t" },
+	{ 'o', "off_t" }, { 'z', "size_t" },
+};
+
+/* sig_size - the size in bytes sig gives for letter, or -1 when it has
+ * none (or is not in the letter, size form) */
+static int
+sig_size(const char *sig, char letter)
+{
+	for (size_t i = 0; sig[i] != '\0' && sig[i + 1] != '\0'; i += 2) {
+		char c = sig[i + 1];
+
+		if (sig[i] != letter)
+			continue;
+		if (c >= '0' && c <= '9')
+			return c - '0';
+		if (c >= 'a' && c <= 'z')
+			return c - 'a' + 10;
+		return -1;
+	}
+	return -1;
+}
+
+/* signature_check - step 4b: the module's type sizes are ours, compared
+ * type by type so the error names the one that differs */
+static int
+signature_check(const struct sc_module *mod, const char *stem,
+		const char *path, char **error_r)
+{
+	const char *sig = mod->signature, *ours = SC_MODULE_SIGNATURE;
+	char legacy[64];
+
+	if (sig != NULL && strcmp(sig, ours) == 0)
+		return 0;
+	/* ABI <= 1.1 headers put macro names where t and o belong */
+	snprintf(legacy, sizeof(legacy),
+		 "p%zul%zut__SIZEOF_TIME_T__o__SIZEOF_OFF_T__z%zu",
+		 sizeof(void *), sizeof(long), sizeof(size_t));
+	if (sig != NULL && mod->abi_minor < 2 && strcmp(sig, legacy) == 0) {
+		sc_log_warning("module %s (%s): built for ABI %u.%u, whose "
+			       "build signature does not record the sizes of "
+			       "time_t and off_t, so they are not checked; "
+			       "rebuild the module", stem, path,
+			       mod->abi_major, mod->abi_minor);
+		return 0;
+	}
+	for (size_t i = 0; sig != NULL &&
+	     i < sizeof(sig_types) / sizeof(sig_types[0]); i++) {
+		int theirs = sig_size(sig, sig_types[i].letter);
+		int mine = sig_size(ours, sig_types[i].letter);
+
+		if (theirs >= 0 && theirs != mine) {
+			*error_r = errorf("module %s (%s): built with "
+					  "sizeof(%s) %d, satcheld has %d "
+					  "(signature %s, satcheld's %s); "
+					  "rebuild the module with the same "
+					  "compiler and flags", stem, path,
+					  sig_types[i].type, theirs, mine,
+					  sig, ours);
+			return -1;
+		}
+	}
+	*error_r = errorf("module %s (%s): built with signature %s, "
+			  "satcheld has %s; rebuild the module with the same "
+			  "compiler and flags", stem, path,
+			  sig ? sig : "(none)", ours);
+	return -1;
+}
+
 /* sc_module_check - step 4 of the loader: ABI, descriptor size, build
  * signature, and that the declared name is the file stem */
 int
@@ -224,15 +318,8 @@ sc_module_check(const struct sc_module *mod, const char *stem,
 				  sizeof(struct sc_module));
 		return -1;
 	}
-	if (mod->signature == NULL ||
-	    strcmp(mod->signature, SC_MODULE_SIGNATURE) != 0) {
-		*error_r = errorf("module %s (%s): built with signature %s, "
-				  "satcheld has %s; rebuild the module with "
-				  "the same compiler and flags", stem, path,
-				  mod->signature ? mod->signature : "(none)",
-				  SC_MODULE_SIGNATURE);
+	if (signature_check(mod, stem, path, error_r) < 0)
 		return -1;
-	}
 	if (mod->name == NULL || strcmp(mod->name, stem) != 0) {
 		*error_r = errorf("module %s (%s): declares the name \"%s\"; "
 				  "the file must be named %s.so", stem, path,
@@ -483,11 +570,11 @@ gen_teardown(struct gen_priv *gp)
 /*
  * gen_release - the generation lost its last reference. Its listeners
  * close now, so no new session can start in it; the instances go when no
- * job of theirs is pending anymore: a job's work and done may use the
- * instance data and module code until done returned. Otherwise the
- * generation is only marked dead and sc_gen_job_end, on the completion of
- * its last job, tears it down. Its timers may still submit jobs meanwhile
- * (they are counted like any other).
+ * job of theirs (pool work, DNS lookup) is pending anymore: a job's
+ * callbacks may use the instance data and module code until they
+ * returned. Otherwise the generation is only marked dead and
+ * sc_gen_job_end, on the completion of its last job, tears it down. Its
+ * timers may still start jobs meanwhile (they are counted like any other).
  */
 static void
 gen_release(struct gen_priv *gp)
@@ -499,12 +586,35 @@ gen_release(struct gen_priv *gp)
 	if (gen->jobs > 0) {
 		if (!gen->dead)
 			sc_log_debug("config generation %u: teardown waits "
-				     "for %u pool job%s", gen->serial,
-				     gen->jobs, gen->jobs == 1 ? "" : "s");
+				     "for %u job%s (pool work, DNS lookups)",
+				     gen->serial, gen->jobs,
+				     gen->jobs == 1 ? "" : "s");
 		gen->dead = true;
 		return;
 	}
 	gen_teardown(gp);
+}
+
+bool
+sc_gen_job_allowed(struct sc_instance *inst, const char *what)
+{
+	if (inst != NULL && inst->gen != NULL && inst->gen->freeing) {
+		/* Its instance is going away right now: nobody would be
+		 * left to run the completion against. */
+		sc_log_error("%s: %s started during instance_free; refused",
+			     sc_instance_name(inst), what);
+		return false;
+	}
+	return true;
+}
+
+void
+sc_gen_job_begin(struct sc_instance *inst)
+{
+	if (inst == NULL || inst->gen == NULL)
+		return;
+	inst->jobs++;
+	inst->gen->jobs++;
 }
 
 void
@@ -518,7 +628,7 @@ sc_gen_job_end(struct sc_instance *inst)
 	inst->jobs--;
 	gen->jobs--;
 	if (gen->dead && gen->refcount == 0 && gen->jobs == 0) {
-		sc_log_debug("config generation %u: last pool job done",
+		sc_log_debug("config generation %u: last job done",
 			     gen->serial);
 		gen_teardown((struct gen_priv *)gen);
 	}

@@ -78,15 +78,8 @@ work_queue(struct sc_instance *inst, sc_work_fn work, sc_work_fn done,
 	struct work_req *w;
 	int ret;
 
-	if (work == NULL)
+	if (work == NULL || !sc_gen_job_allowed(inst, "pool job"))
 		return -1;
-	if (inst != NULL && inst->gen != NULL && inst->gen->freeing) {
-		/* Its instance is going away right now: nobody would be
-		 * left to run done against. */
-		sc_log_error("%s: pool job submitted during instance_free; "
-			     "refused", sc_instance_name(inst));
-		return -1;
-	}
 	w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return -1;
@@ -105,8 +98,7 @@ work_queue(struct sc_instance *inst, sc_work_fn work, sc_work_fn done,
 		sc_core->work_pending++;
 	if (inst != NULL && inst->gen != NULL) {
 		w->inst = inst;
-		inst->jobs++;
-		inst->gen->jobs++;
+		sc_gen_job_begin(inst);
 	}
 	return 0;
 }
@@ -211,6 +203,9 @@ sc_work_drain(uint64_t timeout_ms)
 	uint64_t deadline = uv_now(loop) + timeout_ms;
 	uv_timer_t timer;
 
+	/* Lookups end now (TEMPFAIL) rather than in up to 20 s; their
+	 * callbacks may still submit pool work, drained below. */
+	sc_dns_stop();
 	if (sc_core == NULL || sc_core->work_pending == 0)
 		return 0;
 	/* UV_RUN_ONCE sleeps until an event: a completion, or the timer

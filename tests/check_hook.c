@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/check_hook.c - Check suite for hook chains (core/hook.c) and the
- * session/event plumbing they rely on: ordering, every result code, reply
- * checks, async completion, double completion, timeouts, cancellation.
+ * session/event plumbing they rely on: ordering, phases, every result
+ * code, reply checks, async completion, double completion, timeouts,
+ * cancellation.
  * Runs a real libuv loop on the test's thread; no modules are loaded: the
  * test builds a generation by hand and registers its own callbacks.
  */
@@ -403,6 +404,48 @@ START_TEST(test_cancel_on_close)
 }
 END_TEST
 
+/* hook_timeout ends the chain; the session then closes; the module's
+ * answer comes after both. The call is cancelled from the timeout on, the
+ * module gets no session (it would be freed memory), and the completion
+ * reads nothing of it - the debug log line included (level raised here so
+ * that line really formats; the sanitizer build catches a read). */
+START_TEST(test_timeout_then_close)
+{
+	struct sc_timer *ka = keepalive();
+	struct sc_session *s = sc_session_new(NULL, "smtp", &t.gen);
+	struct sc_hook_call *call;
+
+	ck_assert_ptr_nonnull(s);
+	t.confs[1].hook_timeout_ms = 30;
+	t.fakes[1].result = SC_PENDING;
+	t.fakes[1].later = SC_OK;
+	t.fakes[1].later_ms = 150;
+	run_chain(s);
+	call = t.fakes[1].call;
+	ck_assert_ptr_nonnull(call);
+	ck_assert(!sc_hook_cancelled(call));
+	ck_assert_ptr_eq(sc_hook_session(call), s);
+	run_loop(80);
+	ck_assert_int_eq(t.done_calls, 1);
+	ck_assert_int_eq(t.out.result, SC_DENYSOFT);
+	ck_assert_str_eq(t.out.reply.esc, "4.4.3");
+	/* the chain ended without it: nothing it does counts any more */
+	ck_assert(sc_hook_cancelled(call));
+	ck_assert_ptr_null(sc_hook_session(call));
+	ck_assert_ptr_null(sc_hook_arg(call));
+	sc_session_close(s);
+	ck_assert_uint_eq(sc_session_count(), 0);
+	ck_assert(sc_hook_cancelled(call));
+	ck_assert_ptr_null(sc_hook_session(call));
+	sc_log_set_level(SC_LOG_DEBUG);
+	run_loop(150);
+	sc_log_set_level(SC_LOG_WARNING);
+	ck_assert_int_eq(t.done_calls, 1);
+	ck_assert_str_eq(t.trace, "ab");
+	sc_timer_free(&ka);
+}
+END_TEST
+
 static void
 close_in_done(struct sc_session *s, const struct sc_hook_outcome *out,
 	      void *arg)
@@ -490,6 +533,100 @@ START_TEST(test_route_expand)
 }
 END_TEST
 
+/* ---- phases ---- */
+
+/* pol_setup - two POLICY callbacks, x (instance 30-c) and y (10-a),
+ * registered after the NORMAL a, b, c of setup(): they run first, in
+ * their own registration order */
+static struct fake pol[2];
+
+static void
+pol_setup(void)
+{
+	memset(pol, 0, sizeof(pol));
+	pol[0].name = 'x';
+	pol[1].name = 'y';
+	ck_assert_int_eq(sc_hook_register_phase(&t.insts[2], SC_HOOK_RCPT,
+						SC_PHASE_POLICY, fake_cb,
+						&pol[0]), 0);
+	ck_assert_int_eq(sc_hook_register_phase(&t.insts[0], SC_HOOK_RCPT,
+						SC_PHASE_POLICY, fake_cb,
+						&pol[1]), 0);
+	ck_assert_uint_eq(t.gen.hook_count[SC_HOOK_RCPT], 5);
+	ck_assert_uint_eq(t.gen.hook_policy[SC_HOOK_RCPT], 2);
+}
+
+START_TEST(test_policy_first)
+{
+	pol_setup();
+	run_chain(NULL);
+	ck_assert_str_eq(t.trace, "xyabc");
+	ck_assert_int_eq(t.out.result, SC_CONT);
+	/* a backend that accepts no longer hides a policy refusal */
+	memset(t.trace, 0, sizeof(t.trace));
+	t.fakes[0].result = SC_OK;
+	pol[1].result = SC_DENYSOFT;
+	pol[1].code = 454;
+	pol[1].esc = "4.7.0";
+	pol[1].text = "locked out";
+	run_chain(NULL);
+	ck_assert_str_eq(t.trace, "xy");
+	ck_assert_int_eq(t.out.result, SC_DENYSOFT);
+	ck_assert_int_eq(t.out.reply.code, 454);
+	ck_assert_str_eq(t.out_text, "locked out");
+	ck_assert_str_eq(t.out_instance, "10-a");
+}
+END_TEST
+
+/* A policy callback cannot accept: its OK counts as CONT, at once or
+ * late, and the backends decide. */
+START_TEST(test_policy_cannot_accept)
+{
+	struct sc_timer *ka = keepalive();
+
+	pol_setup();
+	pol[0].result = SC_OK;
+	t.fakes[1].result = SC_DENY;
+	run_chain(NULL);
+	ck_assert_str_eq(t.trace, "xyab");
+	ck_assert_int_eq(t.out.result, SC_DENY);
+	ck_assert_str_eq(t.out_instance, "20-b");
+
+	memset(t.trace, 0, sizeof(t.trace));
+	t.done_calls = 0;
+	pol[0].result = SC_PENDING;
+	pol[0].later = SC_OK;
+	pol[0].later_ms = 10;
+	run_chain(NULL);
+	ck_assert_int_eq(t.done_calls, 0);
+	run_loop(60);
+	ck_assert_int_eq(t.done_calls, 1);
+	ck_assert_str_eq(t.trace, "xyab");
+	ck_assert_int_eq(t.out.result, SC_DENY);
+	/* a NORMAL OK still accepts */
+	memset(t.trace, 0, sizeof(t.trace));
+	pol[0].result = SC_CONT;
+	t.fakes[0].result = SC_OK;
+	run_chain(NULL);
+	ck_assert_str_eq(t.trace, "xya");
+	ck_assert_int_eq(t.out.result, SC_OK);
+	sc_timer_free(&ka);
+}
+END_TEST
+
+START_TEST(test_phase_invalid)
+{
+	ck_assert_int_eq(sc_hook_register_phase(&t.insts[0], SC_HOOK_RCPT,
+						(enum sc_hook_phase)7, fake_cb,
+						&t.fakes[0]), -1);
+	ck_assert_int_eq(sc_hook_register_phase(&t.insts[0], SC_HOOK_COUNT,
+						SC_PHASE_POLICY, fake_cb,
+						&t.fakes[0]), -1);
+	ck_assert_uint_eq(t.gen.hook_count[SC_HOOK_RCPT], NINST);
+	ck_assert_uint_eq(t.gen.hook_policy[SC_HOOK_RCPT], 0);
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	ck_assert_str_eq(sc_hook_name(SC_HOOK_DATA_POST), "data_post");
@@ -520,6 +657,10 @@ hook_suite(void)
 	tcase_add_test(tc, test_double_done);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_cancel_on_close);
+	tcase_add_test(tc, test_timeout_then_close);
+	tcase_add_test(tc, test_policy_first);
+	tcase_add_test(tc, test_policy_cannot_accept);
+	tcase_add_test(tc, test_phase_invalid);
 	tcase_add_test(tc, test_close_from_done);
 	tcase_add_test(tc, test_session_slots);
 	tcase_add_test(tc, test_route_expand);

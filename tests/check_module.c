@@ -208,10 +208,106 @@ START_TEST(test_wrong_signature)
 	env_init(&env, NULL);
 	env_plugin(&env, "10-sig", "module: fx_sig\n");
 	snprintf(want, sizeof(want), "module fx_sig (%s/fx_sig.so): built "
-		 "with signature p4l4t4o4z4, satcheld has %s; rebuild the "
-		 "module with the same compiler and flags", FIXTURE_DIR,
+		 "with sizeof(void *) 4, satcheld has %zu (signature "
+		 "p4l4t4o4z4, satcheld's %s); rebuild the module with the same "
+		 "compiler and flags", FIXTURE_DIR, sizeof(void *),
 		 SC_MODULE_SIGNATURE);
 	expect_error(&env, want);
+	env_free(&env);
+}
+END_TEST
+
+/* The signature holds the real sizes of every type it names: before ABI
+ * 1.2, t and o carried unexpanded macro names (__SIZEOF_TIME_T__ is no
+ * compiler's macro), so time_t and off_t were never compared. */
+START_TEST(test_signature_sizes)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "p%zul%zut%zuo%zuz%zu", sizeof(void *),
+		 sizeof(long), sizeof(time_t), sizeof(off_t), sizeof(size_t));
+	ck_assert_str_eq(SC_MODULE_SIGNATURE, want);
+}
+END_TEST
+
+/* Only time_t differs: refused, naming it. */
+START_TEST(test_wrong_time_t)
+{
+	struct fx_env env;
+	char want[1024];
+	size_t other = sizeof(time_t) == 8 ? 4 : 8;
+
+	env_init(&env, NULL);
+	env_plugin(&env, "10-sigtime", "module: fx_sigtime\n");
+	snprintf(want, sizeof(want), "module fx_sigtime (%s/fx_sigtime.so): "
+		 "built with sizeof(time_t) %zu, satcheld has %zu (signature "
+		 "p%zul%zut%zuo%zuz%zu, satcheld's %s); rebuild the module "
+		 "with the same compiler and flags", FIXTURE_DIR, other,
+		 sizeof(time_t), sizeof(void *), sizeof(long), other,
+		 sizeof(off_t), sizeof(size_t), SC_MODULE_SIGNATURE);
+	expect_error(&env, want);
+	env_free(&env);
+}
+END_TEST
+
+/* sc_module_check on descriptors made here: the old form is accepted only
+ * from modules that declare an ABI before 1.2, and only with our other
+ * sizes; anything else that is not our signature is refused. */
+START_TEST(test_signature_forms)
+{
+	char legacy[64], legacy_other[64], *err = NULL;
+	struct sc_module mod = {
+		.abi_major = SC_ABI_MAJOR, .abi_minor = 1,
+		.struct_size = sizeof(struct sc_module), .name = "x",
+	};
+
+	snprintf(legacy, sizeof(legacy),
+		 "p%zul%zut__SIZEOF_TIME_T__o__SIZEOF_OFF_T__z%zu",
+		 sizeof(void *), sizeof(long), sizeof(size_t));
+	snprintf(legacy_other, sizeof(legacy_other),
+		 "p%zul%zut__SIZEOF_TIME_T__o__SIZEOF_OFF_T__z%zu",
+		 sizeof(void *), sizeof(long) == 8 ? (size_t)4 : (size_t)8,
+		 sizeof(size_t));
+	mod.signature = SC_MODULE_SIGNATURE;
+	ck_assert_int_eq(sc_module_check(&mod, "x", "/m/x.so", &err), 0);
+	mod.signature = legacy;
+	ck_assert_int_eq(sc_module_check(&mod, "x", "/m/x.so", &err), 0);
+	mod.signature = legacy_other;
+	ck_assert_int_eq(sc_module_check(&mod, "x", "/m/x.so", &err), -1);
+	free(err);
+	err = NULL;
+	mod.abi_minor = 2;
+	mod.signature = legacy;
+	ck_assert_int_eq(sc_module_check(&mod, "x", "/m/x.so", &err), -1);
+	ck_assert_msg(strstr(err, "built with signature p") != NULL, "%s",
+		      err);
+	free(err);
+	err = NULL;
+	mod.signature = NULL;
+	ck_assert_int_eq(sc_module_check(&mod, "x", "/m/x.so", &err), -1);
+	ck_assert_msg(strstr(err, "signature (none)") != NULL, "%s", err);
+	free(err);
+	err = NULL;
+	mod.signature = "p8";
+	ck_assert_int_eq(sc_module_check(&mod, "x", "/m/x.so", &err), -1);
+	free(err);
+}
+END_TEST
+
+/* A module built with the ABI 1.1 headers still loads (minor bumps keep
+ * old modules working); its time_t and off_t could not be checked. */
+START_TEST(test_old_signature_loads)
+{
+	struct fx_env env;
+	struct sc_gen *gen = NULL;
+	char *err = NULL;
+
+	env_init(&env, NULL);
+	env_plugin(&env, "10-sigold", "module: fx_sigold\n");
+	ck_assert_msg(env_build(&env, true, &gen, &err) == 0, "%s", err);
+	ck_assert_uint_eq(gen->inst_count, 1);
+	sc_gen_unref(&gen);
+	sc_config_set_current(NULL);
 	env_free(&env);
 }
 END_TEST
@@ -553,6 +649,10 @@ module_suite(void)
 	tcase_add_test(tc, test_good_order);
 	tcase_add_test(tc, test_wrong_abi);
 	tcase_add_test(tc, test_wrong_signature);
+	tcase_add_test(tc, test_signature_sizes);
+	tcase_add_test(tc, test_wrong_time_t);
+	tcase_add_test(tc, test_old_signature_loads);
+	tcase_add_test(tc, test_signature_forms);
 	tcase_add_test(tc, test_missing_symbol);
 	tcase_add_test(tc, test_name_mismatch);
 	tcase_add_test(tc, test_instance_new_fails);

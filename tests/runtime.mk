@@ -8,7 +8,9 @@ FIXTURE_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
 check_LTLIBRARIES += tests/modules/fx_good.la tests/modules/fx_abi.la \
 	tests/modules/fx_sig.la tests/modules/fx_nosym.la \
 	tests/modules/fx_name.la tests/modules/fx_fail.la \
-	tests/modules/fx_dep.la tests/modules/fx_work.la
+	tests/modules/fx_dep.la tests/modules/fx_work.la \
+	tests/modules/fx_sigtime.la tests/modules/fx_sigold.la \
+	tests/modules/fx_hook.la tests/modules/fx_dns.la
 tests_modules_fx_good_la_SOURCES = tests/modules/fx_good.c
 tests_modules_fx_good_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_good_la_CFLAGS = $(MODULE_CFLAGS)
@@ -41,6 +43,24 @@ tests_modules_fx_work_la_SOURCES = tests/modules/fx_work.c
 tests_modules_fx_work_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_work_la_CFLAGS = $(MODULE_CFLAGS)
 tests_modules_fx_work_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_sigtime_la_SOURCES = tests/modules/fx_sigtime.c
+tests_modules_fx_sigtime_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_sigtime_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_sigtime_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_sigold_la_SOURCES = tests/modules/fx_sigold.c
+tests_modules_fx_sigold_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_sigold_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_sigold_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+# fx_hook and fx_dns run in the real satcheld (the .py tests below, the
+# ratelimit tests).
+tests_modules_fx_hook_la_SOURCES = tests/modules/fx_hook.c
+tests_modules_fx_hook_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_hook_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_hook_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_dns_la_SOURCES = tests/modules/fx_dns.c
+tests_modules_fx_dns_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_dns_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_dns_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 
 # The unit tests export the core's API to the fixtures like satcheld does.
 check_PROGRAMS += tests/check_module tests/check_hook
@@ -70,3 +90,9 @@ EXTRA_DIST += tests/modules/test_daemon.py
 # A generation retired by a reload waits for its instances' pool jobs.
 TESTS += tests/modules/test_work_reload.py
 EXTRA_DIST += tests/modules/test_work_reload.py
+
+# Hook calls answered after hook_timeout; DNS lookups of an instance across
+# a reload, cancelled, and PTR (fx_hook, fx_dns).
+TESTS += tests/modules/test_hook_late.py tests/modules/test_dns_lifetime.py
+EXTRA_DIST += tests/modules/test_hook_late.py \
+	tests/modules/test_dns_lifetime.py

@@ -323,7 +323,11 @@ gl_start(struct sc_instance *inst, void *data, const char **error_r)
 	struct gl *gl = data;
 	uint64_t sweep = gl->conf->delay_ms < 60000 ? 1000 : 60000;
 
-	if (sc_hook_register(inst, SC_HOOK_RCPT, gl_rcpt, gl) < 0 ||
+	/* The policy phase: before the router, which ends the chain with OK
+	 * for a known user, whatever the plugins.d file names. A policy
+	 * callback cannot accept, and gl_rcpt never does. */
+	if (sc_hook_register_phase(inst, SC_HOOK_RCPT, SC_PHASE_POLICY,
+				   gl_rcpt, gl) < 0 ||
 	    sc_status_register(inst, gl_status, gl) < 0) {
 		*error_r = "cannot register the rcpt hook";
 		return -1;

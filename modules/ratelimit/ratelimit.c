@@ -698,9 +698,16 @@ rl_instance_start(struct sc_instance *inst, void *data, const char **error_r)
 	ri->st = rl_state_attach(sc_instance_name(inst), ri->conf, error_r);
 	if (ri->st == NULL)
 		return -1;
-	if (sc_hook_register(inst, SC_HOOK_CONNECT, rl_connect, ri) != 0 ||
-	    sc_hook_register(inst, SC_HOOK_MAIL, rl_mail, ri) != 0 ||
-	    sc_hook_register(inst, SC_HOOK_AUTH, rl_auth, ri) != 0 ||
+	/* The policy phase: every limit runs before the modules that
+	 * decide (auth_file's OK to the right password would otherwise
+	 * let a locked-out address in when its file sorts first), and the
+	 * connection is counted whatever accepts it later. */
+	if (sc_hook_register_phase(inst, SC_HOOK_CONNECT, SC_PHASE_POLICY,
+				   rl_connect, ri) != 0 ||
+	    sc_hook_register_phase(inst, SC_HOOK_MAIL, SC_PHASE_POLICY,
+				   rl_mail, ri) != 0 ||
+	    sc_hook_register_phase(inst, SC_HOOK_AUTH, SC_PHASE_POLICY,
+				   rl_auth, ri) != 0 ||
 	    sc_event_subscribe(inst, SC_EVENT_AUTH_FAILED, rl_auth_failed,
 			       ri) != 0 ||
 	    sc_status_register(inst, rl_status, ri) != 0) {

@@ -1872,7 +1872,8 @@ job_lookup(struct relay_job *job, size_t host, const char *name, int type)
 	q->type = type;
 	job->dns_pending++;
 	job_ref(job);
-	if (sc_dns_resolve(name, type, job_addr_cb, q) < 0) {
+	if (sc_dns_resolve_inst(job->r->inst, name, type, job_addr_cb, q,
+				NULL) < 0) {
 		job->dns_pending--;
 		job_unref(job);
 		free(q);
@@ -2132,8 +2133,8 @@ job_start(struct relay_job *job)
 		sfmt(job->dest_key, sizeof(job->dest_key), "mx:%s",
 			 job->domain);
 		job_ref(job);
-		if (sc_dns_resolve(job->domain, SC_DNS_MX, job_mx_cb,
-				   job) < 0) {
+		if (sc_dns_resolve_inst(r->inst, job->domain, SC_DNS_MX,
+					job_mx_cb, job, NULL) < 0) {
 			job_unref(job);
 			job_set_error(job, SC_DENYSOFT, 451, "4.4.3",
 				      "cannot look up the MX of %s",

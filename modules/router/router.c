@@ -563,7 +563,8 @@ static void
 auto_resolve_host(struct rctx *c, int type)
 {
 	c->dns_type = type;
-	if (sc_dns_resolve(c->host, type, auto_addr_done, c) < 0) {
+	if (sc_dns_resolve_inst(c->r->inst, c->host, type, auto_addr_done, c,
+				NULL) < 0) {
 		sc_reply_set(c->call, 451, "4.4.3",
 			     "cannot look up %s", c->host);
 		finish(c, SC_DENYSOFT);
@@ -715,7 +716,8 @@ router_route(struct sc_hook_call *call, void *data)
 		return settle(c);
 	}
 	c->is_auto = true;
-	if (sc_dns_resolve(domain, SC_DNS_MX, auto_mx_done, c) < 0) {
+	if (sc_dns_resolve_inst(r->inst, domain, SC_DNS_MX, auto_mx_done, c,
+				NULL) < 0) {
 		sc_reply_set(call, 451, "4.4.3", "cannot look up MX of %s",
 			     domain);
 		finish(c, SC_DENYSOFT);

@@ -16,9 +16,17 @@ dnsmasq runs in the foreground on 127.0.0.1:<free port>, answers only
 from the records given (--no-resolv --no-hosts), and is authoritative for
 the zones in `local` (default: test, example, invalid): names under them
 that have no record get NXDOMAIN, not REFUSED. Record types: MX (pref,
-host; host "." is the null MX), A, AAAA, TXT, CNAME and any other type as
-hex rdata (TLSA, ...) through --dns-rr. Nothing is signed, so a validating
-resolver sees the answers as insecure.
+host; host "." is the null MX), A, AAAA, TXT, CNAME, PTR (the target; the
+name is the reverse name, e.g. '25.0.18.198.in-addr.arpa') and any other
+type as hex rdata (TLSA, ...) through --dns-rr. Nothing is signed, so a
+validating resolver sees the answers as insecure.
+
+A slow server: DnsServer(records, delay={'slow.test': 3.0}) puts a UDP
+relay in front of dnsmasq; `server` is then the relay's address. A query
+for a name at or under a key of `delay` is held: the answers (from
+dnsmasq) to every query of that name and type go out `delay` seconds after
+the first one came in - so a resolver that retries meanwhile still gets
+its answer then. Other names pass at once.
 """
 
 import getpass
@@ -27,15 +35,17 @@ import random
 import shutil
 import socket
 import struct
+import select
 import subprocess
 import tempfile
+import threading
 import time
 
 __all__ = ['DnsServer', 'dns_query']
 
 DNSMASQ = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
 
-TYPE_NUMBERS = {'A': 1, 'NS': 2, 'CNAME': 5, 'MX': 15, 'TXT': 16,
+TYPE_NUMBERS = {'A': 1, 'NS': 2, 'CNAME': 5, 'PTR': 12, 'MX': 15, 'TXT': 16,
                 'AAAA': 28, 'SRV': 33, 'TLSA': 52}
 
 
@@ -91,22 +101,117 @@ def dns_query(port, name, qtype='A', timeout=2.0, host='127.0.0.1'):
     return flags & 0xf, an
 
 
+def _question(pkt):
+    """(lower-case name without the trailing dot, type) of a query, or
+    None when it is not a plain one-question query."""
+    if len(pkt) < 12 or struct.unpack('!H', pkt[4:6])[0] != 1:
+        return None
+    labels, off = [], 12
+    while off < len(pkt) and pkt[off] != 0:
+        n = pkt[off]
+        if n & 0xc0 or off + 1 + n > len(pkt):
+            return None
+        labels.append(pkt[off + 1:off + 1 + n].decode('ascii', 'replace'))
+        off += 1 + n
+    if off + 5 > len(pkt):
+        return None
+    qtype = struct.unpack('!H', pkt[off + 1:off + 3])[0]
+    return '.'.join(labels).lower(), qtype
+
+
+class _DelayRelay:
+    """The slow server of DnsServer(delay=...): a UDP relay on its own
+    port in front of dnsmasq, run by one thread (see the module doc)."""
+
+    MAX_HELD = 1000         # queries held at once, at most
+
+    def __init__(self, upstream_port, delay):
+        self.upstream = ('127.0.0.1', upstream_port)
+        self.delay = {k.lower().rstrip('.'): float(v)
+                      for k, v in delay.items()}
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(('127.0.0.1', 0))
+        self.port = self.sock.getsockname()[1]
+        self.held = {}      # (name, type) -> [release time, [(pkt, addr)]]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _delay_for(self, name):
+        for zone, seconds in self.delay.items():
+            if name == zone or name.endswith('.' + zone):
+                return seconds
+        return 0.0
+
+    def _forward(self, pkt, addr):
+        """One query to dnsmasq and its answer back to the client."""
+        up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        up.settimeout(2.0)
+        try:
+            up.sendto(pkt, self.upstream)
+            answer, _ = up.recvfrom(65535)
+            self.sock.sendto(answer, addr)
+        except OSError:
+            pass
+        finally:
+            up.close()
+
+    def _run(self):
+        while not self.stopping:
+            now = time.monotonic()
+            due = [k for k, (t, _) in self.held.items() if t <= now]
+            for key in due:
+                for pkt, addr in self.held.pop(key)[1]:
+                    self._forward(pkt, addr)
+            wait = 0.1
+            if self.held:
+                wait = min(wait, max(0.0, min(
+                    t for t, _ in self.held.values()) - now))
+            r, _, _ = select.select([self.sock], [], [], wait)
+            if not r:
+                continue
+            try:
+                pkt, addr = self.sock.recvfrom(65535)
+            except OSError:
+                continue
+            q = _question(pkt)
+            seconds = self._delay_for(q[0]) if q else 0.0
+            if seconds <= 0:
+                self._forward(pkt, addr)
+                continue
+            entry = self.held.setdefault(q, [now + seconds, []])
+            if sum(len(e[1]) for e in self.held.values()) < self.MAX_HELD:
+                entry[1].append((pkt, addr))
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
 class DnsServer:
     """dnsmasq serving `records` (see the module doc) on 127.0.0.1."""
 
     def __init__(self, records=None, local=('test', 'example', 'invalid'),
-                 port=None, extra_args=()):
+                 port=None, extra_args=(), delay=None):
         self.records = dict(records or {})
         self.local = tuple(local)
         self.port = port or _free_port()
         self.extra_args = list(extra_args)
+        self.delay = dict(delay or {})
+        self.relay = None
         self.proc = None
         self.tmp = tempfile.mkdtemp(prefix='satchel-dns-')
         self.log_path = os.path.join(self.tmp, 'dnsmasq.log')
 
     @property
     def server(self):
-        """The address for satchel.yaml's dns.servers."""
+        """The address for satchel.yaml's dns.servers (the relay's when
+        some names are delayed)."""
+        if self.delay:
+            if self.relay is None:
+                self.relay = _DelayRelay(self.port, self.delay)
+            return '127.0.0.1:%d' % self.relay.port
         return '127.0.0.1:%d' % self.port
 
     def _args(self):
@@ -137,6 +242,8 @@ class DnsServer:
                         args.append('--txt-record=%s,"%s"' % (name, v))
                     elif rtype == 'CNAME':
                         args.append('--cname=%s,%s' % (name, v))
+                    elif rtype == 'PTR':
+                        args.append('--ptr-record=%s,%s' % (name, v))
                     else:
                         num = TYPE_NUMBERS.get(rtype)
                         if num is None:
@@ -193,5 +300,8 @@ class DnsServer:
 
     def __exit__(self, *exc):
         self.stop()
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
         shutil.rmtree(self.tmp, ignore_errors=True)
         return False

@@ -69,8 +69,8 @@ class WorkReloadTest(unittest.TestCase):
                 d.wait_log(r'configuration reloaded \(generation 2\)',
                            since=mark)
                 d.wait_log(r'config generation 1: teardown waits for '
-                           r'1 pool job', since=mark)
-                self.assertNotIn('last pool job done',
+                           r'1 job\b', since=mark)
+                self.assertNotIn('last job done',
                                  d.log_text()[mark:])
                 # The loop is not blocked: generation 2 serves.
                 c = raw(d, 'smtp')
@@ -86,7 +86,7 @@ class WorkReloadTest(unittest.TestCase):
                 os.close(wfd)
             m1 = d.wait_log(r'auth_file 30-auth_file: loaded 1 users from '
                             r'\S*/passwd\n', since=mark)
-            m2 = d.wait_log(r'config generation 1: last pool job done',
+            m2 = d.wait_log(r'config generation 1: last job done',
                             since=mark)
             self.assertLess(m1.start(), m2.start())
             self.assertTrue(d.running())

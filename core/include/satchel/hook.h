@@ -2,11 +2,12 @@
 /*
  * satchel/hook.h - policy hooks: ordered chains of callbacks that decide.
  *
- * Callbacks run in plugins.d file order. Each returns a result; CONT passes
- * to the next callback, anything else ends the chain. A callback may return
- * SC_PENDING and finish later with sc_hook_done() (exactly once). All hook
- * callbacks run on the event loop thread and must not block: blocking work
- * goes through sc_work_submit().
+ * Callbacks run in plugins.d file order, policy callbacks first (see
+ * enum sc_hook_phase). Each returns a result; CONT passes to the next
+ * callback, anything else ends the chain. A callback may return SC_PENDING
+ * and finish later with sc_hook_done() (exactly once). All hook callbacks
+ * run on the event loop thread and must not block: blocking work goes
+ * through sc_work_submit_inst().
  */
 #ifndef SATCHEL_HOOK_H
 #define SATCHEL_HOOK_H
@@ -112,12 +113,44 @@ struct sc_sender_request {
 
 typedef enum sc_result (*sc_hook_fn)(struct sc_hook_call *call, void *data);
 
+/*
+ * Where a callback sits in its chain. Since ABI 1.2.
+ *
+ * A chain runs its POLICY callbacks first, in plugins.d file order among
+ * themselves, then its NORMAL callbacks in file order. So a limit or
+ * lockout (ratelimit) holds whatever its file is named: a backend that
+ * decides (auth_file answering OK to the right password, the router
+ * accepting a local recipient) never runs before it. Haraka orders hooks
+ * by priority, Dovecot runs passdb checks before the deciding passdb; the
+ * phase is that, with two levels.
+ *
+ * A POLICY callback may refuse (DENY, DENYSOFT, ...), pass (CONT) or go
+ * PENDING, but it cannot accept: an OK from it (or a ROUTE expansion) is
+ * logged as a module bug and counts as CONT, so a policy module can never
+ * log a user in, open relaying or accept a recipient on its own.
+ * Accepting is for NORMAL callbacks (backends, allow lists such as
+ * pop_before_smtp's RELAY hook).
+ */
+enum sc_hook_phase {
+	SC_PHASE_NORMAL = 0,	/* the chain in file order (sc_hook_register) */
+	SC_PHASE_POLICY,	/* before every NORMAL callback; never accepts */
+};
+
 /* Adds fn to the chain of hook for this instance (call from
- * instance_start). Chains keep plugins.d file order. 0 or -1. */
+ * instance_start), in the NORMAL phase. Chains keep plugins.d file order.
+ * 0 or -1. */
 SC_API int sc_hook_register(struct sc_instance *inst, enum sc_hook hook,
 			    sc_hook_fn fn, void *data);
 
-/* The session the hook runs for (NULL for ROUTE). */
+/* sc_hook_register in the given phase (see enum sc_hook_phase). 0, or -1
+ * (also for an unknown phase). Since ABI 1.2. */
+SC_API int sc_hook_register_phase(struct sc_instance *inst, enum sc_hook hook,
+				  enum sc_hook_phase phase, sc_hook_fn fn,
+				  void *data);
+
+/* The session the hook runs for: NULL for ROUTE and for runs outside a
+ * session, and NULL once the call is cancelled (sc_hook_cancelled()) -
+ * the session may be gone then. */
 SC_API struct sc_session *sc_hook_session(struct sc_hook_call *call);
 /* The hook argument (see enum sc_hook for its type). The caller keeps it,
  * and the strings it points to, alive until the chain's done callback, so
@@ -129,12 +162,16 @@ SC_API const void *sc_hook_arg(struct sc_hook_call *call);
 SC_API enum sc_hook sc_hook_which(struct sc_hook_call *call);
 
 /* Completes a call that returned SC_PENDING. Exactly once; a second call is
- * logged and ignored. If the session went away meanwhile, the completion is
- * ignored (the call is already cancelled) - the module must still call it
- * so the call object is released. */
+ * logged and ignored. If the call was cancelled meanwhile (see
+ * sc_hook_cancelled), the completion is ignored - the module must still
+ * call it so the call object is released. */
 SC_API void sc_hook_done(struct sc_hook_call *call, enum sc_result result);
 
-/* True when the session of a pending call has gone away. */
+/* True when a pending call can no longer change anything: its session went
+ * away, or its chain already ended without it (the instance's
+ * `hook_timeout`, default 30 s, passed: the client got 451 4.4.3 and the
+ * session may have closed since). sc_hook_session() and sc_hook_arg() are
+ * NULL then; the call object itself stays valid until sc_hook_done(). */
 SC_API bool sc_hook_cancelled(struct sc_hook_call *call);
 
 /* Sets the reply of this call: code (e.g. 550), enhanced status code

@@ -27,16 +27,27 @@ extern "C" {
 
 #define SC_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-/* Build signature: a module built with other type sizes than the core
- * would corrupt memory silently, so the loader compares this string. */
-#define SC_SIGNATURE_STR2(x) #x
-#define SC_SIGNATURE_STR(x) SC_SIGNATURE_STR2(x)
-#define SC_MODULE_SIGNATURE \
-	"p" SC_SIGNATURE_STR(__SIZEOF_POINTER__) \
-	"l" SC_SIGNATURE_STR(__SIZEOF_LONG__) \
-	"t" SC_SIGNATURE_STR(__SIZEOF_TIME_T__) \
-	"o" SC_SIGNATURE_STR(__SIZEOF_OFF_T__) \
-	"z" SC_SIGNATURE_STR(__SIZEOF_SIZE_T__)
+/*
+ * Build signature: a module built with other type sizes than the core
+ * would corrupt memory silently, so the loader compares the sizes, type by
+ * type. The string is letter, size pairs: p pointer, l long, t time_t,
+ * o off_t, z size_t, each size in bytes as one character ('0' + n, or
+ * 'a' + n - 10 from 10 on), e.g. "p8l8t8o8z8". The sizes are sizeof
+ * values of the module's own compilation (its -D_FILE_OFFSET_BITS,
+ * -D_TIME_BITS...), taken at compile time. Since ABI 1.2: before, t and
+ * o carried the names of macros no compiler defines, so time_t and off_t
+ * were never compared; the loader still accepts that form from a module
+ * built for ABI 1.1 or older (the other sizes must match), with a warning.
+ * SC_MODULE_SIGNATURE is a C compound literal (a const char array).
+ */
+#define SC_SIGNATURE_SIZE(n) \
+	((char)((n) < 10 ? '0' + (n) : 'a' + (n) - 10))
+#define SC_MODULE_SIGNATURE ((const char[]){ \
+	'p', SC_SIGNATURE_SIZE(sizeof(void *)), \
+	'l', SC_SIGNATURE_SIZE(sizeof(long)), \
+	't', SC_SIGNATURE_SIZE(sizeof(time_t)), \
+	'o', SC_SIGNATURE_SIZE(sizeof(off_t)), \
+	'z', SC_SIGNATURE_SIZE(sizeof(size_t)), '\0' })
 
 struct sc_config_key;
 /* One configured instance of a module: one plugins.d file. Opaque. */

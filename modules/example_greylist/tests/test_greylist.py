@@ -12,11 +12,10 @@ from satchel_harness import Daemon, smtp
 ALICE = 'alice@example.test'
 
 
-def greylist(**keys):
+def greylist(file='35-greylist.yaml', **keys):
     conf = {'module': 'example_greylist', 'delay': '2s'}
     conf.update(keys)
-    # before the router (40-): a known user would end the chain with OK
-    return {'35-greylist.yaml': conf}
+    return {file: conf}
 
 
 class GreylistTest(unittest.TestCase):
@@ -81,6 +80,17 @@ class GreylistTest(unittest.TestCase):
             # (covered by the module code); unknown users still meet the
             # router after greylisting passes - not reached with delay 1h
             self.assertTrue(d.running())
+
+    def test_after_the_router_in_file_order(self):
+        # The router (40-) ends the chain with OK for a known user; the
+        # greylister's file sorts after it and must still run first (it
+        # registers in the policy phase).
+        with Daemon(users={ALICE: 'secret-password'},
+                    extra_plugins=greylist(file='70-greylist.yaml')) as d:
+            d.start()
+            code, text = self.rcpt(d, 'bob@remote.test')
+            self.assertEqual(code, 451, text)
+            self.assertRegex(text.decode(), r'^4\.7\.1 Greylisted')
 
     def test_bad_config(self):
         with Daemon(extra_plugins=greylist(max_entries=0)) as d:

@@ -3,15 +3,17 @@
 """ratelimit against the real satcheld: the 421 connection limits (the seed
 article's "Too many concurrent SMTP connections"), per-IP limits from
 distinct loopback sources, the sender rate (450), the AUTH lockout, counts
-kept across a reload, and the bounded client table."""
+kept across a reload, the bounded client table, and that every limit holds
+whatever the plugins.d files are named (the policy phase)."""
 
+import os
 import re
 import smtplib
 import socket
 import time
 import unittest
 
-from satchel_harness import Daemon, default_plugins, tls_context
+from satchel_harness import Daemon, builddir, default_plugins, tls_context
 
 HOST = 'mail.example.test'
 GLOBAL_421 = ('421 4.7.0 %s Too many concurrent SMTP connections; '
@@ -53,16 +55,50 @@ def login_plain(c, user, password):
     return c.auth('PLAIN', c.auth_plain)
 
 
-def ratelimit_daemon(users=None, **keys):
+def ratelimit_daemon(users=None, file='10-ratelimit.yaml', rename=None,
+                     extra=None, **keys):
+    """A daemon with the default plugins and ratelimit in `file`; rename
+    maps default plugin file names to others (to reorder them), extra adds
+    plugin files."""
     conf = {'module': 'ratelimit', 'max_connections': 100,
             'max_connections_per_ip': 100, 'connections_per_ip': '1000/1m'}
     conf.update(keys)
 
     def plugins(d):
         p = default_plugins(d, with_auth=bool(users))
-        p['10-ratelimit.yaml'] = conf
+        for old, new in (rename or {}).items():
+            p[new] = p.pop(old)
+        p[file] = conf
+        p.update(extra or {})
         return p
-    return Daemon(plugins=plugins, users=users)
+    d = Daemon(plugins=plugins, users=users)
+    fixture = os.path.join(builddir(), 'tests', 'modules', '.libs',
+                           'fx_hook.so')
+    os.symlink(fixture, os.path.join(d.module_dir, 'fx_hook.so'))
+    return d
+
+
+def auth_fail_twice(testcase, d):
+    """Two failed logins from 127.0.0.1 (auth_failures_per_ip 2/1h)."""
+    for _ in range(2):
+        c = smtplib.SMTP('127.0.0.1', d.port('submission'), timeout=30)
+        c.starttls(context=tls_context())
+        with testcase.assertRaises(smtplib.SMTPAuthenticationError) as e:
+            login_plain(c, 'alice@example.test', 'wrong-password')
+        testcase.assertEqual(e.exception.smtp_code, 535)
+        c.close()
+
+
+def assert_locked_out(testcase, d):
+    """The right password is refused from 127.0.0.1 with the lockout."""
+    c = smtplib.SMTP('127.0.0.1', d.port('submission'), timeout=30)
+    c.starttls(context=tls_context())
+    with testcase.assertRaises(smtplib.SMTPAuthenticationError) as e:
+        login_plain(c, 'alice@example.test', 'correct-horse-battery')
+    testcase.assertEqual(e.exception.smtp_code, 454)
+    testcase.assertIn(b'Too many authentication failures from 127.0.0.1',
+                      e.exception.smtp_error)
+    c.close()
 
 
 class RateLimitTest(unittest.TestCase):
@@ -159,23 +195,50 @@ class RateLimitTest(unittest.TestCase):
         with ratelimit_daemon(users=users,
                               auth_failures_per_ip='2/1h') as d:
             d.start()
-            for _ in range(2):
-                c = smtplib.SMTP('127.0.0.1', d.port('submission'),
-                                 timeout=30)
-                c.starttls(context=tls_context())
-                with self.assertRaises(smtplib.SMTPAuthenticationError) as e:
-                    login_plain(c, 'alice@example.test', 'wrong-password')
-                self.assertEqual(e.exception.smtp_code, 535)
-                c.close()
+            auth_fail_twice(self, d)
             # Now even the right password is refused from this address.
-            c = smtplib.SMTP('127.0.0.1', d.port('submission'), timeout=30)
-            c.starttls(context=tls_context())
-            with self.assertRaises(smtplib.SMTPAuthenticationError) as e:
-                login_plain(c, 'alice@example.test', 'correct-horse-battery')
-            self.assertEqual(e.exception.smtp_code, 454)
-            self.assertIn(b'Too many authentication failures from 127.0.0.1',
-                          e.exception.smtp_error)
-            c.close()
+            assert_locked_out(self, d)
+
+    def test_auth_lockout_before_auth_file_in_file_order(self):
+        # auth_file's file sorts first: it would answer OK to the right
+        # password before ratelimit's lockout ran, were the lockout not
+        # in the policy phase.
+        users = {'alice@example.test': 'correct-horse-battery'}
+        with ratelimit_daemon(users=users, file='20-ratelimit.yaml',
+                              rename={'30-auth_file.yaml':
+                                      '10-auth_file.yaml'},
+                              auth_failures_per_ip='2/1h') as d:
+            d.start()
+            auth_fail_twice(self, d)
+            assert_locked_out(self, d)
+
+    def test_limits_hold_when_named_last(self):
+        # A module before ratelimit accepts every connection and sender
+        # (an allow list, here the fx_hook fixture answering OK): the
+        # connection and sender limits still hold, and connections are
+        # still counted.
+        allow = {'05-allow.yaml': {'module': 'fx_hook',
+                                   'hooks': ['connect', 'mail'],
+                                   'result': 'ok'}}
+        with ratelimit_daemon(file='99-ratelimit.yaml', extra=allow,
+                              max_connections=2,
+                              messages_per_sender='2/1h') as d:
+            d.start()
+            c = smtplib.SMTP('127.0.0.1', d.port('smtp'), timeout=10)
+            c.ehlo('client.example.net')
+            for i in range(2):
+                code, msg = c.mail('bob@example.net')
+                self.assertEqual(code, 250, msg)
+                c.rset()
+            code, msg = c.mail('bob@example.net')
+            self.assertEqual(code, 450, msg)
+            conn = open_conn(d)
+            self.assertTrue(conn[2].startswith('220 '), conn[2])
+            s, f, line = open_conn(d)
+            self.assertEqual(line, GLOBAL_421)
+            close_conn((s, f))
+            close_conn(conn)
+            c.quit()
 
     def test_reload_keeps_counts(self):
         with ratelimit_daemon(max_connections=3) as d:
