@@ -43,7 +43,7 @@ SC_API int sc_pam_authenticate(const char *service, const char *user,
  * user cannot have planted it, and at a directory the user can change the
  * walk stops - what lies beyond is the user's to make after the drop.
  * Otherwise (no drop, or after it) nothing is done. 1 when the directory
- * was made, 0 when nothing was done, -1 with errno.
+ * was made, 0 when nothing was done, -1 with errno. Since ABI 1.2.
  */
 SC_API int sc_dir_for_user(const char *path, mode_t mode);
 
