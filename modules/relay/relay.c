@@ -344,7 +344,7 @@ split_hostport(const char *text, char *host, size_t hlen, uint16_t *port,
 	memcpy(host, text, n);
 	host[n] = '\0';
 	if (p != NULL) {
-		char *end;
+		char *end = NULL;
 		errno = 0;
 		unsigned long v = strtoul(p, &end, 10);
 		if (errno != 0 || end == p || *end != '\0' || v == 0 ||
@@ -1410,7 +1410,7 @@ job_handle_reply(struct relay_job *job)
 static void
 job_read_replies(struct relay_job *job, struct sc_conn *c)
 {
-	const char *line;
+	const char *line = NULL;
 	size_t len;
 	int rc;
 

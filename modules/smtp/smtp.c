@@ -268,10 +268,13 @@ reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	/* a reply must be one line: never echo a CR/LF a client sent */
+	/* a reply must be one line of text: never echo a CR/LF or other
+	 * control byte a client (or a hook) put into it */
 	for (char *p = text; *p; p++)
-		if (*p == '\r' || *p == '\n')
+		if (*p == '\r' || *p == '\n' || *p == '\t')
 			*p = ' ';
+		else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (esc != NULL && *esc)
 		sc_conn_printf(ss->c, "%d %s %s\r\n", code, esc, text);
 	else
@@ -938,6 +941,20 @@ strbuf_add(char **buf, const char *word)
 	return 0;
 }
 
+/* param_once - refuses a parameter given twice (which of two ENVIDs or
+ * ORCPTs would the next hop see?); bit is the parameter's own flag. */
+static bool
+param_once(struct smtp_session *ss, unsigned *seen, unsigned bit,
+	   const char *name)
+{
+	if (*seen & bit) {
+		reply(ss, 501, "5.5.4", "Duplicate %s parameter", name);
+		return false;
+	}
+	*seen |= bit;
+	return true;
+}
+
 /* -- MAIL -- */
 
 static void
@@ -972,9 +989,13 @@ cmd_mail(struct smtp_session *ss, char *args)
 	const struct smtp_conf *conf = ss->conf;
 	const char *auth = sc_session_auth_user(ss->s);
 	struct sc_address a;
-	const char *err;
-	char *addr, *params, *word, *save = NULL, *norm = NULL, abuf[400];
+	const char *err = NULL;
+	char *addr = NULL, *params = NULL, *word, *save = NULL, *norm = NULL;
+	char abuf[400];
+	unsigned seen = 0;
 	bool utf8 = false;
+
+	memset(&a, 0, sizeof(a));
 
 	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL) {
 		reply(ss, 530, "5.7.0", "Authentication required");
@@ -1001,9 +1022,11 @@ cmd_mail(struct smtp_session *ss, char *args)
 		size_t kl = eq ? (size_t)(eq - word) : strlen(word);
 
 		if (kl == 4 && strncasecmp(word, "SIZE", 4) == 0 && val) {
-			char *end;
+			char *end = NULL;
 			unsigned long long n;
 
+			if (!param_once(ss, &seen, 0x01, "SIZE"))
+				goto fail;
 			errno = 0;
 			n = strtoull(val, &end, 10);
 			if (*val < '0' || *val > '9' || *end || errno) {
@@ -1017,6 +1040,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 			}
 		} else if (kl == 4 && strncasecmp(word, "BODY", 4) == 0 &&
 			   val) {
+			if (!param_once(ss, &seen, 0x02, "BODY"))
+				goto fail;
 			if (strcasecmp(val, "7BIT") != 0 &&
 			    strcasecmp(val, "8BITMIME") != 0) {
 				reply(ss, 555, "5.5.4", "Unsupported BODY "
@@ -1030,11 +1055,15 @@ cmd_mail(struct smtp_session *ss, char *args)
 				goto oom;
 		} else if (kl == 8 && strncasecmp(word, "SMTPUTF8", 8) == 0 &&
 			   !val) {
+			if (!param_once(ss, &seen, 0x04, "SMTPUTF8"))
+				goto fail;
 			utf8 = true;
 			if (strbuf_add(&norm, "SMTPUTF8") != 0)
 				goto oom;
 		} else if (kl == 3 && strncasecmp(word, "RET", 3) == 0 &&
 			   val) {
+			if (!param_once(ss, &seen, 0x08, "RET"))
+				goto fail;
 			if (strcasecmp(val, "FULL") != 0 &&
 			    strcasecmp(val, "HDRS") != 0) {
 				reply(ss, 501, "5.5.4", "Bad RET parameter");
@@ -1047,6 +1076,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 				goto oom;
 		} else if (kl == 5 && strncasecmp(word, "ENVID", 5) == 0 &&
 			   val) {
+			if (!param_once(ss, &seen, 0x10, "ENVID"))
+				goto fail;
 			if (!xtext_ok(val) || strlen(val) > 100) {
 				reply(ss, 501, "5.5.4", "Bad ENVID parameter");
 				goto fail;
@@ -1057,6 +1088,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 		} else if (kl == 4 && strncasecmp(word, "AUTH", 4) == 0 &&
 			   val) {
 			/* RFC 4954 5: accepted; we trust only our own AUTH */
+			if (!param_once(ss, &seen, 0x20, "AUTH"))
+				goto fail;
 			if (strcmp(val, "<>") != 0 && !xtext_ok(val)) {
 				reply(ss, 501, "5.5.4", "Bad AUTH parameter");
 				goto fail;
@@ -1076,7 +1109,7 @@ cmd_mail(struct smtp_session *ss, char *args)
 	} else {
 		if (sc_address_parse(addr, &a, &err) != 0) {
 			reply(ss, 501, "5.1.7", "Bad sender address syntax: "
-			      "%s", err ? err : "invalid");
+			      "%s", err != NULL ? err : "invalid");
 			goto fail;
 		}
 		sc_address_format(&a, abuf, sizeof(abuf));
@@ -1213,15 +1246,24 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 {
 	struct smtp_tx *tx = ss->tx;
 	struct sc_address a;
-	const char *err;
-	char *addr, *params, *word, *save = NULL, *norm = NULL, abuf[400];
+	const char *err = NULL;
+	char *addr = NULL, *params = NULL, *word, *save = NULL, *norm = NULL;
+	char abuf[400];
+	unsigned seen = 0;
 
+	memset(&a, 0, sizeof(a));
 	if (tx == NULL || tx->data_started) {
 		reply(ss, 503, "5.5.1", "Error: need MAIL command");
 		return;
 	}
 	if (parse_path(args, "TO:", &addr, &params) != 0) {
 		reply(ss, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (addr[0] == '\0') {
+		/* <> is a sender only (RFC 5321 4.5.5) */
+		reply(ss, 501, "5.1.3", "Bad recipient address syntax: the null "
+		      "address <> cannot receive mail");
 		return;
 	}
 	if (tx->rcpt_count >= ss->conf->max_recipients) {
@@ -1234,6 +1276,8 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 			char tmp[64], *t, *sv = NULL;
 			bool never = false, other = false;
 
+			if (!param_once(ss, &seen, 0x01, "NOTIFY"))
+				goto fail;
 			snprintf(tmp, sizeof(tmp), "%s", word + 7);
 			for (t = strtok_r(tmp, ",", &sv); t != NULL;
 			     t = strtok_r(NULL, ",", &sv)) {
@@ -1257,6 +1301,8 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 		} else if (strncasecmp(word, "ORCPT=", 6) == 0) {
 			char *semi = strchr(word + 6, ';');
 
+			if (!param_once(ss, &seen, 0x02, "ORCPT"))
+				goto fail;
 			if (semi == NULL || semi == word + 6 ||
 			    !xtext_ok(semi + 1) || strlen(word) > 500) {
 				reply(ss, 501, "5.5.4", "Bad ORCPT parameter");
@@ -1297,9 +1343,15 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 		reply(ss, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
 		goto fail;
 	}
-	if (sc_address_parse(addr, &a, &err) != 0 || a.domain[0] == '\0') {
-		reply(ss, 501, "5.1.3", "Bad recipient address syntax%s%s",
-		      err ? ": " : "", err ? err : "");
+	if (sc_address_parse(addr, &a, &err) != 0) {
+		reply(ss, 501, "5.1.3", "Bad recipient address syntax: %s",
+		      err != NULL ? err : "invalid");
+		goto fail;
+	}
+	if (a.domain[0] == '\0') {
+		/* cannot happen for a non-empty path; never trust err here */
+		reply(ss, 501, "5.1.3", "Bad recipient address syntax: "
+		      "missing @domain");
 		goto fail;
 	}
 	if (sc_address_is_routing_trick(&a)) {
@@ -1597,7 +1649,7 @@ static void
 cmd_bdat(struct smtp_session *ss, char *args)
 {
 	struct smtp_tx *tx = ss->tx;
-	char *end;
+	char *end = NULL;
 	unsigned long long n;
 	bool last = false;
 
@@ -1726,7 +1778,7 @@ static int
 data_step(struct smtp_session *ss)
 {
 	struct smtp_tx *tx = ss->tx;
-	const char *line;
+	const char *line = NULL;
 	size_t len;
 	bool bare = false;
 	int r = sc_conn_getline(ss->c, SMTP_TEXT_MAX, &line, &len, &bare);
@@ -1850,7 +1902,7 @@ auth_plain(struct smtp_session *ss, const char *b64)
 {
 	size_t len;
 	char *raw = sc_base64_decode(b64, &len);
-	const char *authz, *user, *pass;
+	const char *authz = NULL, *user = NULL, *pass = NULL;
 
 	if (raw == NULL) {
 		enter_state(ss, S_READY);
@@ -1982,7 +2034,7 @@ static void
 auth_line(struct smtp_session *ss, char *line)
 {
 	size_t len;
-	char *dec;
+	char *dec = NULL;
 
 	if (strcmp(line, "*") == 0) {
 		enter_state(ss, S_READY);
@@ -2188,7 +2240,7 @@ smtp_command(struct smtp_session *ss, char *line, size_t len)
 static int
 line_step(struct smtp_session *ss)
 {
-	const char *line;
+	const char *line = NULL;
 	size_t len;
 	char *copy;
 	int r = sc_conn_getline(ss->c, SMTP_AUTH_MAX, &line, &len, NULL);
