@@ -225,6 +225,13 @@ pop_reply(struct pop_sess *ps, const char *fmt, ...)
 		return;
 	if ((size_t)n > sizeof(buf) - 3)
 		n = sizeof(buf) - 3;
+	/* one line of text: no CR/LF from a hook's text, no control byte
+	 * a client sent echoed back */
+	for (int i = 0; i < n; i++)
+		if (buf[i] == '\r' || buf[i] == '\n' || buf[i] == '\t')
+			buf[i] = ' ';
+		else if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
 	buf[n++] = '\r';
 	buf[n++] = '\n';
 	sc_conn_write(ps->c, buf, (size_t)n);
@@ -1231,8 +1238,8 @@ pop_auth_start(struct pop_sess *ps, const char *mech, const char *user,
 static void
 pop_sasl_plain(struct pop_sess *ps, const char *b64)
 {
-	const char *authz, *authc, *pass;
-	char *raw, *pw;
+	const char *authz = NULL, *authc = NULL, *pass = NULL;
+	char *raw = NULL, *pw = NULL;
 	size_t len;
 
 	if (strcmp(b64, "*") == 0) {
@@ -1549,7 +1556,7 @@ pop_cmd_retr(struct pop_sess *ps, const char *arg)
 static void
 pop_cmd_top(struct pop_sess *ps, const char *arg)
 {
-	const char *rest;
+	const char *rest = NULL;
 	struct pop_msg *m;
 	uint64_t lines;
 
