@@ -173,9 +173,11 @@ buf_used(const struct net_buf *b)
 }
 
 /* buf_space - makes room for at least want bytes (at most up to cap bytes
- * in total), returns the free tail size. */
+ * in total), returns the free tail size. With wipe (the plaintext input,
+ * which may hold AUTH secrets), a grown buffer leaves no copy of its old
+ * contents in freed memory. */
 static size_t
-buf_space(struct net_buf *b, size_t want, size_t cap)
+buf_space(struct net_buf *b, size_t want, size_t cap, bool wipe)
 {
 	size_t used = buf_used(b), ncap;
 	char *p;
@@ -194,9 +196,18 @@ buf_space(struct net_buf *b, size_t want, size_t cap)
 		ncap = cap;
 	if (ncap <= b->cap)
 		return b->cap - b->len;
-	p = realloc(b->data, ncap);
-	if (p == NULL)
-		return b->cap - b->len;
+	if (wipe && b->data != NULL) {
+		p = malloc(ncap);
+		if (p == NULL)
+			return b->cap - b->len;
+		memcpy(p, b->data, b->len);
+		explicit_bzero(b->data, b->cap);
+		free(b->data);
+	} else {
+		p = realloc(b->data, ncap);
+		if (p == NULL)
+			return b->cap - b->len;
+	}
 	b->data = p;
 	b->cap = ncap;
 	return b->cap - b->len;
@@ -207,7 +218,7 @@ buf_append(struct net_buf *b, const void *data, size_t len)
 {
 	if (len == 0)
 		return 0;
-	if (buf_space(b, len, SIZE_MAX) < len)
+	if (buf_space(b, len, SIZE_MAX, false) < len)
 		return -1;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
@@ -391,6 +402,12 @@ conn_addrs(struct sc_conn *c)
 static void
 conn_free_mem(struct sc_conn *c)
 {
+	/* input may hold a secret the module had no chance to wipe (the
+	 * session ended while handling its AUTH line) */
+	if (c->in.data != NULL)
+		explicit_bzero(c->in.data, c->in.cap);
+	if (c->line != NULL)
+		explicit_bzero(c->line, c->line_cap);
 	free(c->in.data);
 	free(c->out.data);
 	free(c->raw_in.data);
@@ -454,7 +471,7 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 	(void)suggested;
 	if (buf_used(b) < cap)
-		n = buf_space(b, CONN_CHUNK, cap);
+		n = buf_space(b, CONN_CHUNK, cap, b == &c->in);
 	if (buf_used(b) + n > cap)
 		n = cap - buf_used(b);
 	buf->base = n > 0 ? b->data + b->len : NULL;
@@ -853,10 +870,16 @@ sc_conn_getline(struct sc_conn *c, size_t max, const char **line_r,
 	/* a copy: the line stays valid while the module waits for a hook,
 	 * whatever happens to the input buffer meanwhile */
 	if (c->line_cap < linelen + 1) {
-		char *n = realloc(c->line, linelen + 1);
+		/* not realloc: the last line (an AUTH response?) must not
+		 * stay behind in freed memory */
+		char *n = malloc(linelen + 1);
 
 		if (n == NULL)
 			return -1;
+		if (c->line != NULL) {
+			explicit_bzero(c->line, c->line_cap);
+			free(c->line);
+		}
 		c->line = n;
 		c->line_cap = linelen + 1;
 	}
@@ -906,6 +929,19 @@ sc_conn_consume(struct sc_conn *c, size_t len)
 		len = buf_used(&c->in);
 	buf_consume(&c->in, len);
 	after_consume(c);
+}
+
+void
+sc_conn_wipe_input(struct sc_conn *c)
+{
+	/* everything but the unread bytes data[off..len): consumed lines
+	 * before them, stale bytes (moved or consumed) after them */
+	if (c->line != NULL)
+		explicit_bzero(c->line, c->line_cap);
+	if (c->in.data != NULL) {
+		explicit_bzero(c->in.data, c->in.off);
+		explicit_bzero(c->in.data + c->in.len, c->in.cap - c->in.len);
+	}
 }
 
 void
@@ -1318,7 +1354,8 @@ tls_pump(struct sc_conn *c)
 	if (c->tls_state != TLS_UP)
 		return;
 	while (buf_used(&c->in) < CONN_INPUT_CAP) {
-		size_t space = buf_space(&c->in, CONN_CHUNK, CONN_INPUT_CAP);
+		size_t space = buf_space(&c->in, CONN_CHUNK, CONN_INPUT_CAP,
+					 true);
 		ssize_t r;
 
 		if (space == 0)

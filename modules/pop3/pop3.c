@@ -1747,8 +1747,12 @@ pop_input(struct pop_sess *ps)
 	while (ps->s != NULL && !ps->busy) {
 		size_t max = ps->sasl_wait ? POP_SASL_MAX : POP_LINE_MAX;
 		char buf[POP_SASL_MAX + 1];
-		const char *line;
+		const char *line = NULL;
 		size_t len;
+		/* before login every line may carry a password (PASS, AUTH
+		 * PLAIN and its response): wipe it from the connection's
+		 * input once handled */
+		bool secret = ps->sasl_wait || ps->state == POP_AUTHORIZATION;
 		int r;
 
 		r = sc_conn_getline(ps->c, max, &line, &len, NULL);
@@ -1757,22 +1761,22 @@ pop_input(struct pop_sess *ps)
 		if (r < 0) {
 			ps->sasl_wait = false;
 			pop_reply(ps, "-ERR Line too long");
-			continue;
-		}
-		if (memchr(line, '\0', len) != NULL) {
+		} else if (memchr(line, '\0', len) != NULL) {
 			ps->sasl_wait = false;
 			pop_reply(ps, "-ERR Invalid NUL in command");
-			continue;
-		}
-		memcpy(buf, line, len);
-		buf[len] = '\0';
-		if (ps->sasl_wait) {
-			ps->sasl_wait = false;
-			pop_sasl_plain(ps, buf);
 		} else {
-			pop_command(ps, buf);
+			memcpy(buf, line, len);
+			buf[len] = '\0';
+			if (ps->sasl_wait) {
+				ps->sasl_wait = false;
+				pop_sasl_plain(ps, buf);
+			} else {
+				pop_command(ps, buf);
+			}
+			explicit_bzero(buf, len);
 		}
-		explicit_bzero(buf, len);
+		if (secret && ps->c != NULL)	/* NULL: the session closed */
+			sc_conn_wipe_input(ps->c);
 	}
 	ps->in_input = false;
 	pop_sess_unref(ps);

@@ -2048,7 +2048,9 @@ auth_line(struct smtp_session *ss, char *line)
 	}
 	dec = sc_base64_decode(line, &len);
 	if (dec == NULL || strlen(dec) != len) {
-		wipe_free(&dec);
+		if (dec != NULL)
+			explicit_bzero(dec, len);
+		free(dec);
 		wipe_free(&ss->auth_user);
 		enter_state(ss, S_READY);
 		reply(ss, 501, "5.5.2", "Cannot decode response");
@@ -2236,20 +2238,25 @@ smtp_command(struct smtp_session *ss, char *line, size_t len)
 	cmd->proceed(ss, args);
 }
 
-/* line_step - one command or SASL line. 1 = progress, 0 = wait. */
+/* line_step - one command or SASL line. 1 = progress, 0 = wait. An AUTH
+ * command (its initial response) or SASL line is wiped from our copy and
+ * from the connection's input once handled. */
 static int
 line_step(struct smtp_session *ss)
 {
 	const char *line = NULL;
 	size_t len;
 	char *copy;
+	bool sasl = ss->state == S_AUTH_PLAIN || ss->state == S_AUTH_USER ||
+		    ss->state == S_AUTH_PASS;
 	int r = sc_conn_getline(ss->c, SMTP_AUTH_MAX, &line, &len, NULL);
 
 	if (r == 0)
 		return 0;
 	if (r < 0) {
-		if (ss->state == S_AUTH_PLAIN || ss->state == S_AUTH_USER ||
-		    ss->state == S_AUTH_PASS) {
+		/* the dropped bytes may have been an AUTH line */
+		sc_conn_wipe_input(ss->c);
+		if (sasl) {
 			enter_state(ss, S_READY);
 			wipe_free(&ss->auth_user);
 		}
@@ -2258,22 +2265,23 @@ line_step(struct smtp_session *ss)
 	}
 	copy = malloc(len + 1);
 	if (copy == NULL) {
+		sc_conn_wipe_input(ss->c);
 		reply(ss, 451, "4.3.0", "Error: out of memory");
 		ss_close_soon(ss);
 		return 1;
 	}
 	memcpy(copy, line, len);
 	copy[len] = '\0';
-	switch (ss->state) {
-	case S_AUTH_PLAIN:
-	case S_AUTH_USER:
-	case S_AUTH_PASS:
+	if (sasl) {
 		auth_line(ss, copy);
-		memset(copy, 0, len);
-		break;
-	default:
+	} else {
+		/* "AUTH PLAIN <initial-response>", however malformed */
+		sasl = len >= 4 && strncasecmp(copy, "AUTH", 4) == 0;
 		smtp_command(ss, copy, len);
-		break;
+	}
+	if (sasl) {
+		explicit_bzero(copy, len);
+		sc_conn_wipe_input(ss->c);
 	}
 	free(copy);
 	return 1;
