@@ -249,6 +249,45 @@ xtext_ok(const char *s)
 	return true;
 }
 
+static int
+hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/* orcpt_ok - RFC 3461 4.2: ORCPT=addr-type;xtext, the addr-type an atom
+ * and the xtext a non-empty address that decodes to no control byte: the
+ * value goes into DSNs and to the next hop as it is. */
+static bool
+orcpt_ok(const char *v)
+{
+	const char *semi = strchr(v, ';'), *p;
+
+	if (semi == NULL || semi == v || semi[1] == '\0' ||
+	    !xtext_ok(semi + 1))
+		return false;
+	for (p = v; p < semi; p++)	/* RFC 5322 atext, ASCII only */
+		if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+		    !(*p >= '0' && *p <= '9') &&
+		    strchr("!#$%&'*+-/=?^_`{|}~", *p) == NULL)
+			return false;
+	for (p = semi + 1; *p; p++)
+		if (*p == '+') {	/* xtext_ok saw two hex digits */
+			int ch = hexval(p[1]) * 16 + hexval(p[2]);
+
+			if (ch < 0x20 || ch == 0x7f)
+				return false;
+			p += 2;
+		}
+	return true;
+}
+
 /* ---- output ---- */
 
 static void ss_close_soon(struct smtp_session *ss);
@@ -1299,12 +1338,9 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 			for (char *u = word + 7; *u; u++)
 				*u = (char)toupper((unsigned char)*u);
 		} else if (strncasecmp(word, "ORCPT=", 6) == 0) {
-			char *semi = strchr(word + 6, ';');
-
 			if (!param_once(ss, &seen, 0x02, "ORCPT"))
 				goto fail;
-			if (semi == NULL || semi == word + 6 ||
-			    !xtext_ok(semi + 1) || strlen(word) > 500) {
+			if (!orcpt_ok(word + 6) || strlen(word) > 500) {
 				reply(ss, 501, "5.5.4", "Bad ORCPT parameter");
 				goto fail;
 			}

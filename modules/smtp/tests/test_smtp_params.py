@@ -124,6 +124,38 @@ class SmtpParams(unittest.TestCase):
             self.assertEqual(c.cmd(line), want, line)
         self.assert_alive(c)
 
+    def test_orcpt_validated(self):
+        # RFC 3461 4.2: ORCPT=addr-type;xtext, addr-type an atom; the
+        # value goes into DSNs and to the next hop, so no control byte may
+        # hide in the addr-type or in the decoded xtext
+        c = self.raw()
+        c.expect(250, 'EHLO x')
+        c.expect(250, 'MAIL FROM:<>')
+        bad_orcpt = (501, '5.5.4 Bad ORCPT parameter')
+        for value in ('rfc\x01822;bob@example.test',
+                      'rfc822\x7f;bob@example.test',
+                      'rfc(822);bob@example.test',
+                      'rfc\u00e9;bob@example.test',
+                      ';bob@example.test',
+                      'rfc822;',
+                      'rfc822',
+                      'rfc822;bob+0D+0ABcc:evil@example.test',
+                      'rfc822;bob+00@example.test',
+                      'rfc822;bob+7F@example.test',
+                      'rfc822;bob+4@example.test',
+                      'rfc822;bob=x@example.test'):
+            self.assertEqual(c.cmd('RCPT TO:<%s> ORCPT=%s' % (ALICE, value)),
+                             bad_orcpt, repr(value))
+            c.expect(250, 'NOOP')  # not 10 errors in a row: no 421
+        # good ones, xtext escapes included
+        for value in ('rfc822;bob@example.test',
+                      'RFC822;bob+2Bfilter@example.test',
+                      'utf-8;b+C3+A9b@example.test',
+                      'x-local!#$%;what+20ever'):
+            self.assertEqual(c.cmd('RCPT TO:<%s> ORCPT=%s' % (ALICE, value)),
+                             (250, '2.1.5 Ok'), repr(value))
+        self.assert_alive(c)
+
     def test_rcpt_duplicate_parameters_refused(self):
         c = self.raw()
         c.expect(250, 'EHLO x')
