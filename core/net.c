@@ -84,6 +84,8 @@ struct sc_conn {
 	uint64_t timeout_ms;
 
 	gnutls_session_t tls;
+	gnutls_packet_t pkt;	/* decrypted record not all copied yet */
+	size_t pkt_off;		/* bytes of it copied to in            */
 	enum tls_state tls_state;
 	sc_conn_tls_fn tls_done;
 	void *tls_arg;
@@ -141,6 +143,7 @@ static struct {
 } net;
 
 static void conn_process(struct sc_conn *c, unsigned what);
+static void tls_packet_free(struct sc_conn *c);
 static void conn_really_close(struct sc_conn *c);
 static void conn_sock_update(struct sc_conn *c);
 static void tls_pump(struct sc_conn *c);
@@ -414,6 +417,7 @@ conn_free_mem(struct sc_conn *c)
 	free(c->raw_out.data);
 	free(c->line);
 	free(c->tls_desc);
+	tls_packet_free(c);
 	if (c->tls != NULL)
 		gnutls_deinit(c->tls);
 	if (c->tls_client != NULL) {
@@ -795,7 +799,8 @@ sc_conn_read_start(struct sc_conn *c)
 	c->want_read = true;
 	/* announce what is already buffered, but from the loop, never from
 	 * within the caller's own stack */
-	if (buf_used(&c->in) > 0 || buf_used(&c->raw_in) > 0 || c->eof)
+	if (buf_used(&c->in) > 0 || buf_used(&c->raw_in) > 0 ||
+	    c->pkt != NULL || c->eof)
 		pend_add(c, PEND_ANNOUNCE);
 	conn_sock_update(c);
 }
@@ -813,8 +818,8 @@ after_consume(struct sc_conn *c)
 {
 	if (!c->sock_reading && c->want_read && !c->eof && !c->closing)
 		conn_sock_update(c);
-	if (c->tls_state == TLS_UP && buf_used(&c->raw_in) > 0 &&
-	    buf_used(&c->in) == 0)
+	if (c->tls_state == TLS_UP && (buf_used(&c->raw_in) > 0 ||
+	    c->pkt != NULL) && buf_used(&c->in) == 0)
 		pend_add(c, PEND_ANNOUNCE);
 }
 
@@ -1341,8 +1346,49 @@ tls_handshake_step(struct sc_conn *c)
 	tls_finish(c, true, NULL);
 }
 
+/* tls_packet_free - wipes and frees the decrypted record: GnuTLS frees
+ * its record buffers unwiped, and this one may hold an AUTH line. */
+static void
+tls_packet_free(struct sc_conn *c)
+{
+	gnutls_packet_t pkt = c->pkt;
+	gnutls_datum_t d = { NULL, 0 };
+
+	if (pkt == NULL)
+		return;
+	gnutls_packet_get(pkt, &d, NULL);
+	if (d.data != NULL)
+		explicit_bzero(d.data, d.size);
+	gnutls_packet_deinit(pkt);
+	c->pkt = NULL;
+	c->pkt_off = 0;
+}
+
+/* tls_packet_copy - moves what fits of the decrypted record into the
+ * input buffer; true when all of it did. */
+static bool
+tls_packet_copy(struct sc_conn *c)
+{
+	gnutls_datum_t d = { NULL, 0 };
+	size_t left, space;
+
+	gnutls_packet_get(c->pkt, &d, NULL);
+	left = d.size - c->pkt_off;
+	space = buf_space(&c->in, left, CONN_INPUT_CAP, true);
+	if (space > left)
+		space = left;
+	memcpy(c->in.data + c->in.len, d.data + c->pkt_off, space);
+	c->in.len += space;
+	c->pkt_off += space;
+	if (c->pkt_off < d.size)
+		return false;
+	tls_packet_free(c);
+	return true;
+}
+
 /* tls_pump - drives the handshake, or decrypts buffered records into the
- * plaintext input buffer until it is full. */
+ * plaintext input buffer until it is full. Records come as packets (not
+ * gnutls_record_recv's copy) so that each is wiped once copied. */
 static void
 tls_pump(struct sc_conn *c)
 {
@@ -1354,19 +1400,26 @@ tls_pump(struct sc_conn *c)
 	if (c->tls_state != TLS_UP)
 		return;
 	while (buf_used(&c->in) < CONN_INPUT_CAP) {
-		size_t space = buf_space(&c->in, CONN_CHUNK, CONN_INPUT_CAP,
-					 true);
 		ssize_t r;
 
-		if (space == 0)
-			break;
+		if (c->pkt != NULL) {
+			if (!tls_packet_copy(c))
+				break;
+			continue;
+		}
 		if (buf_used(&c->raw_in) == 0 && !c->eof &&
 		    gnutls_record_check_pending(c->tls) == 0)
 			break;
-		r = gnutls_record_recv(c->tls, c->in.data + c->in.len, space);
-		if (r > 0) {
-			c->in.len += (size_t)r;
+		r = gnutls_record_recv_packet(c->tls, &c->pkt);
+		if (r > 0 && c->pkt != NULL) {
+			c->pkt_off = 0;
 			continue;
+		}
+		if (r > 0) {
+			/* data but no packet: not in the API; stop reading */
+			c->tls_state = TLS_FAILED;
+			conn_fail(c);
+			return;
 		}
 		if (r == 0) {
 			c->eof = true;	/* close_notify */
