@@ -818,8 +818,9 @@ after_consume(struct sc_conn *c)
 {
 	if (!c->sock_reading && c->want_read && !c->eof && !c->closing)
 		conn_sock_update(c);
-	if (c->tls_state == TLS_UP && (buf_used(&c->raw_in) > 0 ||
-	    c->pkt != NULL) && buf_used(&c->in) == 0)
+	/* a record held back for want of room: copy it now that there is */
+	if (c->tls_state == TLS_UP && ((buf_used(&c->raw_in) > 0 &&
+	    buf_used(&c->in) == 0) || c->pkt != NULL))
 		pend_add(c, PEND_ANNOUNCE);
 }
 
@@ -1375,6 +1376,8 @@ tls_packet_copy(struct sc_conn *c)
 	gnutls_packet_get(c->pkt, &d, NULL);
 	left = d.size - c->pkt_off;
 	space = buf_space(&c->in, left, CONN_INPUT_CAP, true);
+	if (space == 0)
+		return false;
 	if (space > left)
 		space = left;
 	memcpy(c->in.data + c->in.len, d.data + c->pkt_off, space);
