@@ -84,6 +84,8 @@ struct sc_conn {
 	uint64_t timeout_ms;
 
 	gnutls_session_t tls;
+	gnutls_packet_t pkt;	/* decrypted record not all copied yet */
+	size_t pkt_off;		/* bytes of it copied to in            */
 	enum tls_state tls_state;
 	sc_conn_tls_fn tls_done;
 	void *tls_arg;
@@ -141,6 +143,7 @@ static struct {
 } net;
 
 static void conn_process(struct sc_conn *c, unsigned what);
+static void tls_packet_free(struct sc_conn *c);
 static void conn_really_close(struct sc_conn *c);
 static void conn_sock_update(struct sc_conn *c);
 static void tls_pump(struct sc_conn *c);
@@ -173,9 +176,11 @@ buf_used(const struct net_buf *b)
 }
 
 /* buf_space - makes room for at least want bytes (at most up to cap bytes
- * in total), returns the free tail size. */
+ * in total), returns the free tail size. With wipe (the plaintext input,
+ * which may hold AUTH secrets), a grown buffer leaves no copy of its old
+ * contents in freed memory. */
 static size_t
-buf_space(struct net_buf *b, size_t want, size_t cap)
+buf_space(struct net_buf *b, size_t want, size_t cap, bool wipe)
 {
 	size_t used = buf_used(b), ncap;
 	char *p;
@@ -194,9 +199,18 @@ buf_space(struct net_buf *b, size_t want, size_t cap)
 		ncap = cap;
 	if (ncap <= b->cap)
 		return b->cap - b->len;
-	p = realloc(b->data, ncap);
-	if (p == NULL)
-		return b->cap - b->len;
+	if (wipe && b->data != NULL) {
+		p = malloc(ncap);
+		if (p == NULL)
+			return b->cap - b->len;
+		memcpy(p, b->data, b->len);
+		explicit_bzero(b->data, b->cap);
+		free(b->data);
+	} else {
+		p = realloc(b->data, ncap);
+		if (p == NULL)
+			return b->cap - b->len;
+	}
 	b->data = p;
 	b->cap = ncap;
 	return b->cap - b->len;
@@ -207,7 +221,7 @@ buf_append(struct net_buf *b, const void *data, size_t len)
 {
 	if (len == 0)
 		return 0;
-	if (buf_space(b, len, SIZE_MAX) < len)
+	if (buf_space(b, len, SIZE_MAX, false) < len)
 		return -1;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
@@ -391,12 +405,19 @@ conn_addrs(struct sc_conn *c)
 static void
 conn_free_mem(struct sc_conn *c)
 {
+	/* input may hold a secret the module had no chance to wipe (the
+	 * session ended while handling its AUTH line) */
+	if (c->in.data != NULL)
+		explicit_bzero(c->in.data, c->in.cap);
+	if (c->line != NULL)
+		explicit_bzero(c->line, c->line_cap);
 	free(c->in.data);
 	free(c->out.data);
 	free(c->raw_in.data);
 	free(c->raw_out.data);
 	free(c->line);
 	free(c->tls_desc);
+	tls_packet_free(c);
 	if (c->tls != NULL)
 		gnutls_deinit(c->tls);
 	if (c->tls_client != NULL) {
@@ -454,7 +475,7 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 	(void)suggested;
 	if (buf_used(b) < cap)
-		n = buf_space(b, CONN_CHUNK, cap);
+		n = buf_space(b, CONN_CHUNK, cap, b == &c->in);
 	if (buf_used(b) + n > cap)
 		n = cap - buf_used(b);
 	buf->base = n > 0 ? b->data + b->len : NULL;
@@ -778,7 +799,8 @@ sc_conn_read_start(struct sc_conn *c)
 	c->want_read = true;
 	/* announce what is already buffered, but from the loop, never from
 	 * within the caller's own stack */
-	if (buf_used(&c->in) > 0 || buf_used(&c->raw_in) > 0 || c->eof)
+	if (buf_used(&c->in) > 0 || buf_used(&c->raw_in) > 0 ||
+	    c->pkt != NULL || c->eof)
 		pend_add(c, PEND_ANNOUNCE);
 	conn_sock_update(c);
 }
@@ -796,8 +818,9 @@ after_consume(struct sc_conn *c)
 {
 	if (!c->sock_reading && c->want_read && !c->eof && !c->closing)
 		conn_sock_update(c);
-	if (c->tls_state == TLS_UP && buf_used(&c->raw_in) > 0 &&
-	    buf_used(&c->in) == 0)
+	/* a record held back for want of room: copy it now that there is */
+	if (c->tls_state == TLS_UP && ((buf_used(&c->raw_in) > 0 &&
+	    buf_used(&c->in) == 0) || c->pkt != NULL))
 		pend_add(c, PEND_ANNOUNCE);
 }
 
@@ -853,10 +876,16 @@ sc_conn_getline(struct sc_conn *c, size_t max, const char **line_r,
 	/* a copy: the line stays valid while the module waits for a hook,
 	 * whatever happens to the input buffer meanwhile */
 	if (c->line_cap < linelen + 1) {
-		char *n = realloc(c->line, linelen + 1);
+		/* not realloc: the last line (an AUTH response?) must not
+		 * stay behind in freed memory */
+		char *n = malloc(linelen + 1);
 
 		if (n == NULL)
 			return -1;
+		if (c->line != NULL) {
+			explicit_bzero(c->line, c->line_cap);
+			free(c->line);
+		}
 		c->line = n;
 		c->line_cap = linelen + 1;
 	}
@@ -906,6 +935,19 @@ sc_conn_consume(struct sc_conn *c, size_t len)
 		len = buf_used(&c->in);
 	buf_consume(&c->in, len);
 	after_consume(c);
+}
+
+void
+sc_conn_wipe_input(struct sc_conn *c)
+{
+	/* everything but the unread bytes data[off..len): consumed lines
+	 * before them, stale bytes (moved or consumed) after them */
+	if (c->line != NULL)
+		explicit_bzero(c->line, c->line_cap);
+	if (c->in.data != NULL) {
+		explicit_bzero(c->in.data, c->in.off);
+		explicit_bzero(c->in.data + c->in.len, c->in.cap - c->in.len);
+	}
 }
 
 void
@@ -1305,8 +1347,51 @@ tls_handshake_step(struct sc_conn *c)
 	tls_finish(c, true, NULL);
 }
 
+/* tls_packet_free - wipes and frees the decrypted record: GnuTLS frees
+ * its record buffers unwiped, and this one may hold an AUTH line. */
+static void
+tls_packet_free(struct sc_conn *c)
+{
+	gnutls_packet_t pkt = c->pkt;
+	gnutls_datum_t d = { NULL, 0 };
+
+	if (pkt == NULL)
+		return;
+	gnutls_packet_get(pkt, &d, NULL);
+	if (d.data != NULL)
+		explicit_bzero(d.data, d.size);
+	gnutls_packet_deinit(pkt);
+	c->pkt = NULL;
+	c->pkt_off = 0;
+}
+
+/* tls_packet_copy - moves what fits of the decrypted record into the
+ * input buffer; true when all of it did. */
+static bool
+tls_packet_copy(struct sc_conn *c)
+{
+	gnutls_datum_t d = { NULL, 0 };
+	size_t left, space;
+
+	gnutls_packet_get(c->pkt, &d, NULL);
+	left = d.size - c->pkt_off;
+	space = buf_space(&c->in, left, CONN_INPUT_CAP, true);
+	if (space == 0)
+		return false;
+	if (space > left)
+		space = left;
+	memcpy(c->in.data + c->in.len, d.data + c->pkt_off, space);
+	c->in.len += space;
+	c->pkt_off += space;
+	if (c->pkt_off < d.size)
+		return false;
+	tls_packet_free(c);
+	return true;
+}
+
 /* tls_pump - drives the handshake, or decrypts buffered records into the
- * plaintext input buffer until it is full. */
+ * plaintext input buffer until it is full. Records come as packets (not
+ * gnutls_record_recv's copy) so that each is wiped once copied. */
 static void
 tls_pump(struct sc_conn *c)
 {
@@ -1318,18 +1403,26 @@ tls_pump(struct sc_conn *c)
 	if (c->tls_state != TLS_UP)
 		return;
 	while (buf_used(&c->in) < CONN_INPUT_CAP) {
-		size_t space = buf_space(&c->in, CONN_CHUNK, CONN_INPUT_CAP);
 		ssize_t r;
 
-		if (space == 0)
-			break;
+		if (c->pkt != NULL) {
+			if (!tls_packet_copy(c))
+				break;
+			continue;
+		}
 		if (buf_used(&c->raw_in) == 0 && !c->eof &&
 		    gnutls_record_check_pending(c->tls) == 0)
 			break;
-		r = gnutls_record_recv(c->tls, c->in.data + c->in.len, space);
-		if (r > 0) {
-			c->in.len += (size_t)r;
+		r = gnutls_record_recv_packet(c->tls, &c->pkt);
+		if (r > 0 && c->pkt != NULL) {
+			c->pkt_off = 0;
 			continue;
+		}
+		if (r > 0) {
+			/* data but no packet: not in the API; stop reading */
+			c->tls_state = TLS_FAILED;
+			conn_fail(c);
+			return;
 		}
 		if (r == 0) {
 			c->eof = true;	/* close_notify */

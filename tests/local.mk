@@ -4,7 +4,8 @@ include tests/config.mk
 include tests/runtime.mk
 include tests/net.mk
 EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py \
-	tests/harness/dnsserver.py
+	tests/harness/dnsserver.py \
+	tests/harness/procmem.py
 TESTS += tests/test_satchelctl_diag.py
 EXTRA_DIST += tests/test_satchelctl_diag.py
 TESTS += tests/test_exports.sh

@@ -6,5 +6,6 @@ modules_pop3_pop3_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_pop3_pop3_la_CFLAGS = $(MODULE_CFLAGS)
 modules_pop3_pop3_la_LDFLAGS = $(MODULE_LDFLAGS)
 dist_man_MANS += modules/pop3/satchel-pop3.5
-TESTS += modules/pop3/tests/test_pop3.py
-EXTRA_DIST += modules/pop3/tests/test_pop3.py modules/pop3/tests/popcommon.py
+TESTS += modules/pop3/tests/test_pop3.py modules/pop3/tests/test_pop3_wipe.py
+EXTRA_DIST += modules/pop3/tests/test_pop3.py modules/pop3/tests/popcommon.py \
+	modules/pop3/tests/test_pop3_wipe.py

@@ -225,6 +225,13 @@ pop_reply(struct pop_sess *ps, const char *fmt, ...)
 		return;
 	if ((size_t)n > sizeof(buf) - 3)
 		n = sizeof(buf) - 3;
+	/* one line of text: no CR/LF from a hook's text, no control byte
+	 * a client sent echoed back */
+	for (int i = 0; i < n; i++)
+		if (buf[i] == '\r' || buf[i] == '\n' || buf[i] == '\t')
+			buf[i] = ' ';
+		else if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
 	buf[n++] = '\r';
 	buf[n++] = '\n';
 	sc_conn_write(ps->c, buf, (size_t)n);
@@ -1231,8 +1238,8 @@ pop_auth_start(struct pop_sess *ps, const char *mech, const char *user,
 static void
 pop_sasl_plain(struct pop_sess *ps, const char *b64)
 {
-	const char *authz, *authc, *pass;
-	char *raw, *pw;
+	const char *authz = NULL, *authc = NULL, *pass = NULL;
+	char *raw = NULL, *pw = NULL;
 	size_t len;
 
 	if (strcmp(b64, "*") == 0) {
@@ -1549,7 +1556,7 @@ pop_cmd_retr(struct pop_sess *ps, const char *arg)
 static void
 pop_cmd_top(struct pop_sess *ps, const char *arg)
 {
-	const char *rest;
+	const char *rest = NULL;
 	struct pop_msg *m;
 	uint64_t lines;
 
@@ -1740,8 +1747,12 @@ pop_input(struct pop_sess *ps)
 	while (ps->s != NULL && !ps->busy) {
 		size_t max = ps->sasl_wait ? POP_SASL_MAX : POP_LINE_MAX;
 		char buf[POP_SASL_MAX + 1];
-		const char *line;
+		const char *line = NULL;
 		size_t len;
+		/* before login every line may carry a password (PASS, AUTH
+		 * PLAIN and its response): wipe it from the connection's
+		 * input once handled */
+		bool secret = ps->sasl_wait || ps->state == POP_AUTHORIZATION;
 		int r;
 
 		r = sc_conn_getline(ps->c, max, &line, &len, NULL);
@@ -1750,22 +1761,22 @@ pop_input(struct pop_sess *ps)
 		if (r < 0) {
 			ps->sasl_wait = false;
 			pop_reply(ps, "-ERR Line too long");
-			continue;
-		}
-		if (memchr(line, '\0', len) != NULL) {
+		} else if (memchr(line, '\0', len) != NULL) {
 			ps->sasl_wait = false;
 			pop_reply(ps, "-ERR Invalid NUL in command");
-			continue;
-		}
-		memcpy(buf, line, len);
-		buf[len] = '\0';
-		if (ps->sasl_wait) {
-			ps->sasl_wait = false;
-			pop_sasl_plain(ps, buf);
 		} else {
-			pop_command(ps, buf);
+			memcpy(buf, line, len);
+			buf[len] = '\0';
+			if (ps->sasl_wait) {
+				ps->sasl_wait = false;
+				pop_sasl_plain(ps, buf);
+			} else {
+				pop_command(ps, buf);
+			}
+			explicit_bzero(buf, len);
 		}
-		explicit_bzero(buf, len);
+		if (secret && ps->c != NULL)	/* NULL: the session closed */
+			sc_conn_wipe_input(ps->c);
 	}
 	ps->in_input = false;
 	pop_sess_unref(ps);

@@ -344,7 +344,7 @@ split_hostport(const char *text, char *host, size_t hlen, uint16_t *port,
 	memcpy(host, text, n);
 	host[n] = '\0';
 	if (p != NULL) {
-		char *end;
+		char *end = NULL;
 		errno = 0;
 		unsigned long v = strtoul(p, &end, 10);
 		if (errno != 0 || end == p || *end != '\0' || v == 0 ||
@@ -383,7 +383,8 @@ relay_helo(const struct relay *r)
 }
 
 /* param_value - the value of KEY= in an ESMTP parameter string ("" for a
- * bare keyword), copied into out; false when absent. */
+ * bare keyword), copied into out; false when absent or longer than out
+ * holds (a cut ORCPT or ENVID must not go to the next hop). */
 static bool
 param_value(const char *params, const char *key, char *out, size_t olen)
 {
@@ -400,7 +401,7 @@ param_value(const char *params, const char *key, char *out, size_t olen)
 			const char *v = len == klen ? p + len : p + klen + 1;
 			size_t vl = (size_t)(p + len - v);
 			if (vl >= olen)
-				vl = olen - 1;
+				return false;
 			memcpy(out, v, vl);
 			out[vl] = '\0';
 			return true;
@@ -996,7 +997,7 @@ job_start_transaction(struct relay_job *job)
 		const char *rp = sc_delivery_rcpt_params(d, job->idx[k]);
 		char extra[600] = "";
 		if (job->ext_dsn && rp != NULL) {
-			char nv[300], ov[300];
+			char nv[300], ov[512];	/* ORCPT: 500 (RFC 3461) */
 			size_t e = 0;
 			if (param_value(rp, "NOTIFY", nv, sizeof(nv)))
 				e += (size_t)snprintf(extra + e,
@@ -1046,7 +1047,7 @@ job_send_cmd(struct relay_job *job, size_t i)
 		return;
 	}
 	const char *rp = sc_delivery_rcpt_params(d, job->idx[cmd->rcpt]);
-	char extra[600] = "", nv[300], ov[300];
+	char extra[600] = "", nv[300], ov[512];
 	size_t e = 0;
 	if (job->ext_dsn && rp != NULL) {
 		if (param_value(rp, "NOTIFY", nv, sizeof(nv)))
@@ -1405,12 +1406,77 @@ job_handle_reply(struct relay_job *job)
 	}
 }
 
+/* reply_code - the code of a reply line (RFC 5321 4.2): three digits,
+ * the first 2 to 5 (nothing else means anything to a client), then the
+ * end, a space or a '-' (more lines follow). -1 for anything else. */
+static int
+reply_code(const char *line, size_t len)
+{
+	if (len < 3 || line[0] < '2' || line[0] > '5' ||
+	    !isdigit((unsigned char)line[1]) ||
+	    !isdigit((unsigned char)line[2]) ||
+	    (len > 3 && line[3] != ' ' && line[3] != '-'))
+		return -1;
+	return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+}
+
+/* esc_len - the length of the enhanced status code (RFC 3463: class
+ * "." 1-3 digits "." 1-3 digits) leading t and followed by a space, or
+ * 0; its class must be the reply code's, or it is only text. */
+static size_t
+esc_len(const char *t, size_t tl, int code)
+{
+	size_t i = 2;
+
+	if (tl < 6 || t[0] != '0' + code / 100 || t[1] != '.')
+		return 0;
+	for (int part = 0; part < 2; part++) {
+		size_t n = 0;
+
+		while (i < tl && n < 4 && isdigit((unsigned char)t[i])) {
+			i++;
+			n++;
+		}
+		if (n == 0 || n > 3)
+			return 0;
+		if (part == 0) {
+			if (i >= tl || t[i] != '.')
+				return 0;
+			i++;
+		}
+	}
+	return i < tl && t[i] == ' ' ? i : 0;
+}
+
+/* job_bad_reply - the peer broke the reply syntax: a protocol error, so a
+ * temporary failure. After the final dot it may have the message: defer
+ * (and retry later) rather than hand it to the next host at once. */
+static void
+job_bad_reply(struct relay_job *job, const char *fmt, ...) SC_PRINTF(2, 3);
+static void
+job_bad_reply(struct relay_job *job, const char *fmt, ...)
+{
+	char why[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	job_set_error(job, SC_DENYSOFT, 451, "4.5.0", "host %s %s",
+		      job->peer, why);
+	if (job->st == JS_DOT) {
+		job_finish(job);
+		return;
+	}
+	job_host_failed(job);
+}
+
 /* job_read_replies - parses buffered reply lines; a complete reply goes to
  * job_handle_reply. Stops when the handler moved the job elsewhere. */
 static void
 job_read_replies(struct relay_job *job, struct sc_conn *c)
 {
-	const char *line;
+	const char *line = NULL;
 	size_t len;
 	int rc;
 
@@ -1418,42 +1484,36 @@ job_read_replies(struct relay_job *job, struct sc_conn *c)
 	       job->st != JS_TLS && job->st != JS_SCAN &&
 	       (rc = sc_conn_getline(c, RELAY_LINE_MAX, &line, &len,
 				     NULL)) != 0) {
-		if (rc < 0 || len < 3 || !isdigit((unsigned char)line[0]) ||
-		    !isdigit((unsigned char)line[1]) ||
-		    !isdigit((unsigned char)line[2]) ||
-		    (len > 3 && line[3] != ' ' && line[3] != '-')) {
-			job_set_error(job, SC_DENYSOFT, 451, "4.5.0",
-				      "host %s sent a malformed reply",
-				      job->peer);
-			job_host_failed(job);
+		int code = rc < 0 ? -1 : reply_code(line, len);
+
+		if (code < 0) {
+			job_bad_reply(job, "sent a malformed reply");
+			return;
+		}
+		if (job->reply_lines > 0 && code != job->code) {
+			/* RFC 5321 4.2.1: every line has the same code */
+			job_bad_reply(job, "sent a malformed reply (%d after "
+				      "%d within one reply)", code, job->code);
 			return;
 		}
 		if (++job->reply_lines > RELAY_REPLY_LINES) {
 			/* no real reply is that long: a peer keeping us
 			 * busy (each line re-arms the idle timeout) */
-			job_set_error(job, SC_DENYSOFT, 451, "4.5.0",
-				      "host %s sent a reply of more than %u "
-				      "lines", job->peer, RELAY_REPLY_LINES);
-			job_host_failed(job);
+			job_bad_reply(job, "sent a reply of more than %u lines",
+				      RELAY_REPLY_LINES);
 			return;
 		}
-		int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
-			   (line[2] - '0');
 		bool more = len > 3 && line[3] == '-';
 		const char *t = len > 4 ? line + 4 : "";
 		size_t tl = len > 4 ? len - 4 : 0;
 
-		if (job->tlen == 0) {
+		if (job->reply_lines == 1) {
+			size_t e = esc_len(t, tl, code);
+
 			job->code = code;
 			job->esc[0] = '\0';
-			/* an enhanced status code leads the text: d.d.d */
-			size_t e = 0;
-			while (e < tl && e < sizeof(job->esc) - 1 &&
-			       (isdigit((unsigned char)t[e]) || t[e] == '.'))
-				e++;
-			if (e >= 5 && e < tl && t[e] == ' ' &&
-			    (t[0] == '2' || t[0] == '4' || t[0] == '5') &&
-			    t[1] == '.') {
+			/* an enhanced status code may lead the text */
+			if (e > 0 && e < sizeof(job->esc)) {
 				memcpy(job->esc, t, e);
 				job->esc[e] = '\0';
 				t += e + 1;

@@ -11,9 +11,13 @@ TESTS += \
 	modules/smtp/tests/test_smtp.py \
 	modules/smtp/tests/test_smtp_auth.py \
 	modules/smtp/tests/test_smtp_crash.py \
-	modules/smtp/tests/test_smtp_input.py
+	modules/smtp/tests/test_smtp_input.py \
+	modules/smtp/tests/test_smtp_params.py \
+	modules/smtp/tests/test_smtp_wipe.py
 EXTRA_DIST += \
 	modules/smtp/tests/test_smtp.py \
 	modules/smtp/tests/test_smtp_auth.py \
 	modules/smtp/tests/test_smtp_crash.py \
-	modules/smtp/tests/test_smtp_input.py
+	modules/smtp/tests/test_smtp_input.py \
+	modules/smtp/tests/test_smtp_params.py \
+	modules/smtp/tests/test_smtp_wipe.py

@@ -249,6 +249,45 @@ xtext_ok(const char *s)
 	return true;
 }
 
+static int
+hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/* orcpt_ok - RFC 3461 4.2: ORCPT=addr-type;xtext, the addr-type an atom
+ * and the xtext a non-empty address that decodes to no control byte: the
+ * value goes into DSNs and to the next hop as it is. */
+static bool
+orcpt_ok(const char *v)
+{
+	const char *semi = strchr(v, ';'), *p;
+
+	if (semi == NULL || semi == v || semi[1] == '\0' ||
+	    !xtext_ok(semi + 1))
+		return false;
+	for (p = v; p < semi; p++)	/* RFC 5322 atext, ASCII only */
+		if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+		    !(*p >= '0' && *p <= '9') &&
+		    strchr("!#$%&'*+-/=?^_`{|}~", *p) == NULL)
+			return false;
+	for (p = semi + 1; *p; p++)
+		if (*p == '+') {	/* xtext_ok saw two hex digits */
+			int ch = hexval(p[1]) * 16 + hexval(p[2]);
+
+			if (ch < 0x20 || ch == 0x7f)
+				return false;
+			p += 2;
+		}
+	return true;
+}
+
 /* ---- output ---- */
 
 static void ss_close_soon(struct smtp_session *ss);
@@ -268,10 +307,13 @@ reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	/* a reply must be one line: never echo a CR/LF a client sent */
+	/* a reply must be one line of text: never echo a CR/LF or other
+	 * control byte a client (or a hook) put into it */
 	for (char *p = text; *p; p++)
-		if (*p == '\r' || *p == '\n')
+		if (*p == '\r' || *p == '\n' || *p == '\t')
 			*p = ' ';
+		else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (esc != NULL && *esc)
 		sc_conn_printf(ss->c, "%d %s %s\r\n", code, esc, text);
 	else
@@ -938,6 +980,20 @@ strbuf_add(char **buf, const char *word)
 	return 0;
 }
 
+/* param_once - refuses a parameter given twice (which of two ENVIDs or
+ * ORCPTs would the next hop see?); bit is the parameter's own flag. */
+static bool
+param_once(struct smtp_session *ss, unsigned *seen, unsigned bit,
+	   const char *name)
+{
+	if (*seen & bit) {
+		reply(ss, 501, "5.5.4", "Duplicate %s parameter", name);
+		return false;
+	}
+	*seen |= bit;
+	return true;
+}
+
 /* -- MAIL -- */
 
 static void
@@ -972,9 +1028,13 @@ cmd_mail(struct smtp_session *ss, char *args)
 	const struct smtp_conf *conf = ss->conf;
 	const char *auth = sc_session_auth_user(ss->s);
 	struct sc_address a;
-	const char *err;
-	char *addr, *params, *word, *save = NULL, *norm = NULL, abuf[400];
+	const char *err = NULL;
+	char *addr = NULL, *params = NULL, *word, *save = NULL, *norm = NULL;
+	char abuf[400];
+	unsigned seen = 0;
 	bool utf8 = false;
+
+	memset(&a, 0, sizeof(a));
 
 	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL) {
 		reply(ss, 530, "5.7.0", "Authentication required");
@@ -1001,9 +1061,11 @@ cmd_mail(struct smtp_session *ss, char *args)
 		size_t kl = eq ? (size_t)(eq - word) : strlen(word);
 
 		if (kl == 4 && strncasecmp(word, "SIZE", 4) == 0 && val) {
-			char *end;
+			char *end = NULL;
 			unsigned long long n;
 
+			if (!param_once(ss, &seen, 0x01, "SIZE"))
+				goto fail;
 			errno = 0;
 			n = strtoull(val, &end, 10);
 			if (*val < '0' || *val > '9' || *end || errno) {
@@ -1017,6 +1079,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 			}
 		} else if (kl == 4 && strncasecmp(word, "BODY", 4) == 0 &&
 			   val) {
+			if (!param_once(ss, &seen, 0x02, "BODY"))
+				goto fail;
 			if (strcasecmp(val, "7BIT") != 0 &&
 			    strcasecmp(val, "8BITMIME") != 0) {
 				reply(ss, 555, "5.5.4", "Unsupported BODY "
@@ -1030,11 +1094,15 @@ cmd_mail(struct smtp_session *ss, char *args)
 				goto oom;
 		} else if (kl == 8 && strncasecmp(word, "SMTPUTF8", 8) == 0 &&
 			   !val) {
+			if (!param_once(ss, &seen, 0x04, "SMTPUTF8"))
+				goto fail;
 			utf8 = true;
 			if (strbuf_add(&norm, "SMTPUTF8") != 0)
 				goto oom;
 		} else if (kl == 3 && strncasecmp(word, "RET", 3) == 0 &&
 			   val) {
+			if (!param_once(ss, &seen, 0x08, "RET"))
+				goto fail;
 			if (strcasecmp(val, "FULL") != 0 &&
 			    strcasecmp(val, "HDRS") != 0) {
 				reply(ss, 501, "5.5.4", "Bad RET parameter");
@@ -1047,6 +1115,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 				goto oom;
 		} else if (kl == 5 && strncasecmp(word, "ENVID", 5) == 0 &&
 			   val) {
+			if (!param_once(ss, &seen, 0x10, "ENVID"))
+				goto fail;
 			if (!xtext_ok(val) || strlen(val) > 100) {
 				reply(ss, 501, "5.5.4", "Bad ENVID parameter");
 				goto fail;
@@ -1057,6 +1127,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 		} else if (kl == 4 && strncasecmp(word, "AUTH", 4) == 0 &&
 			   val) {
 			/* RFC 4954 5: accepted; we trust only our own AUTH */
+			if (!param_once(ss, &seen, 0x20, "AUTH"))
+				goto fail;
 			if (strcmp(val, "<>") != 0 && !xtext_ok(val)) {
 				reply(ss, 501, "5.5.4", "Bad AUTH parameter");
 				goto fail;
@@ -1076,7 +1148,7 @@ cmd_mail(struct smtp_session *ss, char *args)
 	} else {
 		if (sc_address_parse(addr, &a, &err) != 0) {
 			reply(ss, 501, "5.1.7", "Bad sender address syntax: "
-			      "%s", err ? err : "invalid");
+			      "%s", err != NULL ? err : "invalid");
 			goto fail;
 		}
 		sc_address_format(&a, abuf, sizeof(abuf));
@@ -1213,15 +1285,24 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 {
 	struct smtp_tx *tx = ss->tx;
 	struct sc_address a;
-	const char *err;
-	char *addr, *params, *word, *save = NULL, *norm = NULL, abuf[400];
+	const char *err = NULL;
+	char *addr = NULL, *params = NULL, *word, *save = NULL, *norm = NULL;
+	char abuf[400];
+	unsigned seen = 0;
 
+	memset(&a, 0, sizeof(a));
 	if (tx == NULL || tx->data_started) {
 		reply(ss, 503, "5.5.1", "Error: need MAIL command");
 		return;
 	}
 	if (parse_path(args, "TO:", &addr, &params) != 0) {
 		reply(ss, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (addr[0] == '\0') {
+		/* <> is a sender only (RFC 5321 4.5.5) */
+		reply(ss, 501, "5.1.3", "Bad recipient address syntax: the null "
+		      "address <> cannot receive mail");
 		return;
 	}
 	if (tx->rcpt_count >= ss->conf->max_recipients) {
@@ -1234,6 +1315,8 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 			char tmp[64], *t, *sv = NULL;
 			bool never = false, other = false;
 
+			if (!param_once(ss, &seen, 0x01, "NOTIFY"))
+				goto fail;
 			snprintf(tmp, sizeof(tmp), "%s", word + 7);
 			for (t = strtok_r(tmp, ",", &sv); t != NULL;
 			     t = strtok_r(NULL, ",", &sv)) {
@@ -1255,10 +1338,9 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 			for (char *u = word + 7; *u; u++)
 				*u = (char)toupper((unsigned char)*u);
 		} else if (strncasecmp(word, "ORCPT=", 6) == 0) {
-			char *semi = strchr(word + 6, ';');
-
-			if (semi == NULL || semi == word + 6 ||
-			    !xtext_ok(semi + 1) || strlen(word) > 500) {
+			if (!param_once(ss, &seen, 0x02, "ORCPT"))
+				goto fail;
+			if (!orcpt_ok(word + 6) || strlen(word) > 500) {
 				reply(ss, 501, "5.5.4", "Bad ORCPT parameter");
 				goto fail;
 			}
@@ -1297,9 +1379,15 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 		reply(ss, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
 		goto fail;
 	}
-	if (sc_address_parse(addr, &a, &err) != 0 || a.domain[0] == '\0') {
-		reply(ss, 501, "5.1.3", "Bad recipient address syntax%s%s",
-		      err ? ": " : "", err ? err : "");
+	if (sc_address_parse(addr, &a, &err) != 0) {
+		reply(ss, 501, "5.1.3", "Bad recipient address syntax: %s",
+		      err != NULL ? err : "invalid");
+		goto fail;
+	}
+	if (a.domain[0] == '\0') {
+		/* cannot happen for a non-empty path; never trust err here */
+		reply(ss, 501, "5.1.3", "Bad recipient address syntax: "
+		      "missing @domain");
 		goto fail;
 	}
 	if (sc_address_is_routing_trick(&a)) {
@@ -1597,7 +1685,7 @@ static void
 cmd_bdat(struct smtp_session *ss, char *args)
 {
 	struct smtp_tx *tx = ss->tx;
-	char *end;
+	char *end = NULL;
 	unsigned long long n;
 	bool last = false;
 
@@ -1726,7 +1814,7 @@ static int
 data_step(struct smtp_session *ss)
 {
 	struct smtp_tx *tx = ss->tx;
-	const char *line;
+	const char *line = NULL;
 	size_t len;
 	bool bare = false;
 	int r = sc_conn_getline(ss->c, SMTP_TEXT_MAX, &line, &len, &bare);
@@ -1850,7 +1938,7 @@ auth_plain(struct smtp_session *ss, const char *b64)
 {
 	size_t len;
 	char *raw = sc_base64_decode(b64, &len);
-	const char *authz, *user, *pass;
+	const char *authz = NULL, *user = NULL, *pass = NULL;
 
 	if (raw == NULL) {
 		enter_state(ss, S_READY);
@@ -1982,7 +2070,7 @@ static void
 auth_line(struct smtp_session *ss, char *line)
 {
 	size_t len;
-	char *dec;
+	char *dec = NULL;
 
 	if (strcmp(line, "*") == 0) {
 		enter_state(ss, S_READY);
@@ -1996,7 +2084,9 @@ auth_line(struct smtp_session *ss, char *line)
 	}
 	dec = sc_base64_decode(line, &len);
 	if (dec == NULL || strlen(dec) != len) {
-		wipe_free(&dec);
+		if (dec != NULL)
+			explicit_bzero(dec, len);
+		free(dec);
 		wipe_free(&ss->auth_user);
 		enter_state(ss, S_READY);
 		reply(ss, 501, "5.5.2", "Cannot decode response");
@@ -2184,20 +2274,25 @@ smtp_command(struct smtp_session *ss, char *line, size_t len)
 	cmd->proceed(ss, args);
 }
 
-/* line_step - one command or SASL line. 1 = progress, 0 = wait. */
+/* line_step - one command or SASL line. 1 = progress, 0 = wait. An AUTH
+ * command (its initial response) or SASL line is wiped from our copy and
+ * from the connection's input once handled. */
 static int
 line_step(struct smtp_session *ss)
 {
-	const char *line;
+	const char *line = NULL;
 	size_t len;
 	char *copy;
+	bool sasl = ss->state == S_AUTH_PLAIN || ss->state == S_AUTH_USER ||
+		    ss->state == S_AUTH_PASS;
 	int r = sc_conn_getline(ss->c, SMTP_AUTH_MAX, &line, &len, NULL);
 
 	if (r == 0)
 		return 0;
 	if (r < 0) {
-		if (ss->state == S_AUTH_PLAIN || ss->state == S_AUTH_USER ||
-		    ss->state == S_AUTH_PASS) {
+		/* the dropped bytes may have been an AUTH line */
+		sc_conn_wipe_input(ss->c);
+		if (sasl) {
 			enter_state(ss, S_READY);
 			wipe_free(&ss->auth_user);
 		}
@@ -2206,22 +2301,23 @@ line_step(struct smtp_session *ss)
 	}
 	copy = malloc(len + 1);
 	if (copy == NULL) {
+		sc_conn_wipe_input(ss->c);
 		reply(ss, 451, "4.3.0", "Error: out of memory");
 		ss_close_soon(ss);
 		return 1;
 	}
 	memcpy(copy, line, len);
 	copy[len] = '\0';
-	switch (ss->state) {
-	case S_AUTH_PLAIN:
-	case S_AUTH_USER:
-	case S_AUTH_PASS:
+	if (sasl) {
 		auth_line(ss, copy);
-		memset(copy, 0, len);
-		break;
-	default:
+	} else {
+		/* "AUTH PLAIN <initial-response>", however malformed */
+		sasl = len >= 4 && strncasecmp(copy, "AUTH", 4) == 0;
 		smtp_command(ss, copy, len);
-		break;
+	}
+	if (sasl) {
+		explicit_bzero(copy, len);
+		sc_conn_wipe_input(ss->c);
 	}
 	free(copy);
 	return 1;

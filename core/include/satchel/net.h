@@ -65,6 +65,14 @@ SC_API size_t sc_conn_buffered(const struct sc_conn *c);
 SC_API const char *sc_conn_peek(const struct sc_conn *c, size_t *len_r);
 /* Drops len buffered bytes (after a peek). */
 SC_API void sc_conn_consume(struct sc_conn *c, size_t len);
+/* Overwrites (explicit_bzero) the input already consumed: the core's copy
+ * of the last line from sc_conn_getline (the line pointer it returned is
+ * invalid afterwards) and every byte of the input buffer outside the part
+ * not yet read, which stays. Call once done with a line that may hold a
+ * secret (an AUTH response, POP3 PASS), so the secret does not outlive
+ * its use in memory; growing the input buffer wipes the old one anyway.
+ * Since ABI 1.2. */
+SC_API void sc_conn_wipe_input(struct sc_conn *c);
 
 /* Queues output (copied). Output is flushed at the end of the current loop
  * iteration, so replies to pipelined commands go out in one packet. */

@@ -314,7 +314,7 @@ class Pop3Test(unittest.TestCase):
                 self.assertTrue(f.readline().startswith(b'+OK'))
                 s.sendall(b'USER ' + ALICE.encode() + b'\r\nPASS ' +
                           PASSWORD.encode() + b'\r\nSTAT\r\nLIST 1\r\n'
-                          b'RETR 9\r\nLIST x\r\nTOP 1\r\nFOO\r\n' +
+                          b'RETR 9\r\nLIST x\x1b[2J\r\nTOP 1\r\nFOO\r\n' +
                           b'NOOP ' + b'y' * 5000 + b'\r\nQUIT\r\n')
                 lines = [f.readline() for _ in range(10)]
                 self.assertEqual(lines[0], b'+OK\r\n')
@@ -323,6 +323,9 @@ class Pop3Test(unittest.TestCase):
                 self.assertTrue(lines[3].startswith(b'+OK 1 '))
                 for x in lines[4:9]:
                     self.assertTrue(x.startswith(b'-ERR'), lines)
+                # a control byte the client sent is not echoed back
+                self.assertEqual(lines[5], b'-ERR Invalid message number: '
+                                           b'x?[2J\r\n')
                 self.assertTrue(lines[9].startswith(b'+OK'), lines)
                 self.assertEqual(f.readline(), b'')
             # random junk and an early hang-up leave the daemon working

@@ -196,7 +196,7 @@ def relay_daemon(dns, relay, domains=None, users=None, extra=None):
 
 
 def submit(d, rcpts, body=None, sender=ALICE, subject='relay test',
-           extra_headers='', mail_options=()):
+           extra_headers='', mail_options=(), rcpt_options=()):
     """Sends a message with AUTH on the submission port (STARTTLS)."""
     import smtplib
     if isinstance(rcpts, str):
@@ -211,7 +211,8 @@ def submit(d, rcpts, body=None, sender=ALICE, subject='relay test',
         s.starttls(context=tls_context())
         s.ehlo('client.example.test')
         s.login(ALICE, ALICE_PW)
-        s.sendmail(sender, rcpts, msg.encode(), mail_options=mail_options)
+        s.sendmail(sender, rcpts, msg.encode(), mail_options=mail_options,
+                   rcpt_options=rcpt_options)
     return msg
 
 
