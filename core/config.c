@@ -771,7 +771,9 @@ default_domain(struct sc_main_config *cfg, char **error_r)
 	    !sc_config_domain_valid(h))
 		return 0;
 	cfg->domains = calloc(1, sizeof(*cfg->domains));
-	if (cfg->domains == NULL || (cfg->domains[0].name = strdup(h)) == NULL) {
+	if (cfg->domains != NULL)
+		cfg->domains[0].name = strdup(h);
+	if (cfg->domains == NULL || cfg->domains[0].name == NULL) {
 		sc_config_error(error_r, NULL, "out of memory");
 		return -1;
 	}
