@@ -772,6 +772,33 @@ parse_domains(struct sc_main_config *cfg, const struct sc_ynode *node,
 	return 0;
 }
 
+/* default_domain - without a `domains:` key the server is the final
+ * destination for its own name only, as Postfix's mydestination=$myhostname
+ * and Debian's Postfix and Exim defaults: user@host.example.test works
+ * out of the box, mail for example.test itself still goes to its MX. A
+ * name without a dot (or localhost) is no mail domain: none then. */
+static int
+default_domain(struct sc_main_config *cfg, char **error_r)
+{
+	const char *h = cfg->hostname;
+
+	if (strchr(h, '.') == NULL || strncasecmp(h, "localhost.", 10) == 0 ||
+	    !sc_config_domain_valid(h))
+		return 0;
+	cfg->domains = calloc(1, sizeof(*cfg->domains));
+	if (cfg->domains != NULL)
+		cfg->domains[0].name = strdup(h);
+	if (cfg->domains == NULL || cfg->domains[0].name == NULL) {
+		sc_config_error(error_r, NULL, "out of memory");
+		return -1;
+	}
+	for (char *p = cfg->domains[0].name; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	cfg->domains[0].routing = SC_ROUTING_LOCAL;
+	cfg->domain_count = 1;
+	return 0;
+}
+
 /* plugin_name_ok - design.md D: only [0-9A-Za-z._-]+\.yaml is read, so
  * package manager leftovers (.dpkg-old, ~, .rpmnew) never load */
 static bool
@@ -1077,9 +1104,13 @@ parse_main(struct sc_main_config *cfg, const struct sc_ynode *root,
 		return -1;
 	}
 
-	if (parse_domains(cfg, sc_ynode_get(root, "domains"), dir,
-			  error_r) < 0)
+	if (sc_ynode_get(root, "domains") == NULL) {
+		if (default_domain(cfg, error_r) < 0)
+			return -1;
+	} else if (parse_domains(cfg, sc_ynode_get(root, "domains"), dir,
+				 error_r) < 0) {
 		return -1;
+	}
 	inc = sc_ynode_get(root, "include");
 	if (sc_ynode_is_null(inc))
 		return 0;

@@ -717,8 +717,57 @@ START_TEST(test_main_defaults)
 	ck_assert_ptr_null(cfg->tls_key);
 	ck_assert_uint_eq(cfg->dns_servers.n, 0);
 	ck_assert_uint_eq(cfg->shutdown_grace_ms, 30000);
-	ck_assert_uint_eq(cfg->domain_count, 0);
+	/* no domains: the machine's name, when it is a domain name */
+	if (strchr(cfg->hostname, '.') != NULL &&
+	    strncmp(cfg->hostname, "localhost.", 10) != 0) {
+		ck_assert_uint_eq(cfg->domain_count, 1);
+		ck_assert_str_eq(cfg->domains[0].name, cfg->hostname);
+	} else {
+		ck_assert_uint_eq(cfg->domain_count, 0);
+	}
 	ck_assert_uint_eq(cfg->inst_count, 0);
+	sc_main_config_free(&cfg);
+}
+END_TEST
+
+/* Without a domains: key the server's own name is a local domain (the
+ * packaged config works for user@host); a domains: key, even an empty
+ * one, is exactly the list. */
+START_TEST(test_main_default_domain)
+{
+	struct sc_main_config *cfg;
+	char *err = NULL;
+
+	ck_assert_int_eq(load("hostname: Mail.Example.TEST\n", &cfg, &err), 0);
+	ck_assert_uint_eq(cfg->domain_count, 1);
+	ck_assert_str_eq(cfg->domains[0].name, "mail.example.test");
+	sc_config_set_current(cfg);
+	ck_assert_int_eq(sc_config_domain_routing("mail.example.test"),
+			 SC_ROUTING_LOCAL);
+	ck_assert_int_eq(sc_config_domain_routing("example.test"),
+			 SC_ROUTING_NONE);
+	sc_main_config_free(&cfg);
+
+	ck_assert_int_eq(load("hostname: mail.example.test\ndomains: {}\n",
+			      &cfg, &err), 0);
+	ck_assert_uint_eq(cfg->domain_count, 0);
+	sc_main_config_free(&cfg);
+	ck_assert_int_eq(load("hostname: mail.example.test\ndomains:\n",
+			      &cfg, &err), 0);
+	ck_assert_uint_eq(cfg->domain_count, 0);
+	sc_main_config_free(&cfg);
+	ck_assert_int_eq(load("hostname: mail.example.test\ndomains: "
+			      "{other.test: local}\n", &cfg, &err), 0);
+	ck_assert_uint_eq(cfg->domain_count, 1);
+	ck_assert_str_eq(cfg->domains[0].name, "other.test");
+	sc_main_config_free(&cfg);
+	/* a single label or localhost is no mail domain */
+	ck_assert_int_eq(load("hostname: mailhost\n", &cfg, &err), 0);
+	ck_assert_uint_eq(cfg->domain_count, 0);
+	sc_main_config_free(&cfg);
+	ck_assert_int_eq(load("hostname: localhost.localdomain\n", &cfg, &err),
+			 0);
+	ck_assert_uint_eq(cfg->domain_count, 0);
 	sc_main_config_free(&cfg);
 }
 END_TEST
@@ -1190,6 +1239,7 @@ config_suite(void)
 	tc = tcase_create("main");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_main_defaults);
+	tcase_add_test(tc, test_main_default_domain);
 	tcase_add_test(tc, test_main_values);
 	tcase_add_loop_test(tc, test_main_errors, 0,
 			    sizeof(main_errors) / sizeof(main_errors[0]));

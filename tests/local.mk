@@ -10,6 +10,8 @@ TESTS += tests/test_satchelctl_diag.py
 EXTRA_DIST += tests/test_satchelctl_diag.py
 TESTS += tests/test_exports.sh
 EXTRA_DIST += tests/test_exports.sh
+TESTS += tests/test_install_conf.sh
+EXTRA_DIST += tests/test_install_conf.sh
 
 check_PROGRAMS += tests/check_sasl
 TESTS += tests/check_sasl

@@ -106,10 +106,15 @@ class ShippedConfig(unittest.TestCase):
         rc, out, out_c = self.check()
         self.assertEqual(rc, 0, out)
         self.assertIn('valid', out)
-        # 31-auth_pam ships switched off; its keys are valid when enabled
+        # 31-auth_pam and 20-pop_before_smtp ship switched off; their keys
+        # are valid when enabled
+        self.assertIn('\nenabled: false\n',
+                      open(self.plugin('20-pop_before_smtp')).read())
         self.edit('31-auth_pam', 'enabled: false', 'enabled: true')
+        self.edit('20-pop_before_smtp', '\nenabled: false', '\nenabled: true')
         rc, out, out_c = self.check()
         self.assertEqual(rc, 0, out)
+        self.assertIn('9 module instances enabled', out)
 
     def test_unknown_key_near_miss(self):
         self.append('50-smtp', 'max_mesage_size: 10M\n')
