@@ -9,6 +9,7 @@
 #include "core.h"
 
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -205,6 +206,52 @@ param_get(const char *params, const char *key, char *buf, size_t len)
 		p = strchr(p, ' ');
 	}
 	return false;
+}
+
+/* xtext_encode - RFC 3461 xtext of s into buf: '+', '=' and bytes
+ * outside 33..126 become "+XX", so an address from an alias expansion
+ * is a valid ORCPT value. */
+static void
+xtext_encode(const char *s, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s != '\0' && o + 4 <= len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 33 || c > 126 || c == '+' || c == '=') {
+			buf[o++] = '+';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o] = '\0';
+}
+
+/* xtext_decode - the address an ORCPT value names, for a DSN's
+ * Original-Recipient: "+XX" decoded; a control byte (refused by smtp
+ * already) or a bad escape is shown as '?'. In place. */
+static void
+xtext_decode(char *s)
+{
+	char *o = s;
+
+	for (; *s != '\0'; s++) {
+		unsigned v;
+
+		if (*s == '+' && isxdigit((unsigned char)s[1]) &&
+		    isxdigit((unsigned char)s[2]) &&
+		    sscanf(s + 1, "%2x", &v) == 1) {
+			*o++ = (v < 32 || v == 127) ? '?' : (char)v;
+			s += 2;
+		} else {
+			*o++ = ((unsigned char)*s < 32) ? '?' : *s;
+		}
+	}
+	*o = '\0';
 }
 
 /* notify_allows - NOTIFY=NEVER/SUCCESS/FAILURE/DELAY (RFC 3461); without
@@ -779,8 +826,10 @@ sc_queue_dsn_text(const char *id, const char *sender,
 
 		fprintf(f, "\r\n");
 		if (rcpt_params != NULL &&
-		    param_get(rcpt_params[i], "ORCPT", orcpt, sizeof(orcpt)))
+		    param_get(rcpt_params[i], "ORCPT", orcpt, sizeof(orcpt))) {
+			xtext_decode(orcpt);
 			fprintf(f, "Original-Recipient: %s\r\n", orcpt);
+		}
 		fprintf(f, "Final-Recipient: rfc822; %s\r\n", rcpts[i]);
 		fprintf(f, "Action: %s\r\n", delay ? "delayed" : "failed");
 		status_of(rp, delay, status, sizeof(status));
@@ -996,8 +1045,11 @@ dsn_job_new(struct qmsg *m, const size_t *idx, size_t n, bool delay)
 		j->rcpts[i] = xstrdup(r->addr);
 		if (r->orcpt != NULL && !param_get(r->params, "ORCPT",
 						   (char[8]){0}, 8)) {
+			char xt[3 * 512 + 1];
+
+			xtext_encode(r->orcpt, xt, sizeof(xt));
 			if (asprintf(&j->params[i], "%s ORCPT=rfc822;%s",
-				     r->params, r->orcpt) < 0)
+				     r->params, xt) < 0)
 				j->params[i] = NULL;
 		} else {
 			j->params[i] = xstrdup(r->params);

@@ -52,6 +52,7 @@ sc_base64_decode(const char *in, size_t *len_r)
 		}
 		v = b64_value(ch);
 		if (v < 0 || pad > 0) {
+			explicit_bzero(out, o);	/* part of a secret */
 			free(out);
 			return NULL;
 		}
