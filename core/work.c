@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/work.c - blocking work on the libuv thread pool, timers, the clock,
- * and the process context pointer.
+ * core/work.c - blocking work on the libuv thread pool, timers, fd
+ * watches, the clock, and the process context pointer.
  *
  * sc_work_submit's work function runs on a pool thread; everything else
  * here runs on the loop thread. Jobs submitted with sc_work_submit_inst
@@ -177,6 +177,100 @@ sc_timer_free(struct sc_timer **tp)
 	*tp = NULL;
 	uv_timer_stop(&t->handle);
 	uv_close((uv_handle_t *)&t->handle, timer_closed);
+}
+
+struct sc_fd_watch {
+	uv_poll_t handle;
+	sc_fd_fn fn;
+	void *arg;
+	unsigned events;
+};
+
+static void
+fd_watch_cb(uv_poll_t *handle, int status, int uv_events)
+{
+	struct sc_fd_watch *w = handle->data;
+	unsigned ev = 0;
+
+	if (status < 0) {
+		/* A failed fd (e.g. EBADF): report it once and stop, or
+		 * libuv would keep calling back. */
+		uv_poll_stop(handle);
+		w->events = 0;
+		ev = SC_FD_ERROR;
+	} else {
+		ev |= (uv_events & UV_READABLE) ? SC_FD_READ : 0;
+		ev |= (uv_events & UV_WRITABLE) ? SC_FD_WRITE : 0;
+		ev |= (uv_events & UV_DISCONNECT) ? SC_FD_READ : 0;
+	}
+	w->fn(w, ev, w->arg);
+}
+
+struct sc_fd_watch *
+sc_fd_watch_new(int fd, sc_fd_fn fn, void *arg)
+{
+	struct sc_fd_watch *w;
+
+	if (fn == NULL || fd < 0)
+		return NULL;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return NULL;
+	if (uv_poll_init(work_loop(), &w->handle, fd) != 0) {
+		free(w);
+		return NULL;
+	}
+	w->handle.data = w;
+	w->fn = fn;
+	w->arg = arg;
+	return w;
+}
+
+int
+sc_fd_watch_set(struct sc_fd_watch *w, unsigned events)
+{
+	int uv_events = 0;
+
+	if (w == NULL)
+		return -1;
+	uv_events |= (events & SC_FD_READ) ? UV_READABLE : 0;
+	uv_events |= (events & SC_FD_WRITE) ? UV_WRITABLE : 0;
+	if (uv_events == 0) {
+		uv_poll_stop(&w->handle);
+		w->events = 0;
+		return 0;
+	}
+	if (uv_poll_start(&w->handle, uv_events, fd_watch_cb) != 0)
+		return -1;
+	w->events = events & (SC_FD_READ | SC_FD_WRITE);
+	return 0;
+}
+
+unsigned
+sc_fd_watch_events(const struct sc_fd_watch *w)
+{
+	return w != NULL ? w->events : 0;
+}
+
+static void
+fd_watch_closed(uv_handle_t *handle)
+{
+	free(handle->data);
+}
+
+/* sc_fd_watch_free - as sc_timer_free: the memory goes when libuv is done
+ * with the handle, so this is safe from the watch's own callback */
+void
+sc_fd_watch_free(struct sc_fd_watch **wp)
+{
+	struct sc_fd_watch *w;
+
+	if (wp == NULL || *wp == NULL)
+		return;
+	w = *wp;
+	*wp = NULL;
+	uv_poll_stop(&w->handle);
+	uv_close((uv_handle_t *)&w->handle, fd_watch_closed);
 }
 
 uint64_t

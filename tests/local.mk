@@ -13,6 +13,14 @@ EXTRA_DIST += tests/test_exports.sh
 TESTS += tests/test_install_conf.sh
 EXTRA_DIST += tests/test_install_conf.sh
 
+check_PROGRAMS += tests/check_work
+TESTS += tests/check_work
+tests_check_work_SOURCES = tests/check_work.c
+tests_check_work_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_check_work_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_work_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_work_LDFLAGS = $(SANITIZE_LDFLAGS)
+
 check_PROGRAMS += tests/check_sasl
 TESTS += tests/check_sasl
 tests_check_sasl_SOURCES = tests/check_sasl.c
