@@ -713,7 +713,9 @@ sc_queue_file_parse(const char *path, sc_queue_parse_fn fn, void *arg)
 	}
 	if (ferror(f))
 		goto out;
-	if (n <= 0 || !have_size) {
+	/* a size past what an off_t can reach is no size of ours */
+	if (n <= 0 || !have_size || ftello(f) < 0 ||
+	    size > (uint64_t)(INT64_MAX - ftello(f))) {
 		ret = 0;
 		goto out;
 	}
