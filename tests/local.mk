@@ -17,3 +17,5 @@ tests_check_sasl_CPPFLAGS = $(CORE_CPPFLAGS)
 tests_check_sasl_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
 tests_check_sasl_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
 tests_check_sasl_LDFLAGS = $(SANITIZE_LDFLAGS)
+TESTS += tests/test_dane_no_etc.sh
+EXTRA_DIST += tests/test_dane_no_etc.sh
