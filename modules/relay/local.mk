@@ -1,7 +1,9 @@
 # relay: see satchel-relay(5).
 mod_LTLIBRARIES += modules/relay/relay.la
-modules_relay_relay_la_SOURCES = \
+# The module's sources; tests/fuzz/fuzz_relay compiles them too.
+RELAY_MODULE_FILES = \
 	modules/relay/relay.c
+modules_relay_relay_la_SOURCES = $(RELAY_MODULE_FILES)
 modules_relay_relay_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_relay_relay_la_CFLAGS = $(MODULE_CFLAGS)
 modules_relay_relay_la_LDFLAGS = $(MODULE_LDFLAGS)

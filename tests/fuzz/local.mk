@@ -113,6 +113,77 @@ tests_fuzz_fuzz_alias_CFLAGS = $(FUZZ_C_FLAGS)
 tests_fuzz_fuzz_alias_LDADD = 
 tests_fuzz_fuzz_alias_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
 
+# The module targets' fake core (tests/fuzz/shim.h) and the pure core
+# files it leaves real.
+FUZZ_SHIM = tests/fuzz/shim.h tests/fuzz/shim_int.h tests/fuzz/shim.c \
+	tests/fuzz/shim_net.c tests/fuzz/shim_hook.c tests/fuzz/shim_queue.c \
+	core/address.c core/sasl.c core/config.c core/config_keys.c
+FUZZ_SHIM_LIBS = $(YAML_LIBS)
+
+# smtp: the SMTP session: commands, parameters, DATA/BDAT, AUTH, STARTTLS
+FUZZ_TARGETS += smtp
+check_PROGRAMS += tests/fuzz/replay_smtp
+TESTS += tests/fuzz/replay_smtp
+FUZZ_BINS += tests/fuzz/fuzz_smtp
+tests_fuzz_replay_smtp_SOURCES = tests/fuzz/fuzz_smtp.c $(SMTP_MODULE_FILES) $(FUZZ_SHIM) $(FUZZ_COMMON) $(FUZZ_REPLAY)
+tests_fuzz_replay_smtp_CPPFLAGS = $(FUZZ_CPP_FLAGS) -DFUZZ_TARGET='"smtp"'
+tests_fuzz_replay_smtp_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_replay_smtp_LDADD = $(FUZZ_SHIM_LIBS)
+tests_fuzz_replay_smtp_LDFLAGS = $(FUZZ_REPLAY_LD_FLAGS)
+tests_fuzz_fuzz_smtp_SOURCES = tests/fuzz/fuzz_smtp.c $(SMTP_MODULE_FILES) $(FUZZ_SHIM) $(FUZZ_COMMON)
+tests_fuzz_fuzz_smtp_CPPFLAGS = $(FUZZ_CPP_FLAGS)
+tests_fuzz_fuzz_smtp_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_fuzz_smtp_LDADD = $(FUZZ_SHIM_LIBS)
+tests_fuzz_fuzz_smtp_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
+
+# pop3: POP3 commands on a real Maildir
+FUZZ_TARGETS += pop3
+check_PROGRAMS += tests/fuzz/replay_pop3
+TESTS += tests/fuzz/replay_pop3
+FUZZ_BINS += tests/fuzz/fuzz_pop3
+tests_fuzz_replay_pop3_SOURCES = tests/fuzz/fuzz_pop3.c $(POP3_MODULE_FILES) $(FUZZ_SHIM) $(FUZZ_COMMON) $(FUZZ_REPLAY)
+tests_fuzz_replay_pop3_CPPFLAGS = $(FUZZ_CPP_FLAGS) -DFUZZ_TARGET='"pop3"'
+tests_fuzz_replay_pop3_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_replay_pop3_LDADD = $(FUZZ_SHIM_LIBS)
+tests_fuzz_replay_pop3_LDFLAGS = $(FUZZ_REPLAY_LD_FLAGS)
+tests_fuzz_fuzz_pop3_SOURCES = tests/fuzz/fuzz_pop3.c $(POP3_MODULE_FILES) $(FUZZ_SHIM) $(FUZZ_COMMON)
+tests_fuzz_fuzz_pop3_CPPFLAGS = $(FUZZ_CPP_FLAGS)
+tests_fuzz_fuzz_pop3_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_fuzz_pop3_LDADD = $(FUZZ_SHIM_LIBS)
+tests_fuzz_fuzz_pop3_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
+
+# relay: the relay's SMTP client: replies, EHLO keywords, the whole conversation
+FUZZ_TARGETS += relay
+check_PROGRAMS += tests/fuzz/replay_relay
+TESTS += tests/fuzz/replay_relay
+FUZZ_BINS += tests/fuzz/fuzz_relay
+tests_fuzz_replay_relay_SOURCES = tests/fuzz/fuzz_relay.c $(RELAY_MODULE_FILES) $(FUZZ_SHIM) $(FUZZ_COMMON) $(FUZZ_REPLAY)
+tests_fuzz_replay_relay_CPPFLAGS = $(FUZZ_CPP_FLAGS) -DFUZZ_TARGET='"relay"'
+tests_fuzz_replay_relay_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_replay_relay_LDADD = $(FUZZ_SHIM_LIBS)
+tests_fuzz_replay_relay_LDFLAGS = $(FUZZ_REPLAY_LD_FLAGS)
+tests_fuzz_fuzz_relay_SOURCES = tests/fuzz/fuzz_relay.c $(RELAY_MODULE_FILES) $(FUZZ_SHIM) $(FUZZ_COMMON)
+tests_fuzz_fuzz_relay_CPPFLAGS = $(FUZZ_CPP_FLAGS)
+tests_fuzz_fuzz_relay_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_fuzz_relay_LDADD = $(FUZZ_SHIM_LIBS)
+tests_fuzz_fuzz_relay_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
+
+# auth_file: the auth_file password file parser
+FUZZ_TARGETS += auth_file
+check_PROGRAMS += tests/fuzz/replay_auth_file
+TESTS += tests/fuzz/replay_auth_file
+FUZZ_BINS += tests/fuzz/fuzz_auth_file
+tests_fuzz_replay_auth_file_SOURCES = tests/fuzz/fuzz_auth_file.c $(AUTH_FILE_MODULE_FILES) $(FUZZ_SHIM) $(FUZZ_COMMON) $(FUZZ_REPLAY)
+tests_fuzz_replay_auth_file_CPPFLAGS = $(FUZZ_CPP_FLAGS) -DFUZZ_TARGET='"auth_file"'
+tests_fuzz_replay_auth_file_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_replay_auth_file_LDADD = $(FUZZ_SHIM_LIBS) $(LIBCRYPT_LIBS)
+tests_fuzz_replay_auth_file_LDFLAGS = $(FUZZ_REPLAY_LD_FLAGS)
+tests_fuzz_fuzz_auth_file_SOURCES = tests/fuzz/fuzz_auth_file.c $(AUTH_FILE_MODULE_FILES) $(FUZZ_SHIM) $(FUZZ_COMMON)
+tests_fuzz_fuzz_auth_file_CPPFLAGS = $(FUZZ_CPP_FLAGS)
+tests_fuzz_fuzz_auth_file_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_fuzz_auth_file_LDADD = $(FUZZ_SHIM_LIBS) $(LIBCRYPT_LIBS)
+tests_fuzz_fuzz_auth_file_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
+
 EXTRA_PROGRAMS += $(FUZZ_BINS)
 CLEANFILES += $(FUZZ_BINS)
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/dict tests/fuzz/run-fuzz.sh
