@@ -132,8 +132,8 @@ af_table_find(const struct af_table *t, const char *addr)
 	struct af_entry k = { .addr = key };
 	size_t len = strlen(addr);
 
-	if (t == NULL || len >= sizeof(key))
-		return NULL;
+	if (t == NULL || t->n == 0 || len >= sizeof(key))
+		return NULL;	/* t->n == 0: t->v is NULL, no bsearch */
 	for (size_t i = 0; i <= len; i++)
 		key[i] = (char)tolower((unsigned char)addr[i]);
 	return bsearch(&k, t->v, t->n, sizeof(*t->v), af_entry_cmp);
@@ -327,7 +327,8 @@ af_table_read(const char *path, int *error_r)
 	}
 	/* Sorted by address, then line: of duplicates the first line
 	 * wins, as a reader of the file would expect. */
-	qsort(t->v, t->n, sizeof(*t->v), af_entry_sort_cmp);
+	if (t->n > 0)	/* an empty file has t->v == NULL: no qsort */
+		qsort(t->v, t->n, sizeof(*t->v), af_entry_sort_cmp);
 	w = 0;
 	for (size_t i = 0; i < t->n; i++) {
 		if (w > 0 && strcmp(t->v[w - 1].addr, t->v[i].addr) == 0) {
