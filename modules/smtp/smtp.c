@@ -972,7 +972,7 @@ cmd_mail(struct smtp_session *ss, char *args)
 	const struct smtp_conf *conf = ss->conf;
 	const char *auth = sc_session_auth_user(ss->s);
 	struct sc_address a;
-	const char *err;
+	const char *err = NULL;
 	char *addr, *params, *word, *save = NULL, *norm = NULL, abuf[400];
 	bool utf8 = false;
 
@@ -1213,7 +1213,7 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 {
 	struct smtp_tx *tx = ss->tx;
 	struct sc_address a;
-	const char *err;
+	const char *err = NULL;
 	char *addr, *params, *word, *save = NULL, *norm = NULL, abuf[400];
 
 	if (tx == NULL || tx->data_started) {
