@@ -89,8 +89,10 @@ interpret(struct parsed *ps, const uint8_t *raw, size_t size)
 		if (nl == NULL)
 			break;
 		ll = (size_t)(nl - raw) - pos;
-		if (pos > 0 && ll == 4 && memcmp(raw + pos, "data", 4) == 0) {
-			want = (long long)(pos + 5);
+		/* the parser reads lines as C strings: a NUL ends one */
+		if (pos > 0 && strnlen((const char *)raw + pos, ll) == 4 &&
+		    memcmp(raw + pos, "data", 4) == 0) {
+			want = (long long)(pos + ll + 1);
 			break;
 		}
 		pos += ll + 1;
