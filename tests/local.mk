@@ -3,7 +3,7 @@
 include tests/config.mk
 include tests/runtime.mk
 include tests/net.mk
-EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py \
+EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py tests/valgrind.supp \
 	tests/harness/dnsserver.py
 TESTS += tests/test_satchelctl_diag.py
 EXTRA_DIST += tests/test_satchelctl_diag.py
