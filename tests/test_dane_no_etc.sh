@@ -6,9 +6,13 @@
 # a certificate by DANE, in a mount namespace where both files are gone.
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (mount namespace)"; exit 77; }
 check_net=${SATCHEL_BUILDDIR:-.}/tests/check_net
-exec unshare -m sh -c '
-	mount --make-rprivate / || exit 77
-	t=$(mktemp -d) || exit 99
+t=$(mktemp -d) || exit 99
+trap 'rmdir "$t"' EXIT
+unshare -m --propagation unchanged sh -c '
+	# private, or the overlay below would show outside this namespace
+	mount --make-rprivate / 2>/dev/null ||
+		{ echo "SKIP: / cannot be made private (a chroot?)"; exit 77; }
+	t=$1
 	mount -t tmpfs tmpfs "$t" || exit 77
 	mkdir "$t/u" "$t/w"
 	mount -t overlay overlay -o "lowerdir=/etc,upperdir=$t/u,workdir=$t/w" \
@@ -17,4 +21,4 @@ exec unshare -m sh -c '
 	if [ -e /etc/hosts ] || [ -e /etc/resolv.conf ]; then
 		echo "could not hide /etc/hosts and /etc/resolv.conf"; exit 99
 	fi
-	exec "$0"' "$check_net"
+	exec "$0"' "$check_net" "$t"
