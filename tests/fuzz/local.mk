@@ -203,3 +203,7 @@ fuzz:
 	@echo "make fuzz needs a libFuzzer build: ../configure CC=clang --enable-fuzzing" >&2; exit 1
 endif
 .PHONY: fuzz
+clean-local: clean-fuzz-out
+clean-fuzz-out:
+	rm -rf fuzz-out
+.PHONY: clean-fuzz-out

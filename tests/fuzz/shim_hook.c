@@ -227,6 +227,8 @@ chain_finish(struct chain *ch, struct sc_hook_call *call, enum sc_result r)
 		call->auth_user = NULL;
 		out.auth_user = ch->auth_user;
 	}
+	if (ch->hook == SC_HOOK_MAIL && ch->s != NULL)
+		ch->s->mail_ok = r == SC_OK || r == SC_CONT;
 	if (ch->hook == SC_HOOK_AUTH && r == SC_OK && out.auth_user == NULL)
 		out.auth_user = ((const struct sc_auth_request *)ch->arg)->user;
 	out.route_kind = ch->route_kind;
@@ -322,6 +324,8 @@ sc_hook_run(struct sc_session *s, enum sc_hook hook, const void *arg,
 	FUZZ_CHECK(hook < SC_HOOK_COUNT, "hook %d", hook);
 	FUZZ_CHECK(s == NULL || !s->closing, "a hook run on a closed session");
 	check_arg(hook, arg);
+	if (hook == SC_HOOK_MAIL && s != NULL)
+		s->mail_ok = false;	/* until this chain says yes */
 	/* now and then the core is out of memory */
 	if (shim.script_hooks && shim.script_pos < shim.script_len &&
 	    shim.script[shim.script_pos] == 0xff) {

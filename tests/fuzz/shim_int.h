@@ -88,6 +88,7 @@ struct sc_session {
 	struct sc_conn *conn;
 	char *helo, *auth_user;
 	bool relay_allowed, busy, closing;
+	bool mail_ok;			/* the last MAIL chain said OK/CONT */
 	struct slot slots[MAX_SLOTS];
 	struct sc_queue_tx *tx;		/* commit pending                  */
 };

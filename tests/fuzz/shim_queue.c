@@ -37,6 +37,9 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 	struct sc_queue_tx *tx;
 
 	FUZZ_CHECK(env->sender != NULL, "envelope without a sender");
+	/* a session's message needs a sender its MAIL hooks accepted */
+	FUZZ_CHECK(s == NULL || s->mail_ok, "a message queued for <%s> "
+		   "without the MAIL hook's approval", env->sender);
 	FUZZ_CHECK(env->rcpt_count > 0 && env->rcpts != NULL,
 		   "envelope without recipients");
 	str_ok(env->sender);
@@ -77,6 +80,7 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 int
 sc_queue_tx_write(struct sc_queue_tx *tx, const void *data, size_t len)
 {
+	FUZZ_CHECK(tx != NULL, "no queue transaction");
 	FUZZ_CHECK(tx->done == NULL, "write after commit");
 	tx->size += len;
 	if (tx->len + len > QUEUE_KEEP) {
@@ -94,18 +98,21 @@ sc_queue_tx_write(struct sc_queue_tx *tx, const void *data, size_t len)
 uint64_t
 sc_queue_tx_size(const struct sc_queue_tx *tx)
 {
+	FUZZ_CHECK(tx != NULL, "no queue transaction");
 	return tx->size;
 }
 
 const char *
 sc_queue_tx_id(const struct sc_queue_tx *tx)
 {
+	FUZZ_CHECK(tx != NULL, "no queue transaction");
 	return tx->id;
 }
 
 void
 sc_queue_tx_abort(struct sc_queue_tx *tx)
 {
+	FUZZ_CHECK(tx != NULL, "no queue transaction");
 	FUZZ_CHECK(tx->done == NULL, "abort after commit");
 	tx_free(tx);
 }
@@ -119,6 +126,7 @@ sc_queue_tx_commit(struct sc_queue_tx *tx, sc_queue_commit_fn done,
 {
 	struct ev *e;
 
+	FUZZ_CHECK(tx != NULL, "commit without a queue transaction");
 	FUZZ_CHECK(tx->done == NULL, "commit twice");
 	FUZZ_CHECK(done != NULL, "commit without a callback");
 	for (size_t i = 0; i < tx->len; i++) {
