@@ -13,10 +13,11 @@
  * verdicts (at once or later), TLS handshakes, commits, DNS answers.
  *
  * Besides the sanitizers, the shim checks the module against the API
- * contract as it goes (FUZZ_CHECK): hook arguments still readable when an
- * asynchronous verdict comes, queue data with CRLF line ends only, no
- * second sc_hook_done, no callback after a close, reply lines that are
- * one line each.
+ * contract as it goes (FUZZ_CHECK): hook arguments complete and still
+ * readable when an asynchronous verdict comes, no second sc_hook_done,
+ * queue data with CRLF line ends only, a session's message accepted by
+ * its MAIL hooks, one-line delivery results, and at shim_end() nothing
+ * left behind (sessions, connections, pending calls, deliveries).
  */
 #ifndef SATCHEL_FUZZ_SHIM_H
 #define SATCHEL_FUZZ_SHIM_H
