@@ -9,6 +9,8 @@ core_libsatchel_core_la_SOURCES = \
 	core/config.c \
 	core/config_keys.c \
 	core/dns.c \
+	core/dns_answer.c \
+	core/dns_answer.h \
 	core/event.c \
 	core/hook.c \
 	core/log.c \

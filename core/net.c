@@ -1224,8 +1224,13 @@ tls_verify_dane(struct sc_conn *c, const char **why_r)
 		*why_r = "the server sent no certificate";
 		return -1;
 	}
+	/* only the records given are checked: gnutls-dane's own resolver
+	 * is never asked, so it must not be set up either (it reads
+	 * /etc/resolv.conf and /etc/hosts and fails where they are missing,
+	 * as in containers) */
 	if (net.dane == NULL &&
-	    dane_state_init(&net.dane, DANE_F_IGNORE_DNSSEC) < 0) {
+	    dane_state_init(&net.dane, DANE_F_IGNORE_DNSSEC |
+			    DANE_F_IGNORE_LOCAL_RESOLVER) < 0) {
 		net.dane = NULL;
 		*why_r = "DANE initialisation failed";
 		return -1;

@@ -680,6 +680,7 @@ sc_queue_file_parse(const char *path, sc_queue_parse_fn fn, void *arg)
 	size_t cap = 0, hcap = 0, tcap;
 	ssize_t n;
 	uint64_t size = 0;
+	struct stat st;
 	bool have_size = false, first = true, holding = false;
 	int ret = -1;
 
@@ -713,7 +714,11 @@ sc_queue_file_parse(const char *path, sc_queue_parse_fn fn, void *arg)
 	}
 	if (ferror(f))
 		goto out;
-	if (n <= 0 || !have_size) {
+	/* a size that runs past the end of the file is no size of ours
+	 * (and one past what an off_t holds would overflow below) */
+	if (n <= 0 || !have_size || ftello(f) < 0 ||
+	    fstat(fileno(f), &st) < 0 || st.st_size < ftello(f) ||
+	    size > (uint64_t)(st.st_size - ftello(f))) {
 		ret = 0;
 		goto out;
 	}

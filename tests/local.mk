@@ -3,7 +3,7 @@
 include tests/config.mk
 include tests/runtime.mk
 include tests/net.mk
-EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py \
+EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py tests/valgrind.supp \
 	tests/harness/dnsserver.py \
 	tests/harness/procmem.py
 TESTS += tests/test_satchelctl_diag.py
@@ -32,3 +32,6 @@ tests_check_sasl_LDFLAGS = $(SANITIZE_LDFLAGS)
 # Root never works through what the daemon's user planted in state_dir.
 TESTS += tests/test_privdrop.py
 EXTRA_DIST += tests/test_privdrop.py
+
+TESTS += tests/test_dane_no_etc.sh
+EXTRA_DIST += tests/test_dane_no_etc.sh

@@ -1,7 +1,9 @@
 # auth_file: see satchel-auth_file(5).
 mod_LTLIBRARIES += modules/auth_file/auth_file.la
-modules_auth_file_auth_file_la_SOURCES = \
+# The module's sources; tests/fuzz/fuzz_auth_file compiles them too.
+AUTH_FILE_MODULE_FILES = \
 	modules/auth_file/auth_file.c
+modules_auth_file_auth_file_la_SOURCES = $(AUTH_FILE_MODULE_FILES)
 modules_auth_file_auth_file_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_auth_file_auth_file_la_CFLAGS = $(MODULE_CFLAGS) $(LIBCRYPT_CFLAGS)
 modules_auth_file_auth_file_la_LDFLAGS = $(MODULE_LDFLAGS)

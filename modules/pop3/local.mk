@@ -1,7 +1,9 @@
 # pop3: see satchel-pop3(5).
 mod_LTLIBRARIES += modules/pop3/pop3.la
-modules_pop3_pop3_la_SOURCES = \
+# The module's sources; tests/fuzz/fuzz_pop3 compiles them too.
+POP3_MODULE_FILES = \
 	modules/pop3/pop3.c
+modules_pop3_pop3_la_SOURCES = $(POP3_MODULE_FILES)
 modules_pop3_pop3_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_pop3_pop3_la_CFLAGS = $(MODULE_CFLAGS)
 modules_pop3_pop3_la_LDFLAGS = $(MODULE_LDFLAGS)

@@ -1,7 +1,9 @@
 # relay: see satchel-relay(5).
 mod_LTLIBRARIES += modules/relay/relay.la
-modules_relay_relay_la_SOURCES = \
+# The module's sources; tests/fuzz/fuzz_relay compiles them too.
+RELAY_MODULE_FILES = \
 	modules/relay/relay.c
+modules_relay_relay_la_SOURCES = $(RELAY_MODULE_FILES)
 modules_relay_relay_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_relay_relay_la_CFLAGS = $(MODULE_CFLAGS)
 modules_relay_relay_la_LDFLAGS = $(MODULE_LDFLAGS)
@@ -13,10 +15,12 @@ TESTS += modules/relay/tests/test_relay.py \
 	modules/relay/tests/test_relay_tls.py \
 	modules/relay/tests/test_relay_queue.py \
 	modules/relay/tests/test_relay_limits.py \
-	modules/relay/tests/test_relay_replies.py
+	modules/relay/tests/test_relay_replies.py \
+	modules/relay/tests/test_relay_dane_anchor.sh
 EXTRA_DIST += modules/relay/tests/test_relay.py \
 	modules/relay/tests/test_relay_tls.py \
 	modules/relay/tests/test_relay_queue.py \
 	modules/relay/tests/test_relay_limits.py \
 	modules/relay/tests/test_relay_replies.py \
+	modules/relay/tests/test_relay_dane_anchor.sh \
 	modules/relay/tests/relaycommon.py

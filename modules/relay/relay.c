@@ -27,6 +27,9 @@
 #define RELAY_CHUNK (64 * 1024)
 #define RELAY_HIGH_WATER (256 * 1024)	/* output bytes before we wait */
 #define RELAY_REPLY_LINES 100	/* lines of one reply we accept          */
+/* The DNSSEC root trust anchor the core's resolver validates with (Debian
+ * package dns-root-data); without it no answer is secure. */
+#define RELAY_ROOT_KEY "/usr/share/dns/root.key"
 
 enum relay_tls { TLS_OPPORTUNISTIC = 0, TLS_REQUIRED, TLS_DANE };
 
@@ -2410,6 +2413,14 @@ relay_instance_new(struct sc_instance *inst, const void *config,
 			*error_r = "routes: each value must be host:port";
 			return -1;
 		}
+	}
+	/* without validation every TLSA answer is insecure, and `dane`
+	 * would quietly be `opportunistic`: refuse to start instead */
+	if (conf->tls == TLS_DANE && access(RELAY_ROOT_KEY, R_OK) != 0) {
+		*error_r = "tls: dane needs DNSSEC validation, but the root "
+			   "trust anchor " RELAY_ROOT_KEY " is missing (install "
+			   "the Debian package dns-root-data)";
+		return -1;
 	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {

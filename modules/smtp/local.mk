@@ -1,7 +1,9 @@
 # smtp: the SMTP listener module; see satchel-smtp(5).
 mod_LTLIBRARIES += modules/smtp/smtp.la
-modules_smtp_smtp_la_SOURCES = \
+# The module's sources; tests/fuzz/fuzz_smtp compiles them too.
+SMTP_MODULE_FILES = \
 	modules/smtp/smtp.c
+modules_smtp_smtp_la_SOURCES = $(SMTP_MODULE_FILES)
 modules_smtp_smtp_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_smtp_smtp_la_CFLAGS = $(MODULE_CFLAGS)
 modules_smtp_smtp_la_LDFLAGS = $(MODULE_LDFLAGS)

@@ -625,10 +625,18 @@ run_hook(struct smtp_session *ss, enum sc_hook hook, const void *arg,
 	ss->then = then;
 	ss_pause(ss);
 	if (sc_hook_run(ss->s, hook, arg, ss_hook_done, ss) != 0) {
-		ss->then = NULL;
-		ss->pending = false;
-		reply(ss, 451, "4.3.0", "Error: internal error");
-		ss_resume(ss);
+		/* the core could not run the chain (out of memory): a
+		 * temporary refusal through the same continuation, so the
+		 * command ends as after any refusal (BDAT still reads and
+		 * drops its chunk, MAIL drops its transaction) */
+		struct sc_hook_outcome out;
+
+		memset(&out, 0, sizeof(out));
+		out.result = SC_DENYSOFT;
+		out.reply.code = 451;
+		snprintf(out.reply.esc, sizeof(out.reply.esc), "4.3.0");
+		out.reply.text = "Error: internal error";
+		ss_hook_done(ss->s, &out, ss);
 	}
 }
 

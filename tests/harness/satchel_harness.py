@@ -10,6 +10,10 @@ Environment
                        modules/*/.libs/*.so); default: the cwd
     SATCHEL_SRCDIR     source tree (default: two levels above this file)
     SATCHEL_KEEP_TMP=1 keep each daemon's temp dir (its path is printed)
+    SATCHEL_VALGRIND=1 run satcheld under valgrind memcheck (leak check,
+                       tests/valgrind.supp); any error fails the test at
+                       stop() like a sanitizer report, and the start and
+                       stop waits are SLOW (10) times longer
 
 Daemon(plugins=None, main=None, users=None, extra_plugins=None)
     One daemon with its own temp dir (d.tmp). Use as a context manager;
@@ -94,6 +98,14 @@ import tempfile
 import time
 
 import yaml
+
+VALGRIND = os.environ.get('SATCHEL_VALGRIND') == '1'
+# how much longer start/stop may take: valgrind runs the daemon ~20x slower
+SLOW = 10 if VALGRIND else 1
+VALGRIND_RE = re.compile(
+    r'(ERROR SUMMARY: [1-9]|Invalid (read|write|free)|uninitialised'
+    r'|definitely lost|Mismatched free|Source and destination overlap'
+    r'|Syscall param)')
 
 SANITIZER_RE = re.compile(
     r'(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:'
@@ -420,8 +432,12 @@ class Daemon:
         mark = self.log_mark()
         self._logf = open(self.log_path, 'ab')
         self._expect_death = False
+        cmd = [self.satcheld, '-f', '-c', self.config_path]
+        if VALGRIND:
+            cmd = self._valgrind_cmd() + cmd
+            timeout *= SLOW
         self.proc = subprocess.Popen(
-            [self.satcheld, '-f', '-c', self.config_path],
+            cmd,
             stdin=subprocess.DEVNULL, stdout=self._logf,
             stderr=self._logf, cwd=self.tmp)
         deadline = time.monotonic() + timeout
@@ -447,6 +463,7 @@ class Daemon:
 
     def stop(self, timeout=20):
         """SIGTERM, wait, then fail loudly on a crash or sanitizer report."""
+        timeout *= SLOW
         if self.proc is None:
             self._check_log()
             return
@@ -464,6 +481,8 @@ class Daemon:
         rc = self.proc.returncode
         self.proc = None
         self._close_log()
+        if VALGRIND:
+            self._check_valgrind()   # exit 99: say what valgrind found
         if not self._expect_death and rc != 0:
             raise DaemonError('satcheld exited with %d (%s):\n%s'
                               % (rc, _rc_text(rc), self.log_text()))
@@ -572,6 +591,38 @@ class Daemon:
         if m:
             raise DaemonError('sanitizer report in the satcheld log:\n%s'
                               % text)
+        if VALGRIND:
+            self._check_valgrind()
+
+    def _valgrind_dir(self):
+        return os.path.join(self.tmp, 'valgrind')
+
+    def _valgrind_cmd(self):
+        """valgrind memcheck; one log per process (the PAM helper is a
+        fork) in a directory the dropped daemon can write to."""
+        vdir = self._valgrind_dir()
+        os.makedirs(vdir, exist_ok=True)
+        os.chmod(vdir, 0o1777)
+        return ['valgrind', '--quiet', '--tool=memcheck',
+                '--error-exitcode=99', '--vgdb=no', '--leak-check=full',
+                '--show-leak-kinds=definite',
+                '--errors-for-leak-kinds=definite', '--num-callers=40',
+                '--suppressions=' + os.path.join(srcdir(), 'tests',
+                                                 'valgrind.supp'),
+                '--log-file=' + os.path.join(vdir, 'valgrind.%p.log')]
+
+    def _check_valgrind(self):
+        vdir = self._valgrind_dir()
+        if not os.path.isdir(vdir):
+            return
+        for name in sorted(os.listdir(vdir)):
+            with open(os.path.join(vdir, name), 'rb') as f:
+                text = f.read().decode('utf-8', 'replace')
+            if VALGRIND_RE.search(text):
+                raise DaemonError('valgrind found errors (%s):\n%s\n'
+                                  '---- satcheld log ----\n%s'
+                                  % (name, text[-20000:],
+                                     self.log_text()[-6000:]))
 
     def _close_log(self):
         if self._logf is not None:
