@@ -341,7 +341,9 @@ sc_delivery_rcpt_result(struct sc_delivery *d, size_t i, enum sc_result r,
 		   "text of %s: %s", d->rcpt[i], text);
 	FUZZ_CHECK(esc == NULL || strpbrk(esc, "\r\n ") == NULL,
 		   "bad enhanced status %s", esc);
-	(void)code;
+	/* the relay refuses reply codes outside 200-599 from a peer */
+	FUZZ_CHECK(code == 0 || (code >= 200 && code <= 599),
+		   "reply code %d recorded for %s", code, d->rcpt[i]);
 	d->result_set[i] = true;
 }
 
@@ -397,6 +399,40 @@ sc_dns_resolve(const char *name, int type, sc_dns_fn fn, void *arg)
 	e->dns_fn = fn;
 	e->arg = arg;
 	return 0;
+}
+
+/* The instance-bound form: the handle is the pending event itself, so a
+ * cancel takes it off the list and its answer never comes (dns.h). */
+int
+sc_dns_resolve_inst(struct sc_instance *inst, const char *name, int type,
+		    sc_dns_fn fn, void *arg, struct sc_dns_query **query_r)
+{
+	(void)inst;
+	if (sc_dns_resolve(name, type, fn, arg) < 0)
+		return -1;
+	if (query_r != NULL) {
+		struct ev *e = shim.evs;
+
+		while (e->next != NULL)
+			e = e->next;
+		*query_r = (struct sc_dns_query *)e;
+	}
+	return 0;
+}
+
+void
+sc_dns_cancel(struct sc_dns_query *query)
+{
+	for (struct ev **pp = &shim.evs; *pp != NULL; pp = &(*pp)->next)
+		if ((struct sc_dns_query *)*pp == query) {
+			struct ev *e = *pp;
+
+			*pp = e->next;
+			ev_free(e);
+			ev_relink_tail();
+			return;
+		}
+	/* not pending: NULL, or called from the query's own fn (dns.h) */
 }
 
 bool
