@@ -2,6 +2,7 @@
 mod_LTLIBRARIES += modules/smtp/smtp.la
 # The module's sources; tests/fuzz/fuzz_smtp compiles them too.
 SMTP_MODULE_FILES = \
+	modules/smtp/smtp_int.h \
 	modules/smtp/smtp.c
 modules_smtp_smtp_la_SOURCES = $(SMTP_MODULE_FILES)
 modules_smtp_smtp_la_CPPFLAGS = $(MODULE_CPPFLAGS)

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smtp_int.h - the smtp module's private header: the configuration, the
+ * instance, the session and its mail transaction, shared by the module's
+ * files. Internal to the module (built with hidden visibility), never
+ * installed.
+ */
+#ifndef SMTP_INT_H
+#define SMTP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <satchel/satchel.h>
+
+enum smtp_mode { MODE_MX = 0, MODE_SUBMISSION };
+enum smtp_tls { TLS_NONE = 0, TLS_STARTTLS, TLS_IMPLICIT };
+
+struct smtp_listen_conf {
+	struct sc_sockaddr address;
+	int mode;
+	int tls;
+};
+
+struct smtp_timeouts {
+	uint64_t command;
+	uint64_t data;
+};
+
+struct smtp_conf {
+	struct sc_list listen;
+	uint64_t max_message_size;
+	uint64_t max_recipients;
+	struct smtp_timeouts timeouts;
+	struct sc_cidr_list relay_networks;
+	bool enforce_sender;
+	char *banner;
+	uint64_t auth_failure_delay;
+};
+
+struct smtp_inst;
+
+struct smtp_listener {
+	struct smtp_inst *si;
+	const struct smtp_listen_conf *lc;
+};
+
+struct smtp_inst {
+	struct sc_instance *inst;
+	const struct smtp_conf *conf;
+	size_t listener_count;
+	struct smtp_listener *listeners;
+};
+
+enum smtp_state {
+	S_CONNECT = 0,	/* connect hook running                      */
+	S_TLS,		/* TLS handshake running                     */
+	S_HELO,		/* waiting for HELO/EHLO                     */
+	S_READY,	/* commands (a transaction may be open)      */
+	S_AUTH_PLAIN,	/* AUTH PLAIN: waiting for the response      */
+	S_AUTH_USER,	/* AUTH LOGIN: waiting for the user name     */
+	S_AUTH_PASS,	/* AUTH LOGIN: waiting for the password      */
+	S_DATA,		/* DATA: receiving text lines                */
+	S_BDAT,		/* BDAT: receiving a chunk of n bytes        */
+	S_QUIT,		/* closing                                   */
+};
+
+struct smtp_rcpt {
+	char *address;
+	char *params;
+};
+
+/* One mail transaction: MAIL .. end of data (or RSET). */
+struct smtp_tx {
+	char *sender;
+	char *mail_params;
+	bool smtputf8;
+	size_t rcpt_count, rcpt_alloc;
+	struct smtp_rcpt *rcpts;
+	struct sc_env_rcpt *env_rcpts;
+
+	struct sc_queue_tx *qtx;	/* open while receiving data     */
+	bool data_started;		/* DATA hook passed, qtx begun   */
+	uint64_t size;			/* message bytes (no Received:)  */
+	bool too_big;
+	bool line_too_long;
+	bool write_failed;
+	bool prev_bare_lf;		/* last DATA line ended in LF    */
+	/* BDAT */
+	bool bdat;			/* this tx uses BDAT             */
+	bool throwaway;			/* eats one chunk, then freed    */
+	bool bdat_cr;			/* chunk data ended in a CR      */
+	bool bdat_failed;		/* discard chunks until RSET     */
+	bool bdat_last;
+	uint64_t bdat_remaining;
+	uint64_t bdat_chunk;
+	int bdat_code;			/* reply for a discarded chunk   */
+	char bdat_esc[16];
+	char *bdat_text;
+	/* header scanner */
+	bool in_headers;
+	bool at_bol;
+	size_t hdr_len;			/* bytes of this line seen       */
+	char hdr_start[10];
+	size_t header_count;
+	size_t received_count;
+	/* write buffer */
+	size_t wlen;
+	char *wbuf;
+};
+
+struct smtp_session;
+typedef void (*smtp_then_fn)(struct smtp_session *ss,
+			     const struct sc_hook_outcome *out);
+
+struct smtp_session {
+	struct smtp_inst *si;
+	const struct smtp_conf *conf;
+	const struct smtp_listen_conf *lc;
+	struct sc_session *s;
+	struct sc_conn *c;
+	enum smtp_state state;
+	bool esmtp;
+	bool pending;		/* hook/commit/timer outstanding     */
+	bool in_process;
+	bool closing;
+	bool eof;
+	bool greeted;		/* the 220 banner was sent           */
+	unsigned depth;		/* entry-point nesting, for closing  */
+	unsigned errors;	/* bad commands in a row             */
+	unsigned auth_failures;
+	smtp_then_fn then;	/* continuation of the pending hook  */
+	struct smtp_tx *tx;
+	struct smtp_tx *held_tx;	/* real tx while a throw-away one
+					 * eats a chunk sent before RCPT */
+	bool committing;	/* tx->qtx handed to the queue       */
+	struct sc_timer *timer;
+	/* pending hook arguments (must outlive an async chain) */
+	struct sc_mail_request mreq;
+	struct sc_sender_request sreq;
+	struct sc_rcpt_request rreq;
+	struct sc_auth_request areq;
+	struct sc_data_request dreq;
+	char *arg_address;	/* MAIL/RCPT address being checked   */
+	char *arg_local;
+	char *arg_domain;
+	char *arg_params;
+	char *helo_arg;
+	enum sc_routing arg_routing;
+	char *auth_mech;
+	char *auth_user;
+	char *auth_pass;
+};
+
+#endif
