@@ -80,19 +80,6 @@ static const struct sc_config_key smtp_keys[] = {
 
 /* ---- small helpers ---- */
 
-/* wipe_free - frees a secret after overwriting it. */
-static void
-wipe_free(char **p)
-{
-	if (*p != NULL) {
-		volatile char *v = *p;
-		while (*v)
-			*v++ = 0;
-		free(*p);
-		*p = NULL;
-	}
-}
-
 /* xtext_ok - RFC 3461 4: xtext is printable ASCII without '+' and '='
  * except the "+XX" hex escape. */
 static bool
@@ -157,10 +144,7 @@ static void ss_close_soon(struct smtp_session *ss);
 
 /* reply - sends one reply line; counts protocol errors in a row and ends
  * the session after too many (unknown commands, binary junk). */
-static void
-reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
-      ...) SC_PRINTF(4, 5);
-static void
+void
 reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
       ...)
 {
@@ -202,7 +186,7 @@ reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
 
 /* reply_outcome - answers with a hook's verdict: its own reply when set,
  * otherwise a default for the result. DISCONNECT results close. */
-static void
+void
 reply_outcome(struct smtp_session *ss, const struct sc_hook_outcome *out,
 	      int defcode, const char *defesc, const char *deftext)
 {
@@ -397,7 +381,7 @@ tx_feed_chunk(struct smtp_session *ss, const char *p, size_t len)
 
 static void ss_process(struct smtp_session *ss);
 
-static void
+void
 ss_enter(struct smtp_session *ss)
 {
 	ss->depth++;
@@ -405,7 +389,7 @@ ss_enter(struct smtp_session *ss)
 
 /* ss_leave - the end of every entry point: the outermost one closes the
  * session when asked to, so no frame touches freed memory. */
-static void
+void
 ss_leave(struct smtp_session *ss)
 {
 	if (--ss->depth == 0 && ss->closing)
@@ -430,7 +414,7 @@ ss_timeout(const struct smtp_session *ss)
 
 /* ss_pause - stops reading while a hook, timer or commit is pending, so
  * pipelined commands wait in the input buffer in order. */
-static void
+void
 ss_pause(struct smtp_session *ss)
 {
 	ss->pending = true;
@@ -440,7 +424,7 @@ ss_pause(struct smtp_session *ss)
 
 /* ss_resume - the pending step finished: read on, and run what the client
  * pipelined meanwhile. */
-static void
+void
 ss_resume(struct smtp_session *ss)
 {
 	ss->pending = false;
@@ -452,7 +436,7 @@ ss_resume(struct smtp_session *ss)
 }
 
 /* enter_state - the one place states change (timeouts follow them). */
-static void
+void
 enter_state(struct smtp_session *ss, enum smtp_state st)
 {
 	if (ss->state == st)
@@ -481,7 +465,7 @@ ss_hook_done(struct sc_session *s, const struct sc_hook_outcome *out,
 
 /* run_hook - runs a hook chain and continues with then(); the arg must
  * live in ss until then. */
-static void
+void
 run_hook(struct smtp_session *ss, enum sc_hook hook, const void *arg,
 	 smtp_then_fn then)
 {
@@ -1710,269 +1694,6 @@ data_step(struct smtp_session *ss)
 	}
 	tx_feed_line(ss, line, len);
 	return 1;
-}
-
-/* -- AUTH (RFC 4954; PLAIN RFC 4616; LOGIN) -- */
-
-static void auth_fail_timer(struct sc_timer *t, void *arg);
-
-static void
-auth_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
-{
-	struct sc_event ev;
-	const char *user;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.session = ss->s;
-	ev.protocol = "smtp";
-	ev.client_ip = sc_session_client_ip(ss->s);
-	enter_state(ss, S_READY);
-	if (out->result == SC_OK) {
-		user = out->auth_user ? out->auth_user : ss->auth_user;
-		sc_session_set_auth_user(ss->s, user);
-		sc_log_session(SC_LOG_INFO, ss->s, "smtp: %s login of %s from "
-			       "%s", ss->auth_mech, user,
-			       sc_session_client_ip(ss->s));
-		ev.type = SC_EVENT_LOGIN;
-		ev.user = sc_session_auth_user(ss->s);
-		wipe_free(&ss->auth_pass);
-		sc_event_emit(&ev);
-		reply(ss, 235, "2.7.0", "Authentication successful");
-		return;
-	}
-	if (out->result == SC_DENYSOFT || out->result == SC_DENYSOFTDISCONNECT
-	    || out->result == SC_DENYDISCONNECT) {
-		wipe_free(&ss->auth_pass);
-		reply_outcome(ss, out, 454, "4.7.0", "Temporary authentication "
-			      "failure");
-		return;
-	}
-	/* DENY or nobody knew the user: a failure, answered after a delay
-	 * that doubles with each failure of this session */
-	sc_log_session(SC_LOG_NOTICE, ss->s, "smtp: %s authentication of %s "
-		       "from %s failed", ss->auth_mech, ss->auth_user,
-		       sc_session_client_ip(ss->s));
-	ev.type = SC_EVENT_AUTH_FAILED;
-	ev.user = ss->auth_user;
-	sc_event_emit(&ev);
-	wipe_free(&ss->auth_pass);
-	{
-		uint64_t delay = ss->conf->auth_failure_delay;
-		unsigned shift = ss->auth_failures < 3 ? ss->auth_failures : 3;
-
-		ss->auth_failures++;
-		delay <<= shift;
-		if (delay == 0) {
-			reply(ss, 535, "5.7.8", "Authentication credentials "
-			      "invalid");
-			return;
-		}
-		if (ss->timer == NULL)
-			ss->timer = sc_timer_new(auth_fail_timer, ss);
-		if (ss->timer == NULL) {
-			reply(ss, 535, "5.7.8", "Authentication credentials "
-			      "invalid");
-			return;
-		}
-		ss_pause(ss);
-		sc_timer_start(ss->timer, delay, 0);
-	}
-}
-
-static void
-auth_fail_timer(struct sc_timer *t, void *arg)
-{
-	struct smtp_session *ss = arg;
-
-	(void)t;
-	ss_enter(ss);
-	ss->pending = false;
-	reply(ss, 535, "5.7.8", "Authentication credentials invalid");
-	ss_resume(ss);
-	ss_leave(ss);
-}
-
-static void
-auth_run(struct smtp_session *ss)
-{
-	ss->areq.protocol = "smtp";
-	ss->areq.mechanism = ss->auth_mech;
-	ss->areq.user = ss->auth_user;
-	ss->areq.password = ss->auth_pass;
-	ss->areq.client_ip = sc_session_client_ip(ss->s);
-	run_hook(ss, SC_HOOK_AUTH, &ss->areq, auth_then);
-}
-
-/* auth_plain - "authzid NUL authcid NUL passwd" (RFC 4616). */
-static void
-auth_plain(struct smtp_session *ss, const char *b64)
-{
-	size_t len;
-	char *raw = sc_base64_decode(b64, &len);
-	const char *authz = NULL, *user = NULL, *pass = NULL;
-
-	if (raw == NULL) {
-		enter_state(ss, S_READY);
-		reply(ss, 501, "5.5.2", "Cannot decode response");
-		return;
-	}
-	if (sc_sasl_plain_split(raw, len, &authz, &user, &pass) < 0) {
-		explicit_bzero(raw, len);
-		free(raw);
-		enter_state(ss, S_READY);
-		reply(ss, 501, "5.5.2", "Invalid PLAIN response");
-		return;
-	}
-	if (*authz && strcmp(authz, user) != 0) {
-		/* acting for someone else is not supported: a failure */
-		wipe_free(&ss->auth_user);
-		wipe_free(&ss->auth_pass);
-		ss->auth_user = strdup(user);
-		ss->auth_pass = strdup("");
-		explicit_bzero(raw, len);
-		free(raw);
-		if (ss->auth_user == NULL || ss->auth_pass == NULL) {
-			enter_state(ss, S_READY);
-			reply(ss, 454, "4.7.0", "Temporary authentication "
-			      "failure");
-			return;
-		}
-		{
-			struct sc_hook_outcome out;
-
-			memset(&out, 0, sizeof(out));
-			out.result = SC_DENY;
-			auth_then(ss, &out);
-		}
-		return;
-	}
-	wipe_free(&ss->auth_user);
-	wipe_free(&ss->auth_pass);
-	ss->auth_user = strdup(user);
-	ss->auth_pass = strdup(pass);
-	explicit_bzero(raw, len);
-	free(raw);
-	if (ss->auth_user == NULL || ss->auth_pass == NULL) {
-		enter_state(ss, S_READY);
-		reply(ss, 454, "4.7.0", "Temporary authentication failure");
-		return;
-	}
-	auth_run(ss);
-}
-
-static void
-cmd_auth(struct smtp_session *ss, char *args)
-{
-	char *mech = args, *init = NULL, *sp = strchr(args, ' ');
-
-	if (!ss->esmtp) {
-		reply(ss, 503, "5.5.1", "Error: send EHLO first");
-		return;
-	}
-	if (sc_session_auth_user(ss->s) != NULL) {
-		reply(ss, 503, "5.5.1", "Error: already authenticated");
-		return;
-	}
-	if (sp != NULL) {
-		*sp = '\0';
-		init = sp + 1;
-		while (*init == ' ')
-			init++;
-		if (strchr(init, ' ') != NULL) {
-			reply(ss, 501, "5.5.4", "Syntax: AUTH mechanism "
-			      "[initial-response]");
-			return;
-		}
-	}
-	if (ss->lc->tls != TLS_NONE && !sc_conn_tls_active(ss->c)) {
-		reply(ss, 538, "5.7.11", "Encryption required for requested "
-		      "authentication mechanism");
-		return;
-	}
-	free(ss->auth_mech);
-	if (strcasecmp(mech, "PLAIN") == 0)
-		ss->auth_mech = strdup("PLAIN");
-	else if (strcasecmp(mech, "LOGIN") == 0)
-		ss->auth_mech = strdup("LOGIN");
-	else {
-		ss->auth_mech = NULL;
-		reply(ss, 504, "5.5.4", "Unrecognized authentication "
-		      "mechanism");
-		return;
-	}
-	if (ss->auth_mech == NULL) {
-		reply(ss, 451, "4.3.0", "Error: out of memory");
-		return;
-	}
-	if (init != NULL && strcmp(init, "*") == 0) {
-		reply(ss, 501, "5.0.0", "Authentication cancelled");
-		return;
-	}
-	if (strcmp(ss->auth_mech, "PLAIN") == 0) {
-		if (init != NULL && *init) {
-			auth_plain(ss, init);
-			return;
-		}
-		enter_state(ss, S_AUTH_PLAIN);
-		reply(ss, 334, NULL, " ");
-		return;
-	}
-	/* LOGIN: the initial response is the user name */
-	if (init != NULL && *init) {
-		size_t len;
-		char *u = sc_base64_decode(init, &len);
-
-		if (u == NULL) {
-			reply(ss, 501, "5.5.2", "Cannot decode response");
-			return;
-		}
-		wipe_free(&ss->auth_user);
-		ss->auth_user = u;
-		enter_state(ss, S_AUTH_PASS);
-		reply(ss, 334, NULL, "UGFzc3dvcmQ6");
-		return;
-	}
-	enter_state(ss, S_AUTH_USER);
-	reply(ss, 334, NULL, "VXNlcm5hbWU6");
-}
-
-/* auth_line - a SASL response line in one of the AUTH states. */
-static void
-auth_line(struct smtp_session *ss, char *line)
-{
-	size_t len;
-	char *dec = NULL;
-
-	if (strcmp(line, "*") == 0) {
-		enter_state(ss, S_READY);
-		wipe_free(&ss->auth_user);
-		reply(ss, 501, "5.0.0", "Authentication cancelled");
-		return;
-	}
-	if (ss->state == S_AUTH_PLAIN) {
-		auth_plain(ss, line);
-		return;
-	}
-	dec = sc_base64_decode(line, &len);
-	if (dec == NULL || strlen(dec) != len) {
-		if (dec != NULL)
-			explicit_bzero(dec, len);
-		free(dec);
-		wipe_free(&ss->auth_user);
-		enter_state(ss, S_READY);
-		reply(ss, 501, "5.5.2", "Cannot decode response");
-		return;
-	}
-	if (ss->state == S_AUTH_USER) {
-		wipe_free(&ss->auth_user);
-		ss->auth_user = dec;
-		enter_state(ss, S_AUTH_PASS);
-		reply(ss, 334, NULL, "UGFzc3dvcmQ6");
-		return;
-	}
-	wipe_free(&ss->auth_pass);
-	ss->auth_pass = dec;
-	auth_run(ss);
 }
 
 /* -- STARTTLS -- */

@@ -153,4 +153,38 @@ struct smtp_session {
 	char *auth_pass;
 };
 
+/* ---- the session (smtp.c) ---- */
+
+/* reply - sends one reply line (a 421 closes the session; too many
+ * 500-504 in a row end it). */
+void reply(struct smtp_session *ss, int code, const char *esc,
+	   const char *fmt, ...) SC_PRINTF(4, 5);
+/* reply_outcome - answers with a hook's verdict, or the default given. */
+void reply_outcome(struct smtp_session *ss,
+		   const struct sc_hook_outcome *out, int defcode,
+		   const char *defesc, const char *deftext);
+/* ss_enter, ss_leave - bracket every entry point from the core (a
+ * callback): the outermost ss_leave frees a closing session. */
+void ss_enter(struct smtp_session *ss);
+void ss_leave(struct smtp_session *ss);
+/* ss_pause, ss_resume - stop reading while a step is outstanding, then
+ * go on with what the client pipelined meanwhile. */
+void ss_pause(struct smtp_session *ss);
+void ss_resume(struct smtp_session *ss);
+/* enter_state - the one place states (and their timeouts) change. */
+void enter_state(struct smtp_session *ss, enum smtp_state st);
+/* run_hook - runs a hook chain, then then(ss, outcome); arg must live in
+ * ss until then. */
+void run_hook(struct smtp_session *ss, enum sc_hook hook, const void *arg,
+	      smtp_then_fn then);
+
+/* ---- AUTH (smtp_auth.c) ---- */
+
+/* cmd_auth - the AUTH command. */
+void cmd_auth(struct smtp_session *ss, char *args);
+/* auth_line - a SASL response line in one of the S_AUTH_* states. */
+void auth_line(struct smtp_session *ss, char *line);
+/* wipe_free - overwrites a secret string, frees it, sets *p to NULL. */
+void wipe_free(char **p);
+
 #endif
