@@ -257,6 +257,23 @@ tx_reset(struct smtp_session *ss)
 	sc_session_set_busy(ss->s, false);
 }
 
+/* tx_session_end - the session is going away: frees its transactions,
+ * discarding a message still being written (one being committed belongs
+ * to the queue already). */
+static void
+tx_session_end(struct smtp_session *ss)
+{
+	if (ss->tx != NULL && ss->tx->qtx != NULL && !ss->committing) {
+		sc_log_session(SC_LOG_INFO, ss->s, "smtp: connection lost "
+			       "during message data; message discarded");
+		sc_queue_tx_abort(ss->tx->qtx);
+	}
+	if (ss->tx != NULL)
+		ss->tx->qtx = NULL;
+	tx_free(&ss->tx);
+	tx_free(&ss->held_tx);	/* it never has a queue file open */
+}
+
 /* tx_flush - hands the gathered message bytes to the queue file. */
 static void
 tx_flush(struct smtp_tx *tx)
@@ -492,15 +509,7 @@ ss_free(void *arg)
 {
 	struct smtp_session *ss = arg;
 
-	if (ss->tx != NULL && ss->tx->qtx != NULL && !ss->committing) {
-		sc_log_session(SC_LOG_INFO, ss->s, "smtp: connection lost "
-			       "during message data; message discarded");
-		sc_queue_tx_abort(ss->tx->qtx);
-	}
-	if (ss->tx != NULL)
-		ss->tx->qtx = NULL;
-	tx_free(&ss->tx);
-	tx_free(&ss->held_tx);	/* it never has a queue file open */
+	tx_session_end(ss);
 	if (ss->timer != NULL)
 		sc_timer_free(&ss->timer);
 	free(ss->arg_address);
