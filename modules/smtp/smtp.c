@@ -3,7 +3,7 @@
  * smtp - the SMTP listener module (RFC 5321 + ESMTP extensions, SASL).
  *
  * Runs entirely on the event loop thread. One command table and one
- * enter_state() drive every session (after OpenSMTPD's smtp_session.c);
+ * smtp_enter_state() drive every session (after OpenSMTPD's smtp_session.c);
  * policy comes from the hook chains, messages go to the core's queue.
  */
 #include <ctype.h>
@@ -140,13 +140,13 @@ orcpt_ok(const char *v)
 
 /* ---- output ---- */
 
-static void ss_close_soon(struct smtp_session *ss);
+static void smtp_ss_close_soon(struct smtp_session *ss);
 
-/* reply - sends one reply line; counts protocol errors in a row and ends
+/* smtp_reply - sends one reply line; counts protocol errors in a row and ends
  * the session after too many (unknown commands, binary junk). */
 void
-reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
-      ...)
+smtp_reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
+	   ...)
 {
 	char text[1024];
 	va_list ap;
@@ -169,7 +169,7 @@ reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
 		sc_log_session(SC_LOG_DEBUG, ss->s, "smtp >>> %d%s%s %s",
 			       code, esc ? " " : "", esc ? esc : "", text);
 	if (code == 421) {
-		ss_close_soon(ss);
+		smtp_ss_close_soon(ss);
 		return;
 	}
 	if (code >= 500 && code <= 504) {
@@ -177,18 +177,18 @@ reply(struct smtp_session *ss, int code, const char *esc, const char *fmt,
 			sc_log_session(SC_LOG_NOTICE, ss->s, "smtp: too many "
 				       "errors from %s, closing",
 				       sc_session_client_ip(ss->s));
-			reply(ss, 421, "4.7.0", "%s Error: too many errors",
-			      sc_config_hostname());
+			smtp_reply(ss, 421, "4.7.0", "%s Error: too many "
+				   "errors", sc_config_hostname());
 		}
 	} else if (code < 400)
 		ss->errors = 0;
 }
 
-/* reply_outcome - answers with a hook's verdict: its own reply when set,
+/* smtp_reply_outcome - answers with a hook's verdict: its own reply when set,
  * otherwise a default for the result. DISCONNECT results close. */
 void
-reply_outcome(struct smtp_session *ss, const struct sc_hook_outcome *out,
-	      int defcode, const char *defesc, const char *deftext)
+smtp_reply_outcome(struct smtp_session *ss, const struct sc_hook_outcome *out,
+		   int defcode, const char *defesc, const char *deftext)
 {
 	int code = out->reply.code;
 	const char *esc = out->reply.esc[0] ? out->reply.esc : NULL;
@@ -213,16 +213,16 @@ reply_outcome(struct smtp_session *ss, const struct sc_hook_outcome *out,
 	}
 	if (text == NULL)
 		text = deftext;
-	reply(ss, code, esc, "%s", text);
+	smtp_reply(ss, code, esc, "%s", text);
 	if (out->result == SC_DENYDISCONNECT ||
 	    out->result == SC_DENYSOFTDISCONNECT)
-		ss_close_soon(ss);
+		smtp_ss_close_soon(ss);
 }
 
 /* ---- transaction ---- */
 
 static void
-tx_free(struct smtp_tx **txp)
+smtp_tx_free(struct smtp_tx **txp)
 {
 	struct smtp_tx *tx = *txp;
 
@@ -242,26 +242,26 @@ tx_free(struct smtp_tx **txp)
 	*txp = NULL;
 }
 
-/* tx_reset - ends the transaction; aborts a queue file still being
+/* smtp_tx_reset - ends the transaction; aborts a queue file still being
  * written (one being committed belongs to the queue already). */
 static void
-tx_reset(struct smtp_session *ss)
+smtp_tx_reset(struct smtp_session *ss)
 {
 	if (ss->tx == NULL)
 		return;
 	if (ss->tx->qtx != NULL && !ss->committing)
 		sc_queue_tx_abort(ss->tx->qtx);
 	ss->tx->qtx = NULL;
-	tx_free(&ss->tx);
+	smtp_tx_free(&ss->tx);
 	ss->committing = false;
 	sc_session_set_busy(ss->s, false);
 }
 
-/* tx_session_end - the session is going away: frees its transactions,
+/* smtp_tx_session_end - the session is going away: frees its transactions,
  * discarding a message still being written (one being committed belongs
  * to the queue already). */
 static void
-tx_session_end(struct smtp_session *ss)
+smtp_tx_session_end(struct smtp_session *ss)
 {
 	if (ss->tx != NULL && ss->tx->qtx != NULL && !ss->committing) {
 		sc_log_session(SC_LOG_INFO, ss->s, "smtp: connection lost "
@@ -270,8 +270,8 @@ tx_session_end(struct smtp_session *ss)
 	}
 	if (ss->tx != NULL)
 		ss->tx->qtx = NULL;
-	tx_free(&ss->tx);
-	tx_free(&ss->held_tx);	/* it never has a queue file open */
+	smtp_tx_free(&ss->tx);
+	smtp_tx_free(&ss->held_tx);	/* it never has a queue file open */
 }
 
 /* tx_flush - hands the gathered message bytes to the queue file. */
@@ -399,22 +399,22 @@ tx_feed_chunk(struct smtp_session *ss, const char *p, size_t len)
 static void ss_process(struct smtp_session *ss);
 
 void
-ss_enter(struct smtp_session *ss)
+smtp_ss_enter(struct smtp_session *ss)
 {
 	ss->depth++;
 }
 
-/* ss_leave - the end of every entry point: the outermost one closes the
+/* smtp_ss_leave - the end of every entry point: the outermost one closes the
  * session when asked to, so no frame touches freed memory. */
 void
-ss_leave(struct smtp_session *ss)
+smtp_ss_leave(struct smtp_session *ss)
 {
 	if (--ss->depth == 0 && ss->closing)
 		sc_session_close(ss->s);	/* frees ss */
 }
 
 static void
-ss_close_soon(struct smtp_session *ss)
+smtp_ss_close_soon(struct smtp_session *ss)
 {
 	ss->closing = true;
 	ss->state = S_QUIT;
@@ -429,20 +429,20 @@ ss_timeout(const struct smtp_session *ss)
 	return ss->conf->timeouts.command;
 }
 
-/* ss_pause - stops reading while a hook, timer or commit is pending, so
+/* smtp_ss_pause - stops reading while a hook, timer or commit is pending, so
  * pipelined commands wait in the input buffer in order. */
 void
-ss_pause(struct smtp_session *ss)
+smtp_ss_pause(struct smtp_session *ss)
 {
 	ss->pending = true;
 	sc_conn_read_stop(ss->c);
 	sc_conn_set_timeout(ss->c, 0);
 }
 
-/* ss_resume - the pending step finished: read on, and run what the client
+/* smtp_ss_resume - the pending step finished: read on, and run what the client
  * pipelined meanwhile. */
 void
-ss_resume(struct smtp_session *ss)
+smtp_ss_resume(struct smtp_session *ss)
 {
 	ss->pending = false;
 	if (ss->closing)
@@ -452,9 +452,9 @@ ss_resume(struct smtp_session *ss)
 	ss_process(ss);
 }
 
-/* enter_state - the one place states change (timeouts follow them). */
+/* smtp_enter_state - the one place states change (timeouts follow them). */
 void
-enter_state(struct smtp_session *ss, enum smtp_state st)
+smtp_enter_state(struct smtp_session *ss, enum smtp_state st)
 {
 	if (ss->state == st)
 		return;
@@ -471,23 +471,23 @@ ss_hook_done(struct sc_session *s, const struct sc_hook_outcome *out,
 	smtp_then_fn then = ss->then;
 
 	(void)s;
-	ss_enter(ss);
+	smtp_ss_enter(ss);
 	ss->then = NULL;
 	ss->pending = false;
 	then(ss, out);
 	if (!ss->pending)
-		ss_resume(ss);
-	ss_leave(ss);
+		smtp_ss_resume(ss);
+	smtp_ss_leave(ss);
 }
 
-/* run_hook - runs a hook chain and continues with then(); the arg must
+/* smtp_run_hook - runs a hook chain and continues with then(); the arg must
  * live in ss until then. */
 void
-run_hook(struct smtp_session *ss, enum sc_hook hook, const void *arg,
-	 smtp_then_fn then)
+smtp_run_hook(struct smtp_session *ss, enum sc_hook hook, const void *arg,
+	      smtp_then_fn then)
 {
 	ss->then = then;
-	ss_pause(ss);
+	smtp_ss_pause(ss);
 	if (sc_hook_run(ss->s, hook, arg, ss_hook_done, ss) != 0) {
 		/* the core could not run the chain (out of memory): a
 		 * temporary refusal through the same continuation, so the
@@ -509,7 +509,7 @@ ss_free(void *arg)
 {
 	struct smtp_session *ss = arg;
 
-	tx_session_end(ss);
+	smtp_tx_session_end(ss);
 	if (ss->timer != NULL)
 		sc_timer_free(&ss->timer);
 	free(ss->arg_address);
@@ -518,8 +518,8 @@ ss_free(void *arg)
 	free(ss->arg_params);
 	free(ss->helo_arg);
 	free(ss->auth_mech);
-	wipe_free(&ss->auth_user);
-	wipe_free(&ss->auth_pass);
+	smtp_wipe_free(&ss->auth_user);
+	smtp_wipe_free(&ss->auth_pass);
 	free(ss);
 }
 
@@ -530,25 +530,25 @@ send_banner(struct smtp_session *ss)
 {
 	const char *b = ss->conf->banner;
 
-	reply(ss, 220, NULL, "%s %s", sc_config_hostname(),
-	      b != NULL && *b ? b : "ESMTP satchel");
+	smtp_reply(ss, 220, NULL, "%s %s", sc_config_hostname(),
+		   b != NULL && *b ? b : "ESMTP satchel");
 	ss->greeted = true;
-	enter_state(ss, S_HELO);
+	smtp_enter_state(ss, S_HELO);
 }
 
 static void
-tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
+smtp_tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
 {
 	struct smtp_session *ss = arg;
 
 	(void)c;
-	ss_enter(ss);
+	smtp_ss_enter(ss);
 	if (!ok) {
 		sc_log_session(SC_LOG_INFO, ss->s, "smtp: TLS handshake with "
 			       "%s failed: %s", sc_session_client_ip(ss->s),
 			       error ? error : "unknown error");
-		ss_close_soon(ss);
-		ss_leave(ss);
+		smtp_ss_close_soon(ss);
+		smtp_ss_leave(ss);
 		return;
 	}
 	sc_log_session(SC_LOG_DEBUG, ss->s, "smtp: TLS up: %s",
@@ -560,13 +560,13 @@ tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
 	} else {
 		/* STARTTLS (RFC 3207 4.2): forget everything the client said
 		 * before, it must EHLO again */
-		tx_reset(ss);
+		smtp_tx_reset(ss);
 		ss->esmtp = false;
 		sc_session_set_helo(ss->s, NULL);
-		enter_state(ss, S_HELO);
+		smtp_enter_state(ss, S_HELO);
 	}
-	ss_resume(ss);
-	ss_leave(ss);
+	smtp_ss_resume(ss);
+	smtp_ss_leave(ss);
 }
 
 static void
@@ -578,9 +578,9 @@ connect_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 		sc_log_session(SC_LOG_INFO, ss->s, "smtp: connection from %s "
 			       "refused by %s", sc_session_client_ip(ss->s),
 			       out->instance ? out->instance : "a hook");
-		reply_outcome(ss, out, 554, "5.7.1",
-			      "Connection refused");
-		ss_close_soon(ss);
+		smtp_reply_outcome(ss, out, 554, "5.7.1",
+				   "Connection refused");
+		smtp_ss_close_soon(ss);
 		return;
 	}
 	memset(&ev, 0, sizeof(ev));
@@ -590,13 +590,13 @@ connect_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 	ev.client_ip = sc_session_client_ip(ss->s);
 	sc_event_emit(&ev);
 	if (ss->lc->tls == TLS_IMPLICIT) {
-		enter_state(ss, S_TLS);
-		ss_pause(ss);
-		if (sc_conn_starttls(ss->c, tls_done, ss) != 0) {
+		smtp_enter_state(ss, S_TLS);
+		smtp_ss_pause(ss);
+		if (sc_conn_starttls(ss->c, smtp_tls_done, ss) != 0) {
 			sc_log_session(SC_LOG_WARNING, ss->s, "smtp: cannot "
 				       "start TLS");
 			ss->pending = false;
-			ss_close_soon(ss);
+			smtp_ss_close_soon(ss);
 		}
 		sc_conn_set_timeout(ss->c, ss->conf->timeouts.command);
 		return;
@@ -610,7 +610,7 @@ ss_conn_event(struct sc_conn *c, enum sc_conn_event ev, void *arg)
 	struct smtp_session *ss = arg;
 
 	(void)c;
-	ss_enter(ss);
+	smtp_ss_enter(ss);
 	switch (ev) {
 	case SC_CONN_DATA:
 		ss_process(ss);
@@ -627,7 +627,7 @@ ss_conn_event(struct sc_conn *c, enum sc_conn_event ev, void *arg)
 			ss_process(ss);
 		break;
 	case SC_CONN_ERROR:
-		ss_close_soon(ss);
+		smtp_ss_close_soon(ss);
 		break;
 	case SC_CONN_TIMEOUT:
 		if (ss->state == S_TLS) {
@@ -636,21 +636,21 @@ ss_conn_event(struct sc_conn *c, enum sc_conn_event ev, void *arg)
 			sc_log_session(SC_LOG_INFO, ss->s, "smtp: TLS "
 				       "handshake timeout from %s",
 				       sc_session_client_ip(ss->s));
-			ss_close_soon(ss);
+			smtp_ss_close_soon(ss);
 			break;
 		}
 		if (ss->pending)
 			break;
 		sc_log_session(SC_LOG_INFO, ss->s, "smtp: timeout from %s",
 			       sc_session_client_ip(ss->s));
-		reply(ss, 421, "4.4.2", "%s Error: timeout exceeded",
-		      sc_config_hostname());
-		ss_close_soon(ss);
+		smtp_reply(ss, 421, "4.4.2", "%s Error: timeout exceeded",
+			   sc_config_hostname());
+		smtp_ss_close_soon(ss);
 		break;
 	case SC_CONN_DRAINED:
 		break;
 	}
-	ss_leave(ss);
+	smtp_ss_leave(ss);
 }
 
 /* smtp_accept - a new connection: run the connect hook before anything
@@ -681,9 +681,9 @@ smtp_accept(struct sc_session *s, void *arg)
 	sc_conn_set_handler(ss->c, ss_conn_event, ss);
 	sc_log_session(SC_LOG_INFO, s, "smtp: connect from %s to port %u",
 		       sc_session_client_ip(s), sc_session_local_port(s));
-	ss_enter(ss);
-	run_hook(ss, SC_HOOK_CONNECT, NULL, connect_then);
-	ss_leave(ss);
+	smtp_ss_enter(ss);
+	smtp_run_hook(ss, SC_HOOK_CONNECT, NULL, connect_then);
+	smtp_ss_leave(ss);
 }
 
 /* ---- commands ---- */
@@ -711,15 +711,15 @@ helo_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 	struct sc_conn *c = ss->c;
 
 	if (out->result != SC_CONT && out->result != SC_OK) {
-		reply_outcome(ss, out, 550, "5.7.1", "Rejected");
+		smtp_reply_outcome(ss, out, 550, "5.7.1", "Rejected");
 		return;
 	}
-	tx_reset(ss);
+	smtp_tx_reset(ss);
 	sc_session_set_helo(ss->s, ss->helo_arg);
-	enter_state(ss, S_READY);
+	smtp_enter_state(ss, S_READY);
 	ss->errors = 0;
 	if (!ss->esmtp) {
-		reply(ss, 250, NULL, "%s", sc_config_hostname());
+		smtp_reply(ss, 250, NULL, "%s", sc_config_hostname());
 		return;
 	}
 	sc_conn_printf(c, "250-%s Hello %s [%s]\r\n", sc_config_hostname(),
@@ -754,18 +754,18 @@ do_helo(struct smtp_session *ss, char *args, bool esmtp)
 	*end = '\0';
 	for (const unsigned char *p = (const unsigned char *)args; *p; p++)
 		if (*p < 33 || *p > 126) {
-			reply(ss, 501, "5.5.4", "Syntax: %s hostname",
-			      esmtp ? "EHLO" : "HELO");
+			smtp_reply(ss, 501, "5.5.4", "Syntax: %s hostname",
+				   esmtp ? "EHLO" : "HELO");
 			return;
 		}
 	free(ss->helo_arg);
 	ss->helo_arg = strdup(args);
 	if (ss->helo_arg == NULL) {
-		reply(ss, 451, "4.3.0", "Error: out of memory");
+		smtp_reply(ss, 451, "4.3.0", "Error: out of memory");
 		return;
 	}
 	ss->esmtp = esmtp;
-	run_hook(ss, SC_HOOK_HELO, ss->helo_arg, helo_then);
+	smtp_run_hook(ss, SC_HOOK_HELO, ss->helo_arg, helo_then);
 }
 
 static void
@@ -851,7 +851,7 @@ param_once(struct smtp_session *ss, unsigned *seen, unsigned bit,
 	   const char *name)
 {
 	if (*seen & bit) {
-		reply(ss, 501, "5.5.4", "Duplicate %s parameter", name);
+		smtp_reply(ss, 501, "5.5.4", "Duplicate %s parameter", name);
 		return false;
 	}
 	*seen |= bit;
@@ -864,12 +864,12 @@ static void
 mail_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 {
 	if (out->result != SC_CONT && out->result != SC_OK) {
-		reply_outcome(ss, out, 550, "5.7.1", "Sender rejected");
-		tx_free(&ss->tx);
+		smtp_reply_outcome(ss, out, 550, "5.7.1", "Sender rejected");
+		smtp_tx_free(&ss->tx);
 		return;
 	}
 	sc_session_set_busy(ss->s, true);
-	reply(ss, 250, "2.1.0", "Ok");
+	smtp_reply(ss, 250, "2.1.0", "Ok");
 }
 
 /* sender_then - enforce_sender: a module (the router, for aliases) may
@@ -878,16 +878,17 @@ static void
 sender_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 {
 	if (out->result != SC_OK) {
-		reply(ss, 553, "5.7.1", "<%s>: Sender address rejected: not "
-		      "owned by user %s", ss->sreq.address, ss->sreq.user);
-		tx_free(&ss->tx);
+		smtp_reply(ss, 553, "5.7.1", "<%s>: Sender address rejected: "
+			   "not owned by user %s", ss->sreq.address,
+			   ss->sreq.user);
+		smtp_tx_free(&ss->tx);
 		return;
 	}
-	run_hook(ss, SC_HOOK_MAIL, &ss->mreq, mail_then);
+	smtp_run_hook(ss, SC_HOOK_MAIL, &ss->mreq, mail_then);
 }
 
 static void
-cmd_mail(struct smtp_session *ss, char *args)
+smtp_cmd_mail(struct smtp_session *ss, char *args)
 {
 	const struct smtp_conf *conf = ss->conf;
 	const char *auth = sc_session_auth_user(ss->s);
@@ -901,11 +902,11 @@ cmd_mail(struct smtp_session *ss, char *args)
 	memset(&a, 0, sizeof(a));
 
 	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL) {
-		reply(ss, 530, "5.7.0", "Authentication required");
+		smtp_reply(ss, 530, "5.7.0", "Authentication required");
 		return;
 	}
 	if (parse_path(args, "FROM:", &addr, &params) != 0) {
-		reply(ss, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		smtp_reply(ss, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
 		return;
 	}
 	/* RFC 5321 4.1.1.2: accept and ignore a source route */
@@ -913,7 +914,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 		char *colon = strchr(addr, ':');
 
 		if (colon == NULL) {
-			reply(ss, 501, "5.1.7", "Bad sender address syntax");
+			smtp_reply(ss, 501, "5.1.7", "Bad sender address "
+				   "syntax");
 			return;
 		}
 		addr = colon + 1;
@@ -933,12 +935,14 @@ cmd_mail(struct smtp_session *ss, char *args)
 			errno = 0;
 			n = strtoull(val, &end, 10);
 			if (*val < '0' || *val > '9' || *end || errno) {
-				reply(ss, 501, "5.5.4", "Bad SIZE parameter");
+				smtp_reply(ss, 501, "5.5.4", "Bad SIZE "
+					   "parameter");
 				goto fail;
 			}
 			if (n > conf->max_message_size) {
-				reply(ss, 552, "5.3.4", "Message size exceeds "
-				      "fixed maximum message size");
+				smtp_reply(ss, 552, "5.3.4", "Message size "
+					   "exceeds fixed maximum message "
+					   "size");
 				goto fail;
 			}
 		} else if (kl == 4 && strncasecmp(word, "BODY", 4) == 0 &&
@@ -947,8 +951,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 				goto fail;
 			if (strcasecmp(val, "7BIT") != 0 &&
 			    strcasecmp(val, "8BITMIME") != 0) {
-				reply(ss, 555, "5.5.4", "Unsupported BODY "
-				      "type");
+				smtp_reply(ss, 555, "5.5.4", "Unsupported BODY "
+					   "type");
 				goto fail;
 			}
 			snprintf(abuf, sizeof(abuf), "BODY=%s",
@@ -969,7 +973,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 				goto fail;
 			if (strcasecmp(val, "FULL") != 0 &&
 			    strcasecmp(val, "HDRS") != 0) {
-				reply(ss, 501, "5.5.4", "Bad RET parameter");
+				smtp_reply(ss, 501, "5.5.4", "Bad RET "
+					   "parameter");
 				goto fail;
 			}
 			snprintf(abuf, sizeof(abuf), "RET=%s",
@@ -982,7 +987,8 @@ cmd_mail(struct smtp_session *ss, char *args)
 			if (!param_once(ss, &seen, 0x10, "ENVID"))
 				goto fail;
 			if (!xtext_ok(val) || strlen(val) > 100) {
-				reply(ss, 501, "5.5.4", "Bad ENVID parameter");
+				smtp_reply(ss, 501, "5.5.4", "Bad ENVID "
+					   "parameter");
 				goto fail;
 			}
 			snprintf(abuf, sizeof(abuf), "ENVID=%s", val);
@@ -994,25 +1000,27 @@ cmd_mail(struct smtp_session *ss, char *args)
 			if (!param_once(ss, &seen, 0x20, "AUTH"))
 				goto fail;
 			if (strcmp(val, "<>") != 0 && !xtext_ok(val)) {
-				reply(ss, 501, "5.5.4", "Bad AUTH parameter");
+				smtp_reply(ss, 501, "5.5.4", "Bad AUTH "
+					   "parameter");
 				goto fail;
 			}
 		} else {
-			reply(ss, 555, "5.5.4", "Unsupported option: %.60s",
-			      word);
+			smtp_reply(ss, 555, "5.5.4", "Unsupported option: "
+				   "%.60s", word);
 			goto fail;
 		}
 	}
 	if (has_8bit(addr) && !utf8) {
-		reply(ss, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+		smtp_reply(ss, 553, "5.6.7", "Non-ASCII address needs "
+			   "SMTPUTF8");
 		goto fail;
 	}
 	if (addr[0] == '\0') {
 		abuf[0] = '\0';
 	} else {
 		if (sc_address_parse(addr, &a, &err) != 0) {
-			reply(ss, 501, "5.1.7", "Bad sender address syntax: "
-			      "%s", err != NULL ? err : "invalid");
+			smtp_reply(ss, 501, "5.1.7", "Bad sender address "
+				   "syntax: %s", err != NULL ? err : "invalid");
 			goto fail;
 		}
 		sc_address_format(&a, abuf, sizeof(abuf));
@@ -1025,7 +1033,7 @@ cmd_mail(struct smtp_session *ss, char *args)
 	norm = NULL;
 	ss->tx->smtputf8 = utf8;
 	if (ss->tx->sender == NULL || ss->tx->mail_params == NULL) {
-		tx_free(&ss->tx);
+		smtp_tx_free(&ss->tx);
 		goto oom;
 	}
 	ss->mreq.address = ss->tx->sender;
@@ -1038,20 +1046,20 @@ cmd_mail(struct smtp_session *ss, char *args)
 		ss->arg_local = strdup(a.local);
 		ss->arg_domain = strdup(a.domain);
 		if (ss->arg_local == NULL || ss->arg_domain == NULL) {
-			tx_free(&ss->tx);
+			smtp_tx_free(&ss->tx);
 			goto oom;
 		}
 		ss->sreq.address = ss->tx->sender;
 		ss->sreq.local_part = ss->arg_local;
 		ss->sreq.domain = ss->arg_domain;
 		ss->sreq.user = auth;
-		run_hook(ss, SC_HOOK_SENDER, &ss->sreq, sender_then);
+		smtp_run_hook(ss, SC_HOOK_SENDER, &ss->sreq, sender_then);
 		return;
 	}
-	run_hook(ss, SC_HOOK_MAIL, &ss->mreq, mail_then);
+	smtp_run_hook(ss, SC_HOOK_MAIL, &ss->mreq, mail_then);
 	return;
 oom:
-	reply(ss, 451, "4.3.0", "Error: out of memory");
+	smtp_reply(ss, 451, "4.3.0", "Error: out of memory");
 fail:
 	free(norm);
 }
@@ -1069,7 +1077,7 @@ rcpt_accept(struct smtp_session *ss)
 
 		r = realloc(tx->rcpts, n * sizeof(*r));
 		if (r == NULL) {
-			reply(ss, 451, "4.3.0", "Error: out of memory");
+			smtp_reply(ss, 451, "4.3.0", "Error: out of memory");
 			return;
 		}
 		tx->rcpts = r;
@@ -1080,7 +1088,7 @@ rcpt_accept(struct smtp_session *ss)
 	r->params = ss->arg_params;
 	ss->arg_address = ss->arg_params = NULL;
 	tx->rcpt_count++;
-	reply(ss, 250, "2.1.5", "Ok");
+	smtp_reply(ss, 250, "2.1.5", "Ok");
 }
 
 static void
@@ -1091,14 +1099,14 @@ rcpt_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 		return;
 	}
 	if (out->result != SC_CONT) {
-		reply_outcome(ss, out, 550, "5.1.1", "Recipient rejected");
+		smtp_reply_outcome(ss, out, 550, "5.1.1", "Recipient rejected");
 		return;
 	}
 	/* nobody claimed it: a local domain's unknown mailbox is refused
 	 * (Haraka's safe default), others were allowed to relay already */
 	if (ss->arg_routing == SC_ROUTING_LOCAL) {
-		reply(ss, 550, "5.1.1", "<%s>: no such user here",
-		      ss->arg_address);
+		smtp_reply(ss, 550, "5.1.1", "<%s>: no such user here",
+			   ss->arg_address);
 		return;
 	}
 	rcpt_accept(ss);
@@ -1113,7 +1121,7 @@ rcpt_run(struct smtp_session *ss)
 	ss->rreq.params = ss->arg_params;
 	ss->rreq.mail_from = ss->tx->sender;
 	ss->rreq.rcpt_count = ss->tx->rcpt_count;
-	run_hook(ss, SC_HOOK_RCPT, &ss->rreq, rcpt_then);
+	smtp_run_hook(ss, SC_HOOK_RCPT, &ss->rreq, rcpt_then);
 }
 
 static void
@@ -1124,15 +1132,17 @@ relay_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 		return;
 	}
 	if (out->result != SC_CONT) {
-		reply_outcome(ss, out, 550, "5.7.1", "Relay access denied");
+		smtp_reply_outcome(ss, out, 550, "5.7.1", "Relay access "
+				   "denied");
 		return;
 	}
 	sc_log_session(SC_LOG_INFO, ss->s, "smtp: relay to <%s> from %s "
 		       "refused", ss->arg_address,
 		       sc_session_client_ip(ss->s));
-	reply(ss, 550, "5.7.1", "Please turn on SMTP Authentication in your "
-	      "mail client. %s is not permitted to relay through this server "
-	      "without authentication.", sc_session_client_ip(ss->s));
+	smtp_reply(ss, 550, "5.7.1", "Please turn on SMTP Authentication in "
+		   "your mail client. %s is not permitted to relay through "
+		   "this server without authentication.",
+		   sc_session_client_ip(ss->s));
 }
 
 static bool
@@ -1145,7 +1155,7 @@ local_domain(const char *domain)
 }
 
 static void
-cmd_rcpt(struct smtp_session *ss, char *args)
+smtp_cmd_rcpt(struct smtp_session *ss, char *args)
 {
 	struct smtp_tx *tx = ss->tx;
 	struct sc_address a;
@@ -1156,21 +1166,21 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 
 	memset(&a, 0, sizeof(a));
 	if (tx == NULL || tx->data_started) {
-		reply(ss, 503, "5.5.1", "Error: need MAIL command");
+		smtp_reply(ss, 503, "5.5.1", "Error: need MAIL command");
 		return;
 	}
 	if (parse_path(args, "TO:", &addr, &params) != 0) {
-		reply(ss, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		smtp_reply(ss, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return;
 	}
 	if (addr[0] == '\0') {
 		/* <> is a sender only (RFC 5321 4.5.5) */
-		reply(ss, 501, "5.1.3", "Bad recipient address syntax: the null "
-		      "address <> cannot receive mail");
+		smtp_reply(ss, 501, "5.1.3", "Bad recipient address syntax: "
+			   "the null address <> cannot receive mail");
 		return;
 	}
 	if (tx->rcpt_count >= ss->conf->max_recipients) {
-		reply(ss, 452, "4.5.3", "Error: too many recipients");
+		smtp_reply(ss, 452, "4.5.3", "Error: too many recipients");
 		return;
 	}
 	for (word = strtok_r(params, " ", &save); word != NULL;
@@ -1196,7 +1206,8 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 				}
 			}
 			if (never == other || strlen(word + 7) >= sizeof(tmp)) {
-				reply(ss, 501, "5.5.4", "Bad NOTIFY parameter");
+				smtp_reply(ss, 501, "5.5.4", "Bad NOTIFY "
+					   "parameter");
 				goto fail;
 			}
 			for (char *u = word + 7; *u; u++)
@@ -1205,12 +1216,13 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 			if (!param_once(ss, &seen, 0x02, "ORCPT"))
 				goto fail;
 			if (!orcpt_ok(word + 6) || strlen(word) > 500) {
-				reply(ss, 501, "5.5.4", "Bad ORCPT parameter");
+				smtp_reply(ss, 501, "5.5.4", "Bad ORCPT "
+					   "parameter");
 				goto fail;
 			}
 		} else {
-			reply(ss, 555, "5.5.4", "Unsupported option: %.60s",
-			      word);
+			smtp_reply(ss, 555, "5.5.4", "Unsupported option: "
+				   "%.60s", word);
 			goto fail;
 		}
 		if (strbuf_add(&norm, word) != 0)
@@ -1227,39 +1239,40 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 				break;
 			}
 		if (d == NULL) {
-			reply(ss, 550, "5.1.1", "<postmaster>: no such user "
-			      "here");
+			smtp_reply(ss, 550, "5.1.1", "<postmaster>: no such "
+				   "user here");
 			goto fail;
 		}
 		snprintf(abuf, sizeof(abuf), "postmaster@%s", d);
 		addr = abuf;
 	}
 	if (addr[0] == '@') {
-		reply(ss, 550, "5.7.1", "<%s>: source routes are not "
-		      "permitted", addr);
+		smtp_reply(ss, 550, "5.7.1", "<%s>: source routes are not "
+			   "permitted", addr);
 		goto fail;
 	}
 	if (has_8bit(addr) && !tx->smtputf8) {
-		reply(ss, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+		smtp_reply(ss, 553, "5.6.7", "Non-ASCII address needs "
+			   "SMTPUTF8");
 		goto fail;
 	}
 	if (sc_address_parse(addr, &a, &err) != 0) {
-		reply(ss, 501, "5.1.3", "Bad recipient address syntax: %s",
-		      err != NULL ? err : "invalid");
+		smtp_reply(ss, 501, "5.1.3", "Bad recipient address syntax: %s",
+			   err != NULL ? err : "invalid");
 		goto fail;
 	}
 	if (a.domain[0] == '\0') {
 		/* cannot happen for a non-empty path; never trust err here */
-		reply(ss, 501, "5.1.3", "Bad recipient address syntax: "
-		      "missing @domain");
+		smtp_reply(ss, 501, "5.1.3", "Bad recipient address syntax: "
+			   "missing @domain");
 		goto fail;
 	}
 	if (sc_address_is_routing_trick(&a)) {
 		sc_log_session(SC_LOG_NOTICE, ss->s, "smtp: relay trick "
 			       "<%s> from %s refused", addr,
 			       sc_session_client_ip(ss->s));
-		reply(ss, 550, "5.7.1", "<%s>: relaying through routing "
-		      "characters in the address is not permitted", addr);
+		smtp_reply(ss, 550, "5.7.1", "<%s>: relaying through routing "
+			   "characters in the address is not permitted", addr);
 		goto fail;
 	}
 	free(ss->arg_address);
@@ -1283,13 +1296,13 @@ cmd_rcpt(struct smtp_session *ss, char *args)
 	ss->rreq.rcpt_count = tx->rcpt_count;
 	if (!local_domain(a.domain) && sc_session_auth_user(ss->s) == NULL &&
 	    !sc_session_relay_allowed(ss->s)) {
-		run_hook(ss, SC_HOOK_RELAY, &ss->rreq, relay_then);
+		smtp_run_hook(ss, SC_HOOK_RELAY, &ss->rreq, relay_then);
 		return;
 	}
 	rcpt_run(ss);
 	return;
 oom:
-	reply(ss, 451, "4.3.0", "Error: out of memory");
+	smtp_reply(ss, 451, "4.3.0", "Error: out of memory");
 fail:
 	free(norm);
 }
@@ -1382,14 +1395,14 @@ msg_commit_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 	struct smtp_tx *tx = ss->tx;
 
 	if (out->result != SC_CONT && out->result != SC_OK) {
-		reply_outcome(ss, out, 550, "5.7.1", "Message rejected");
-		tx_reset(ss);
-		enter_state(ss, S_READY);
+		smtp_reply_outcome(ss, out, 550, "5.7.1", "Message rejected");
+		smtp_tx_reset(ss);
+		smtp_enter_state(ss, S_READY);
 		return;
 	}
-	enter_state(ss, S_READY);
+	smtp_enter_state(ss, S_READY);
 	ss->committing = true;
-	ss_pause(ss);
+	smtp_ss_pause(ss);
 	sc_queue_tx_commit(tx->qtx, commit_done, ss);
 }
 
@@ -1399,14 +1412,14 @@ commit_done(void *arg, const char *queue_id, const char *error)
 	struct smtp_session *ss = arg;
 	struct smtp_tx *tx = ss->tx;
 
-	ss_enter(ss);
+	smtp_ss_enter(ss);
 	ss->pending = false;
 	tx->qtx = NULL;		/* freed by the core */
 	ss->committing = false;
 	if (queue_id == NULL) {
 		sc_log_session(SC_LOG_ERROR, ss->s, "smtp: queue commit "
 			       "failed: %s", error ? error : "unknown error");
-		reply(ss, 451, "4.3.0", "Error: queue file write error");
+		smtp_reply(ss, 451, "4.3.0", "Error: queue file write error");
 	} else {
 		sc_log_session(SC_LOG_INFO, ss->s, "smtp: %s: from=<%s> "
 			       "nrcpt=%zu size=%llu%s%s", queue_id, tx->sender,
@@ -1414,11 +1427,11 @@ commit_done(void *arg, const char *queue_id, const char *error)
 			       sc_session_auth_user(ss->s) ? " auth=" : "",
 			       sc_session_auth_user(ss->s) ?
 			       sc_session_auth_user(ss->s) : "");
-		reply(ss, 250, "2.0.0", "Ok: queued as %s", queue_id);
+		smtp_reply(ss, 250, "2.0.0", "Ok: queued as %s", queue_id);
 	}
-	tx_reset(ss);
-	ss_resume(ss);
-	ss_leave(ss);
+	smtp_tx_reset(ss);
+	smtp_ss_resume(ss);
+	smtp_ss_leave(ss);
 }
 
 /* msg_end - the final dot or the last BDAT chunk: refuse a broken message
@@ -1429,36 +1442,36 @@ msg_end(struct smtp_session *ss)
 {
 	struct smtp_tx *tx = ss->tx;
 
-	enter_state(ss, S_READY);
+	smtp_enter_state(ss, S_READY);
 	if (tx->too_big) {
-		reply(ss, 552, "5.3.4", "Message size exceeds fixed maximum "
-		      "message size");
-		tx_reset(ss);
+		smtp_reply(ss, 552, "5.3.4", "Message size exceeds fixed "
+			   "maximum message size");
+		smtp_tx_reset(ss);
 		return;
 	}
 	if (tx->line_too_long) {
-		reply(ss, 552, "5.6.0", "Message contains a line longer than "
-		      "%d characters", SMTP_TEXT_MAX);
-		tx_reset(ss);
+		smtp_reply(ss, 552, "5.6.0", "Message contains a line longer "
+			   "than %d characters", SMTP_TEXT_MAX);
+		smtp_tx_reset(ss);
 		return;
 	}
 	tx_flush(tx);
 	if (tx->write_failed) {
-		reply(ss, 451, "4.3.0", "Error: queue file write error");
-		tx_reset(ss);
+		smtp_reply(ss, 451, "4.3.0", "Error: queue file write error");
+		smtp_tx_reset(ss);
 		return;
 	}
 	if (tx->received_count > SMTP_MAX_HOPS) {
-		reply(ss, 554, "5.4.6", "Too many hops (%zu Received: "
-		      "headers): mail loop", tx->received_count);
-		tx_reset(ss);
+		smtp_reply(ss, 554, "5.4.6", "Too many hops (%zu Received: "
+			   "headers): mail loop", tx->received_count);
+		smtp_tx_reset(ss);
 		return;
 	}
 	ss->dreq.queue_id_hint = sc_queue_tx_id(tx->qtx);
 	ss->dreq.size = tx->size;
 	ss->dreq.header_count = tx->header_count;
 	ss->dreq.received_count = tx->received_count;
-	run_hook(ss, SC_HOOK_DATA_POST, &ss->dreq, msg_commit_then);
+	smtp_run_hook(ss, SC_HOOK_DATA_POST, &ss->dreq, msg_commit_then);
 }
 
 static void
@@ -1467,35 +1480,36 @@ data_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 	const char *why = NULL;
 
 	if (out->result != SC_CONT && out->result != SC_OK) {
-		reply_outcome(ss, out, 554, "5.7.1", "Message refused");
+		smtp_reply_outcome(ss, out, 554, "5.7.1", "Message refused");
 		return;
 	}
 	if (msg_begin(ss, &why) != 0) {
-		reply(ss, 451, "4.3.0", "%s", why);
+		smtp_reply(ss, 451, "4.3.0", "%s", why);
 		return;
 	}
 	ss->tx->prev_bare_lf = false;
-	enter_state(ss, S_DATA);
-	reply(ss, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	smtp_enter_state(ss, S_DATA);
+	smtp_reply(ss, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 }
 
 static void
-cmd_data(struct smtp_session *ss, char *args)
+smtp_cmd_data(struct smtp_session *ss, char *args)
 {
 	(void)args;
 	if (ss->tx == NULL) {
-		reply(ss, 503, "5.5.1", "Error: need MAIL command");
+		smtp_reply(ss, 503, "5.5.1", "Error: need MAIL command");
 		return;
 	}
 	if (ss->tx->rcpt_count == 0) {
-		reply(ss, 503, "5.5.1", "Error: need RCPT command");
+		smtp_reply(ss, 503, "5.5.1", "Error: need RCPT command");
 		return;
 	}
 	if (ss->tx->bdat || ss->tx->data_started) {
-		reply(ss, 503, "5.5.1", "Error: DATA not allowed after BDAT");
+		smtp_reply(ss, 503, "5.5.1", "Error: DATA not allowed after "
+			   "BDAT");
 		return;
 	}
-	run_hook(ss, SC_HOOK_DATA, NULL, data_then);
+	smtp_run_hook(ss, SC_HOOK_DATA, NULL, data_then);
 }
 
 /* bdat_fail - the current chunk will be read and dropped, then this reply
@@ -1534,19 +1548,19 @@ bdat_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 			  "Message refused");
 		if (out->result == SC_DENYDISCONNECT ||
 		    out->result == SC_DENYSOFTDISCONNECT || code == 421) {
-			reply_outcome(ss, out, 554, "5.7.1",
-				      "Message refused");
+			smtp_reply_outcome(ss, out, 554, "5.7.1",
+					   "Message refused");
 			return;
 		}
 	} else if (msg_begin(ss, &why) != 0) {
 		/* answered once the chunk is read: one reply per BDAT */
 		bdat_fail(ss, 451, "4.3.0", why);
 	}
-	enter_state(ss, S_BDAT);
+	smtp_enter_state(ss, S_BDAT);
 }
 
 static void
-cmd_bdat(struct smtp_session *ss, char *args)
+smtp_cmd_bdat(struct smtp_session *ss, char *args)
 {
 	struct smtp_tx *tx = ss->tx;
 	char *end = NULL;
@@ -1557,8 +1571,8 @@ cmd_bdat(struct smtp_session *ss, char *args)
 	n = strtoull(args, &end, 10);
 	if (*args < '0' || *args > '9' || errno || end - args > 19) {
 		/* the chunk size is unknown: the client is out of sync */
-		reply(ss, 501, "5.5.4", "Syntax: BDAT size [LAST]");
-		ss_close_soon(ss);
+		smtp_reply(ss, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		smtp_ss_close_soon(ss);
 		return;
 	}
 	while (*end == ' ')
@@ -1566,8 +1580,8 @@ cmd_bdat(struct smtp_session *ss, char *args)
 	if (strcasecmp(end, "LAST") == 0)
 		last = true;
 	else if (*end != '\0') {
-		reply(ss, 501, "5.5.4", "Syntax: BDAT size [LAST]");
-		ss_close_soon(ss);
+		smtp_reply(ss, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		smtp_ss_close_soon(ss);
 		return;
 	}
 	if (tx == NULL || tx->rcpt_count == 0) {
@@ -1577,8 +1591,8 @@ cmd_bdat(struct smtp_session *ss, char *args)
 		struct smtp_tx *dummy = calloc(1, sizeof(*dummy));
 
 		if (dummy == NULL) {
-			reply(ss, 451, "4.3.0", "Error: out of memory");
-			ss_close_soon(ss);
+			smtp_reply(ss, 451, "4.3.0", "Error: out of memory");
+			smtp_ss_close_soon(ss);
 			return;
 		}
 		ss->held_tx = tx;
@@ -1590,12 +1604,13 @@ cmd_bdat(struct smtp_session *ss, char *args)
 		tx = dummy;
 		tx->bdat_remaining = n;
 		tx->bdat_chunk = n;
-		enter_state(ss, S_BDAT);
+		smtp_enter_state(ss, S_BDAT);
 		return;
 	}
 	if (tx->data_started && !tx->bdat) {
-		reply(ss, 503, "5.5.1", "Error: BDAT not allowed after DATA");
-		ss_close_soon(ss);
+		smtp_reply(ss, 503, "5.5.1", "Error: BDAT not allowed after "
+			   "DATA");
+		smtp_ss_close_soon(ss);
 		return;
 	}
 	tx->bdat_remaining = n;
@@ -1608,11 +1623,11 @@ cmd_bdat(struct smtp_session *ss, char *args)
 	}
 	if (!tx->bdat && !tx->bdat_failed) {
 		tx->bdat = true;
-		run_hook(ss, SC_HOOK_DATA, NULL, bdat_then);
+		smtp_run_hook(ss, SC_HOOK_DATA, NULL, bdat_then);
 		return;
 	}
 	tx->bdat = true;
-	enter_state(ss, S_BDAT);
+	smtp_enter_state(ss, S_BDAT);
 }
 
 /* bdat_chunk_done - the whole chunk is read: answer it. */
@@ -1621,19 +1636,19 @@ bdat_chunk_done(struct smtp_session *ss)
 {
 	struct smtp_tx *tx = ss->tx;
 
-	enter_state(ss, S_READY);
+	smtp_enter_state(ss, S_READY);
 	if (!tx->bdat_failed && tx->too_big)	/* bare line ends grew it */
 		bdat_fail(ss, 552, "5.3.4", "Message size exceeds fixed "
 			  "maximum message size");
 	if (tx->bdat_failed) {
-		reply(ss, tx->bdat_code, tx->bdat_esc, "%s",
-		      tx->bdat_text ? tx->bdat_text : "Error");
+		smtp_reply(ss, tx->bdat_code, tx->bdat_esc, "%s",
+			   tx->bdat_text ? tx->bdat_text : "Error");
 		if (tx->throwaway) {
-			tx_free(&ss->tx);
+			smtp_tx_free(&ss->tx);
 			ss->tx = ss->held_tx;
 			ss->held_tx = NULL;
 		} else if (tx->too_big)
-			tx_reset(ss);
+			smtp_tx_reset(ss);
 		return;
 	}
 	if (tx->bdat_last) {
@@ -1644,13 +1659,13 @@ bdat_chunk_done(struct smtp_session *ss)
 		msg_end(ss);
 		return;
 	}
-	reply(ss, 250, "2.0.0", "%llu bytes received",
-	      (unsigned long long)tx->bdat_chunk);
+	smtp_reply(ss, 250, "2.0.0", "%llu bytes received",
+		   (unsigned long long)tx->bdat_chunk);
 }
 
-/* bdat_step - takes chunk bytes as they arrive. 1 = progress, 0 = wait. */
+/* smtp_bdat_step - takes chunk bytes as they arrive. 1 = progress, 0 = wait. */
 static int
-bdat_step(struct smtp_session *ss)
+smtp_bdat_step(struct smtp_session *ss)
 {
 	struct smtp_tx *tx = ss->tx;
 	char buf[16384];
@@ -1670,12 +1685,12 @@ bdat_step(struct smtp_session *ss)
 	return 1;
 }
 
-/* data_step - one line of DATA. Only <CRLF>.<CRLF> ends the message: a
+/* smtp_data_step - one line of DATA. Only <CRLF>.<CRLF> ends the message: a
  * dot line ending in a bare LF, or after a line that did, is text (the
  * SMTP smuggling attacks of 2023), and so is a "." between bare CRs.
  * Every bare CR and bare LF is stored as CRLF (tx_feed_line). */
 static int
-data_step(struct smtp_session *ss)
+smtp_data_step(struct smtp_session *ss)
 {
 	struct smtp_tx *tx = ss->tx;
 	const char *line = NULL;
@@ -1712,21 +1727,21 @@ cmd_starttls(struct smtp_session *ss, char *args)
 {
 	(void)args;
 	if (sc_conn_tls_active(ss->c)) {
-		reply(ss, 503, "5.5.1", "Error: TLS already active");
+		smtp_reply(ss, 503, "5.5.1", "Error: TLS already active");
 		return;
 	}
 	if (ss->lc->tls != TLS_STARTTLS) {
-		reply(ss, 502, "5.5.1", "Error: command not implemented");
+		smtp_reply(ss, 502, "5.5.1", "Error: command not implemented");
 		return;
 	}
-	reply(ss, 220, "2.0.0", "Ready to start TLS");
-	enter_state(ss, S_TLS);
-	ss_pause(ss);
-	if (sc_conn_starttls(ss->c, tls_done, ss) != 0) {
+	smtp_reply(ss, 220, "2.0.0", "Ready to start TLS");
+	smtp_enter_state(ss, S_TLS);
+	smtp_ss_pause(ss);
+	if (sc_conn_starttls(ss->c, smtp_tls_done, ss) != 0) {
 		sc_log_session(SC_LOG_WARNING, ss->s, "smtp: cannot start "
 			       "TLS");
 		ss->pending = false;
-		ss_close_soon(ss);
+		smtp_ss_close_soon(ss);
 		return;
 	}
 	sc_conn_set_timeout(ss->c, ss->conf->timeouts.command);
@@ -1738,46 +1753,46 @@ static void
 cmd_rset(struct smtp_session *ss, char *args)
 {
 	(void)args;
-	tx_reset(ss);
-	reply(ss, 250, "2.0.0", "Ok");
+	smtp_tx_reset(ss);
+	smtp_reply(ss, 250, "2.0.0", "Ok");
 }
 
 static void
 cmd_noop(struct smtp_session *ss, char *args)
 {
 	(void)args;
-	reply(ss, 250, "2.0.0", "Ok");
+	smtp_reply(ss, 250, "2.0.0", "Ok");
 }
 
 static void
 cmd_quit(struct smtp_session *ss, char *args)
 {
 	(void)args;
-	reply(ss, 221, "2.0.0", "Bye");
-	ss_close_soon(ss);
+	smtp_reply(ss, 221, "2.0.0", "Bye");
+	smtp_ss_close_soon(ss);
 }
 
 static void
 cmd_vrfy(struct smtp_session *ss, char *args)
 {
 	(void)args;
-	reply(ss, 252, "2.5.2", "Cannot VRFY user, but will accept message "
-	      "and attempt delivery");
+	smtp_reply(ss, 252, "2.5.2", "Cannot VRFY user, but will accept "
+		   "message and attempt delivery");
 }
 
 static void
 cmd_expn(struct smtp_session *ss, char *args)
 {
 	(void)args;
-	reply(ss, 502, "5.5.1", "Error: command not implemented");
+	smtp_reply(ss, 502, "5.5.1", "Error: command not implemented");
 }
 
 static void
 cmd_help(struct smtp_session *ss, char *args)
 {
 	(void)args;
-	reply(ss, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT "
-	      "RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+	smtp_reply(ss, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT "
+		   "RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
 }
 
 /* cmd_http - a web browser or proxy abuse (cross-protocol attack):
@@ -1788,18 +1803,19 @@ cmd_http(struct smtp_session *ss, char *args)
 	(void)args;
 	sc_log_session(SC_LOG_NOTICE, ss->s, "smtp: HTTP request from %s",
 		       sc_session_client_ip(ss->s));
-	reply(ss, 421, "4.7.0", "%s Error: this is an SMTP server",
-	      sc_config_hostname());
+	smtp_reply(ss, 421, "4.7.0", "%s Error: this is an SMTP server",
+		   sc_config_hostname());
 }
 
 static const struct smtp_cmd smtp_cmds[] = {
 	{ "HELO",	F_ARGS,		"HELO hostname", cmd_helo },
 	{ "EHLO",	F_ARGS,		"EHLO hostname", cmd_ehlo },
 	{ "MAIL",	F_HELO | F_ARGS | F_NOTX, "MAIL FROM:<address>",
-	  cmd_mail },
-	{ "RCPT",	F_HELO | F_ARGS, "RCPT TO:<address>", cmd_rcpt },
-	{ "DATA",	F_HELO | F_NOARGS,	"DATA", cmd_data },
-	{ "BDAT",	F_HELO | F_ARGS,	"BDAT size [LAST]", cmd_bdat },
+	  smtp_cmd_mail },
+	{ "RCPT",	F_HELO | F_ARGS, "RCPT TO:<address>", smtp_cmd_rcpt },
+	{ "DATA",	F_HELO | F_NOARGS,	"DATA", smtp_cmd_data },
+	{ "BDAT",	F_HELO | F_ARGS,	"BDAT size [LAST]",
+	  smtp_cmd_bdat },
 	{ "RSET",	F_NOARGS,		"RSET", cmd_rset },
 	{ "NOOP",	0,			"NOOP", cmd_noop },
 	{ "QUIT",	F_NOARGS,		"QUIT", cmd_quit },
@@ -1808,7 +1824,7 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "HELP",	0,			"HELP", cmd_help },
 	{ "STARTTLS",	F_NOARGS | F_NOTX, "STARTTLS", cmd_starttls },
 	{ "AUTH",	F_HELO | F_ARGS | F_NOTX,
-	  "AUTH mechanism [initial-response]", cmd_auth },
+	  "AUTH mechanism [initial-response]", smtp_cmd_auth },
 	{ "GET",	0,			NULL, cmd_http },
 	{ "POST",	0,			NULL, cmd_http },
 	{ "CONNECT",	0,			NULL, cmd_http },
@@ -1826,7 +1842,7 @@ smtp_command(struct smtp_session *ss, char *line, size_t len)
 
 	for (size_t i = 0; i < len; i++)
 		if (line[i] == '\0') {
-			reply(ss, 500, "5.5.2", "Error: NUL in command");
+			smtp_reply(ss, 500, "5.5.2", "Error: NUL in command");
 			return;
 		}
 	vl = strcspn(line, " ");
@@ -1842,34 +1858,35 @@ smtp_command(struct smtp_session *ss, char *line, size_t len)
 		    strncasecmp(line, cmd->verb, vl) == 0)
 			break;
 	if (cmd->verb == NULL) {
-		reply(ss, 500, "5.5.2", "Error: command not recognized");
+		smtp_reply(ss, 500, "5.5.2", "Error: command not recognized");
 		return;
 	}
 	if (len > SMTP_CMD_MAX && strcmp(cmd->verb, "AUTH") != 0) {
-		reply(ss, 500, "5.5.2", "Error: line too long");
+		smtp_reply(ss, 500, "5.5.2", "Error: line too long");
 		return;
 	}
 	if (sc_log_enabled(SC_LOG_DEBUG))
 		sc_log_session(SC_LOG_DEBUG, ss->s, "smtp <<< %.*s", (int)(
 			strcmp(cmd->verb, "AUTH") == 0 ? vl : len), line);
 	if ((cmd->flags & F_ARGS) && *args == '\0') {
-		reply(ss, 501, "5.5.4", "Syntax: %s", cmd->syntax);
+		smtp_reply(ss, 501, "5.5.4", "Syntax: %s", cmd->syntax);
 		return;
 	}
 	if ((cmd->flags & F_NOARGS) && *args != '\0') {
-		reply(ss, 501, "5.5.4", "Syntax: %s", cmd->syntax);
+		smtp_reply(ss, 501, "5.5.4", "Syntax: %s", cmd->syntax);
 		return;
 	}
 	if ((cmd->flags & F_HELO) && ss->state == S_HELO) {
-		reply(ss, 503, "5.5.1", "Error: send HELO/EHLO first");
+		smtp_reply(ss, 503, "5.5.1", "Error: send HELO/EHLO first");
 		return;
 	}
 	if ((cmd->flags & F_NOTX) && ss->tx != NULL) {
 		if (strcmp(cmd->verb, "MAIL") == 0)
-			reply(ss, 503, "5.5.1", "Error: nested MAIL command");
+			smtp_reply(ss, 503, "5.5.1", "Error: nested MAIL "
+				   "command");
 		else
-			reply(ss, 503, "5.5.1", "Error: %s not permitted "
-			      "during a mail transaction", cmd->verb);
+			smtp_reply(ss, 503, "5.5.1", "Error: %s not permitted "
+				   "during a mail transaction", cmd->verb);
 		return;
 	}
 	cmd->proceed(ss, args);
@@ -1894,23 +1911,23 @@ line_step(struct smtp_session *ss)
 		/* the dropped bytes may have been an AUTH line */
 		sc_conn_wipe_input(ss->c);
 		if (sasl) {
-			enter_state(ss, S_READY);
-			wipe_free(&ss->auth_user);
+			smtp_enter_state(ss, S_READY);
+			smtp_wipe_free(&ss->auth_user);
 		}
-		reply(ss, 500, "5.5.2", "Error: line too long");
+		smtp_reply(ss, 500, "5.5.2", "Error: line too long");
 		return 1;
 	}
 	copy = malloc(len + 1);
 	if (copy == NULL) {
 		sc_conn_wipe_input(ss->c);
-		reply(ss, 451, "4.3.0", "Error: out of memory");
-		ss_close_soon(ss);
+		smtp_reply(ss, 451, "4.3.0", "Error: out of memory");
+		smtp_ss_close_soon(ss);
 		return 1;
 	}
 	memcpy(copy, line, len);
 	copy[len] = '\0';
 	if (sasl) {
-		auth_line(ss, copy);
+		smtp_auth_line(ss, copy);
 	} else {
 		/* "AUTH PLAIN <initial-response>", however malformed */
 		sasl = len >= 4 && strncasecmp(copy, "AUTH", 4) == 0;
@@ -1943,10 +1960,10 @@ ss_process(struct smtp_session *ss)
 			r = 0;
 			break;
 		case S_DATA:
-			r = data_step(ss);
+			r = smtp_data_step(ss);
 			break;
 		case S_BDAT:
-			r = bdat_step(ss);
+			r = smtp_bdat_step(ss);
 			break;
 		default:
 			r = line_step(ss);
@@ -1957,7 +1974,7 @@ ss_process(struct smtp_session *ss)
 	}
 	ss->in_process = false;
 	if (ss->eof && !ss->pending && !ss->closing)
-		ss_close_soon(ss);
+		smtp_ss_close_soon(ss);
 }
 
 /* ---- module lifecycle ---- */

@@ -14,9 +14,9 @@
 
 #include "smtp_int.h"
 
-/* wipe_free - frees a secret after overwriting it. */
+/* smtp_wipe_free - frees a secret after overwriting it. */
 void
-wipe_free(char **p)
+smtp_wipe_free(char **p)
 {
 	if (*p != NULL) {
 		volatile char *v = *p;
@@ -39,7 +39,7 @@ auth_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 	ev.session = ss->s;
 	ev.protocol = "smtp";
 	ev.client_ip = sc_session_client_ip(ss->s);
-	enter_state(ss, S_READY);
+	smtp_enter_state(ss, S_READY);
 	if (out->result == SC_OK) {
 		user = out->auth_user ? out->auth_user : ss->auth_user;
 		sc_session_set_auth_user(ss->s, user);
@@ -48,16 +48,16 @@ auth_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 			       sc_session_client_ip(ss->s));
 		ev.type = SC_EVENT_LOGIN;
 		ev.user = sc_session_auth_user(ss->s);
-		wipe_free(&ss->auth_pass);
+		smtp_wipe_free(&ss->auth_pass);
 		sc_event_emit(&ev);
-		reply(ss, 235, "2.7.0", "Authentication successful");
+		smtp_reply(ss, 235, "2.7.0", "Authentication successful");
 		return;
 	}
 	if (out->result == SC_DENYSOFT || out->result == SC_DENYSOFTDISCONNECT
 	    || out->result == SC_DENYDISCONNECT) {
-		wipe_free(&ss->auth_pass);
-		reply_outcome(ss, out, 454, "4.7.0", "Temporary authentication "
-			      "failure");
+		smtp_wipe_free(&ss->auth_pass);
+		smtp_reply_outcome(ss, out, 454, "4.7.0", "Temporary "
+				   "authentication failure");
 		return;
 	}
 	/* DENY or nobody knew the user: a failure, answered after a delay
@@ -68,7 +68,7 @@ auth_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 	ev.type = SC_EVENT_AUTH_FAILED;
 	ev.user = ss->auth_user;
 	sc_event_emit(&ev);
-	wipe_free(&ss->auth_pass);
+	smtp_wipe_free(&ss->auth_pass);
 	{
 		uint64_t delay = ss->conf->auth_failure_delay;
 		unsigned shift = ss->auth_failures < 3 ? ss->auth_failures : 3;
@@ -76,18 +76,18 @@ auth_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 		ss->auth_failures++;
 		delay <<= shift;
 		if (delay == 0) {
-			reply(ss, 535, "5.7.8", "Authentication credentials "
-			      "invalid");
+			smtp_reply(ss, 535, "5.7.8", "Authentication "
+				   "credentials invalid");
 			return;
 		}
 		if (ss->timer == NULL)
 			ss->timer = sc_timer_new(auth_fail_timer, ss);
 		if (ss->timer == NULL) {
-			reply(ss, 535, "5.7.8", "Authentication credentials "
-			      "invalid");
+			smtp_reply(ss, 535, "5.7.8", "Authentication "
+				   "credentials invalid");
 			return;
 		}
-		ss_pause(ss);
+		smtp_ss_pause(ss);
 		sc_timer_start(ss->timer, delay, 0);
 	}
 }
@@ -98,11 +98,11 @@ auth_fail_timer(struct sc_timer *t, void *arg)
 	struct smtp_session *ss = arg;
 
 	(void)t;
-	ss_enter(ss);
+	smtp_ss_enter(ss);
 	ss->pending = false;
-	reply(ss, 535, "5.7.8", "Authentication credentials invalid");
-	ss_resume(ss);
-	ss_leave(ss);
+	smtp_reply(ss, 535, "5.7.8", "Authentication credentials invalid");
+	smtp_ss_resume(ss);
+	smtp_ss_leave(ss);
 }
 
 static void
@@ -113,7 +113,7 @@ auth_run(struct smtp_session *ss)
 	ss->areq.user = ss->auth_user;
 	ss->areq.password = ss->auth_pass;
 	ss->areq.client_ip = sc_session_client_ip(ss->s);
-	run_hook(ss, SC_HOOK_AUTH, &ss->areq, auth_then);
+	smtp_run_hook(ss, SC_HOOK_AUTH, &ss->areq, auth_then);
 }
 
 /* auth_plain - "authzid NUL authcid NUL passwd" (RFC 4616). */
@@ -125,29 +125,29 @@ auth_plain(struct smtp_session *ss, const char *b64)
 	const char *authz = NULL, *user = NULL, *pass = NULL;
 
 	if (raw == NULL) {
-		enter_state(ss, S_READY);
-		reply(ss, 501, "5.5.2", "Cannot decode response");
+		smtp_enter_state(ss, S_READY);
+		smtp_reply(ss, 501, "5.5.2", "Cannot decode response");
 		return;
 	}
 	if (sc_sasl_plain_split(raw, len, &authz, &user, &pass) < 0) {
 		explicit_bzero(raw, len);
 		free(raw);
-		enter_state(ss, S_READY);
-		reply(ss, 501, "5.5.2", "Invalid PLAIN response");
+		smtp_enter_state(ss, S_READY);
+		smtp_reply(ss, 501, "5.5.2", "Invalid PLAIN response");
 		return;
 	}
 	if (*authz && strcmp(authz, user) != 0) {
 		/* acting for someone else is not supported: a failure */
-		wipe_free(&ss->auth_user);
-		wipe_free(&ss->auth_pass);
+		smtp_wipe_free(&ss->auth_user);
+		smtp_wipe_free(&ss->auth_pass);
 		ss->auth_user = strdup(user);
 		ss->auth_pass = strdup("");
 		explicit_bzero(raw, len);
 		free(raw);
 		if (ss->auth_user == NULL || ss->auth_pass == NULL) {
-			enter_state(ss, S_READY);
-			reply(ss, 454, "4.7.0", "Temporary authentication "
-			      "failure");
+			smtp_enter_state(ss, S_READY);
+			smtp_reply(ss, 454, "4.7.0", "Temporary authentication "
+				   "failure");
 			return;
 		}
 		{
@@ -159,31 +159,32 @@ auth_plain(struct smtp_session *ss, const char *b64)
 		}
 		return;
 	}
-	wipe_free(&ss->auth_user);
-	wipe_free(&ss->auth_pass);
+	smtp_wipe_free(&ss->auth_user);
+	smtp_wipe_free(&ss->auth_pass);
 	ss->auth_user = strdup(user);
 	ss->auth_pass = strdup(pass);
 	explicit_bzero(raw, len);
 	free(raw);
 	if (ss->auth_user == NULL || ss->auth_pass == NULL) {
-		enter_state(ss, S_READY);
-		reply(ss, 454, "4.7.0", "Temporary authentication failure");
+		smtp_enter_state(ss, S_READY);
+		smtp_reply(ss, 454, "4.7.0", "Temporary authentication "
+			   "failure");
 		return;
 	}
 	auth_run(ss);
 }
 
 void
-cmd_auth(struct smtp_session *ss, char *args)
+smtp_cmd_auth(struct smtp_session *ss, char *args)
 {
 	char *mech = args, *init = NULL, *sp = strchr(args, ' ');
 
 	if (!ss->esmtp) {
-		reply(ss, 503, "5.5.1", "Error: send EHLO first");
+		smtp_reply(ss, 503, "5.5.1", "Error: send EHLO first");
 		return;
 	}
 	if (sc_session_auth_user(ss->s) != NULL) {
-		reply(ss, 503, "5.5.1", "Error: already authenticated");
+		smtp_reply(ss, 503, "5.5.1", "Error: already authenticated");
 		return;
 	}
 	if (sp != NULL) {
@@ -192,14 +193,14 @@ cmd_auth(struct smtp_session *ss, char *args)
 		while (*init == ' ')
 			init++;
 		if (strchr(init, ' ') != NULL) {
-			reply(ss, 501, "5.5.4", "Syntax: AUTH mechanism "
-			      "[initial-response]");
+			smtp_reply(ss, 501, "5.5.4", "Syntax: AUTH mechanism "
+				   "[initial-response]");
 			return;
 		}
 	}
 	if (ss->lc->tls != TLS_NONE && !sc_conn_tls_active(ss->c)) {
-		reply(ss, 538, "5.7.11", "Encryption required for requested "
-		      "authentication mechanism");
+		smtp_reply(ss, 538, "5.7.11", "Encryption required for "
+			   "requested authentication mechanism");
 		return;
 	}
 	free(ss->auth_mech);
@@ -209,16 +210,16 @@ cmd_auth(struct smtp_session *ss, char *args)
 		ss->auth_mech = strdup("LOGIN");
 	else {
 		ss->auth_mech = NULL;
-		reply(ss, 504, "5.5.4", "Unrecognized authentication "
-		      "mechanism");
+		smtp_reply(ss, 504, "5.5.4", "Unrecognized authentication "
+			   "mechanism");
 		return;
 	}
 	if (ss->auth_mech == NULL) {
-		reply(ss, 451, "4.3.0", "Error: out of memory");
+		smtp_reply(ss, 451, "4.3.0", "Error: out of memory");
 		return;
 	}
 	if (init != NULL && strcmp(init, "*") == 0) {
-		reply(ss, 501, "5.0.0", "Authentication cancelled");
+		smtp_reply(ss, 501, "5.0.0", "Authentication cancelled");
 		return;
 	}
 	if (strcmp(ss->auth_mech, "PLAIN") == 0) {
@@ -226,8 +227,8 @@ cmd_auth(struct smtp_session *ss, char *args)
 			auth_plain(ss, init);
 			return;
 		}
-		enter_state(ss, S_AUTH_PLAIN);
-		reply(ss, 334, NULL, " ");
+		smtp_enter_state(ss, S_AUTH_PLAIN);
+		smtp_reply(ss, 334, NULL, " ");
 		return;
 	}
 	/* LOGIN: the initial response is the user name */
@@ -236,30 +237,30 @@ cmd_auth(struct smtp_session *ss, char *args)
 		char *u = sc_base64_decode(init, &len);
 
 		if (u == NULL) {
-			reply(ss, 501, "5.5.2", "Cannot decode response");
+			smtp_reply(ss, 501, "5.5.2", "Cannot decode response");
 			return;
 		}
-		wipe_free(&ss->auth_user);
+		smtp_wipe_free(&ss->auth_user);
 		ss->auth_user = u;
-		enter_state(ss, S_AUTH_PASS);
-		reply(ss, 334, NULL, "UGFzc3dvcmQ6");
+		smtp_enter_state(ss, S_AUTH_PASS);
+		smtp_reply(ss, 334, NULL, "UGFzc3dvcmQ6");
 		return;
 	}
-	enter_state(ss, S_AUTH_USER);
-	reply(ss, 334, NULL, "VXNlcm5hbWU6");
+	smtp_enter_state(ss, S_AUTH_USER);
+	smtp_reply(ss, 334, NULL, "VXNlcm5hbWU6");
 }
 
-/* auth_line - a SASL response line in one of the AUTH states. */
+/* smtp_auth_line - a SASL response line in one of the AUTH states. */
 void
-auth_line(struct smtp_session *ss, char *line)
+smtp_auth_line(struct smtp_session *ss, char *line)
 {
 	size_t len;
 	char *dec = NULL;
 
 	if (strcmp(line, "*") == 0) {
-		enter_state(ss, S_READY);
-		wipe_free(&ss->auth_user);
-		reply(ss, 501, "5.0.0", "Authentication cancelled");
+		smtp_enter_state(ss, S_READY);
+		smtp_wipe_free(&ss->auth_user);
+		smtp_reply(ss, 501, "5.0.0", "Authentication cancelled");
 		return;
 	}
 	if (ss->state == S_AUTH_PLAIN) {
@@ -271,19 +272,19 @@ auth_line(struct smtp_session *ss, char *line)
 		if (dec != NULL)
 			explicit_bzero(dec, len);
 		free(dec);
-		wipe_free(&ss->auth_user);
-		enter_state(ss, S_READY);
-		reply(ss, 501, "5.5.2", "Cannot decode response");
+		smtp_wipe_free(&ss->auth_user);
+		smtp_enter_state(ss, S_READY);
+		smtp_reply(ss, 501, "5.5.2", "Cannot decode response");
 		return;
 	}
 	if (ss->state == S_AUTH_USER) {
-		wipe_free(&ss->auth_user);
+		smtp_wipe_free(&ss->auth_user);
 		ss->auth_user = dec;
-		enter_state(ss, S_AUTH_PASS);
-		reply(ss, 334, NULL, "UGFzc3dvcmQ6");
+		smtp_enter_state(ss, S_AUTH_PASS);
+		smtp_reply(ss, 334, NULL, "UGFzc3dvcmQ6");
 		return;
 	}
-	wipe_free(&ss->auth_pass);
+	smtp_wipe_free(&ss->auth_pass);
 	ss->auth_pass = dec;
 	auth_run(ss);
 }

@@ -3,7 +3,9 @@
  * smtp_int.h - the smtp module's private header: the configuration, the
  * instance, the session and its mail transaction, shared by the module's
  * files. Internal to the module (built with hidden visibility), never
- * installed.
+ * installed. Functions one file offers the others carry the smtp_ prefix:
+ * tests/fuzz/fuzz_smtp links the module's files with a fake core whose
+ * own names (tx_free, ...) they must not meet.
  */
 #ifndef SMTP_INT_H
 #define SMTP_INT_H
@@ -155,36 +157,38 @@ struct smtp_session {
 
 /* ---- the session (smtp.c) ---- */
 
-/* reply - sends one reply line (a 421 closes the session; too many
+/* smtp_reply - sends one reply line (a 421 closes the session; too many
  * 500-504 in a row end it). */
-void reply(struct smtp_session *ss, int code, const char *esc,
-	   const char *fmt, ...) SC_PRINTF(4, 5);
-/* reply_outcome - answers with a hook's verdict, or the default given. */
-void reply_outcome(struct smtp_session *ss,
-		   const struct sc_hook_outcome *out, int defcode,
-		   const char *defesc, const char *deftext);
-/* ss_enter, ss_leave - bracket every entry point from the core (a
- * callback): the outermost ss_leave frees a closing session. */
-void ss_enter(struct smtp_session *ss);
-void ss_leave(struct smtp_session *ss);
-/* ss_pause, ss_resume - stop reading while a step is outstanding, then
- * go on with what the client pipelined meanwhile. */
-void ss_pause(struct smtp_session *ss);
-void ss_resume(struct smtp_session *ss);
-/* enter_state - the one place states (and their timeouts) change. */
-void enter_state(struct smtp_session *ss, enum smtp_state st);
-/* run_hook - runs a hook chain, then then(ss, outcome); arg must live in
- * ss until then. */
-void run_hook(struct smtp_session *ss, enum sc_hook hook, const void *arg,
-	      smtp_then_fn then);
+void smtp_reply(struct smtp_session *ss, int code, const char *esc,
+		const char *fmt, ...) SC_PRINTF(4, 5);
+/* smtp_reply_outcome - answers with a hook's verdict, or the default
+ * given. */
+void smtp_reply_outcome(struct smtp_session *ss,
+			const struct sc_hook_outcome *out, int defcode,
+			const char *defesc, const char *deftext);
+/* smtp_ss_enter, smtp_ss_leave - bracket every entry point from the core
+ * (a callback): the outermost smtp_ss_leave frees a closing session. */
+void smtp_ss_enter(struct smtp_session *ss);
+void smtp_ss_leave(struct smtp_session *ss);
+/* smtp_ss_pause, smtp_ss_resume - stop reading while a step is
+ * outstanding, then go on with what the client pipelined meanwhile. */
+void smtp_ss_pause(struct smtp_session *ss);
+void smtp_ss_resume(struct smtp_session *ss);
+/* smtp_enter_state - the one place states (and their timeouts) change. */
+void smtp_enter_state(struct smtp_session *ss, enum smtp_state st);
+/* smtp_run_hook - runs a hook chain, then then(ss, outcome); arg must live
+ * in ss until then. */
+void smtp_run_hook(struct smtp_session *ss, enum sc_hook hook,
+		   const void *arg, smtp_then_fn then);
 
 /* ---- AUTH (smtp_auth.c) ---- */
 
-/* cmd_auth - the AUTH command. */
-void cmd_auth(struct smtp_session *ss, char *args);
-/* auth_line - a SASL response line in one of the S_AUTH_* states. */
-void auth_line(struct smtp_session *ss, char *line);
-/* wipe_free - overwrites a secret string, frees it, sets *p to NULL. */
-void wipe_free(char **p);
+/* smtp_cmd_auth - the AUTH command. */
+void smtp_cmd_auth(struct smtp_session *ss, char *args);
+/* smtp_auth_line - a SASL response line in one of the S_AUTH_* states. */
+void smtp_auth_line(struct smtp_session *ss, char *line);
+/* smtp_wipe_free - overwrites a secret string, frees it, sets *p to
+ * NULL. */
+void smtp_wipe_free(char **p);
 
 #endif
