@@ -4,7 +4,8 @@ mod_LTLIBRARIES += modules/smtp/smtp.la
 SMTP_MODULE_FILES = \
 	modules/smtp/smtp_int.h \
 	modules/smtp/smtp.c \
-	modules/smtp/smtp_auth.c
+	modules/smtp/smtp_auth.c \
+	modules/smtp/smtp_message.c
 modules_smtp_smtp_la_SOURCES = $(SMTP_MODULE_FILES)
 modules_smtp_smtp_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_smtp_smtp_la_CFLAGS = $(MODULE_CFLAGS)

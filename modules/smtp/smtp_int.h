@@ -80,6 +80,8 @@ struct smtp_tx {
 	bool smtputf8;
 	size_t rcpt_count, rcpt_alloc;
 	struct smtp_rcpt *rcpts;
+	/* from here on the message path's own (smtp_message.c); the other
+	 * files read only data_started */
 	struct sc_env_rcpt *env_rcpts;
 
 	struct sc_queue_tx *qtx;	/* open while receiving data     */
@@ -134,6 +136,7 @@ struct smtp_session {
 	unsigned auth_failures;
 	smtp_then_fn then;	/* continuation of the pending hook  */
 	struct smtp_tx *tx;
+	/* held_tx and committing: the message path's (smtp_message.c) */
 	struct smtp_tx *held_tx;	/* real tx while a throw-away one
 					 * eats a chunk sent before RCPT */
 	bool committing;	/* tx->qtx handed to the queue       */
@@ -170,6 +173,9 @@ void smtp_reply_outcome(struct smtp_session *ss,
  * (a callback): the outermost smtp_ss_leave frees a closing session. */
 void smtp_ss_enter(struct smtp_session *ss);
 void smtp_ss_leave(struct smtp_session *ss);
+/* smtp_ss_close_soon - stops reading; the session ends once the
+ * outermost entry point returns. */
+void smtp_ss_close_soon(struct smtp_session *ss);
 /* smtp_ss_pause, smtp_ss_resume - stop reading while a step is
  * outstanding, then go on with what the client pipelined meanwhile. */
 void smtp_ss_pause(struct smtp_session *ss);
@@ -180,6 +186,25 @@ void smtp_enter_state(struct smtp_session *ss, enum smtp_state st);
  * in ss until then. */
 void smtp_run_hook(struct smtp_session *ss, enum sc_hook hook,
 		   const void *arg, smtp_then_fn then);
+
+/* ---- the message path (smtp_message.c) ---- */
+
+/* smtp_cmd_data, smtp_cmd_bdat - the DATA and BDAT commands. */
+void smtp_cmd_data(struct smtp_session *ss, char *args);
+void smtp_cmd_bdat(struct smtp_session *ss, char *args);
+/* smtp_data_step, smtp_bdat_step - take the input of S_DATA (one line) or
+ * S_BDAT (chunk bytes): 1 = progress, 0 = wait for more. */
+int smtp_data_step(struct smtp_session *ss);
+int smtp_bdat_step(struct smtp_session *ss);
+/* smtp_tx_free - frees a transaction (a queue file it has open is the
+ * caller's concern) and sets *txp to NULL. */
+void smtp_tx_free(struct smtp_tx **txp);
+/* smtp_tx_reset - ends the session's transaction, aborting a queue file
+ * still being written. */
+void smtp_tx_reset(struct smtp_session *ss);
+/* smtp_tx_session_end - frees the transactions of a session going away,
+ * discarding a message still being written. */
+void smtp_tx_session_end(struct smtp_session *ss);
 
 /* ---- AUTH (smtp_auth.c) ---- */
 
