@@ -75,6 +75,7 @@ struct smtp_rcpt {
 
 /* One mail transaction: MAIL .. end of data (or RSET). */
 struct smtp_tx {
+	/* the envelope (smtp_envelope.c) */
 	char *sender;
 	char *mail_params;
 	bool smtputf8;
@@ -186,6 +187,12 @@ void smtp_enter_state(struct smtp_session *ss, enum smtp_state st);
  * in ss until then. */
 void smtp_run_hook(struct smtp_session *ss, enum sc_hook hook,
 		   const void *arg, smtp_then_fn then);
+
+/* ---- the envelope (smtp_envelope.c) ---- */
+
+/* smtp_cmd_mail, smtp_cmd_rcpt - the MAIL and RCPT commands. */
+void smtp_cmd_mail(struct smtp_session *ss, char *args);
+void smtp_cmd_rcpt(struct smtp_session *ss, char *args);
 
 /* ---- the message path (smtp_message.c) ---- */
 
