@@ -5,6 +5,7 @@ SMTP_MODULE_FILES = \
 	modules/smtp/smtp_int.h \
 	modules/smtp/smtp.c \
 	modules/smtp/smtp_auth.c \
+	modules/smtp/smtp_command.c \
 	modules/smtp/smtp_envelope.c \
 	modules/smtp/smtp_message.c
 modules_smtp_smtp_la_SOURCES = $(SMTP_MODULE_FILES)

@@ -187,6 +187,16 @@ void smtp_enter_state(struct smtp_session *ss, enum smtp_state st);
  * in ss until then. */
 void smtp_run_hook(struct smtp_session *ss, enum sc_hook hook,
 		   const void *arg, smtp_then_fn then);
+/* smtp_tls_done - the end of a TLS handshake (implicit TLS or
+ * STARTTLS): the greeting, or a fresh start that wants EHLO again. */
+void smtp_tls_done(struct sc_conn *c, bool ok, const char *error,
+		   void *arg);
+
+/* ---- the command table (smtp_command.c) ---- */
+
+/* smtp_command - one command line (NUL-terminated copy, len bytes): the
+ * table's generic checks, then the command's own function. */
+void smtp_command(struct smtp_session *ss, char *line, size_t len);
 
 /* ---- the envelope (smtp_envelope.c) ---- */
 
