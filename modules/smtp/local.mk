@@ -7,7 +7,8 @@ SMTP_MODULE_FILES = \
 	modules/smtp/smtp_auth.c \
 	modules/smtp/smtp_command.c \
 	modules/smtp/smtp_envelope.c \
-	modules/smtp/smtp_message.c
+	modules/smtp/smtp_message.c \
+	modules/smtp/smtp_session.c
 modules_smtp_smtp_la_SOURCES = $(SMTP_MODULE_FILES)
 modules_smtp_smtp_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_smtp_smtp_la_CFLAGS = $(MODULE_CFLAGS)

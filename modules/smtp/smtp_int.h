@@ -159,7 +159,7 @@ struct smtp_session {
 	char *auth_pass;
 };
 
-/* ---- the session (smtp.c) ---- */
+/* ---- the session (smtp_session.c) ---- */
 
 /* smtp_reply - sends one reply line (a 421 closes the session; too many
  * 500-504 in a row end it). */
@@ -187,6 +187,8 @@ void smtp_enter_state(struct smtp_session *ss, enum smtp_state st);
  * in ss until then. */
 void smtp_run_hook(struct smtp_session *ss, enum sc_hook hook,
 		   const void *arg, smtp_then_fn then);
+/* smtp_accept - a listener's new connection (arg: its smtp_listener). */
+void smtp_accept(struct sc_session *s, void *arg);
 /* smtp_tls_done - the end of a TLS handshake (implicit TLS or
  * STARTTLS): the greeting, or a fresh start that wants EHLO again. */
 void smtp_tls_done(struct sc_conn *c, bool ok, const char *error,
