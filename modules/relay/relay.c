@@ -5,7 +5,7 @@
  * smarthost. Everything runs on the event loop thread; body chunks are
  * read on the thread pool.
  */
-#include <satchel/satchel.h>
+#include "relay_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,8 +21,6 @@
 #include <sys/socket.h>
 
 #define RELAY_MAX_HOSTS 10	/* MX hosts tried per attempt            */
-#define RELAY_MAX_ADDRS 8	/* addresses tried per host              */
-#define RELAY_MAX_TLSA 8
 #define RELAY_LINE_MAX 2048	/* longest reply line we accept          */
 #define RELAY_CHUNK (64 * 1024)
 #define RELAY_HIGH_WATER (256 * 1024)	/* output bytes before we wait */
@@ -30,32 +28,6 @@
 /* The DNSSEC root trust anchor the core's resolver validates with (Debian
  * package dns-root-data); without it no answer is secure. */
 #define RELAY_ROOT_KEY "/usr/share/dns/root.key"
-
-enum relay_tls { TLS_OPPORTUNISTIC = 0, TLS_REQUIRED, TLS_DANE };
-
-struct relay_timeouts {
-	uint64_t greeting, ehlo, mail, rcpt, data, data_block, data_done;
-	uint64_t total;
-};
-
-struct relay_auth_conf {
-	char *user;
-	char *password_file;
-};
-
-struct relay_conf {
-	char *smarthost;
-	struct relay_auth_conf smarthost_auth;
-	struct sc_str_map routes;
-	int tls;
-	struct sc_u64_list retry;
-	uint64_t max_queue_time;
-	uint64_t port;
-	uint64_t connect_timeout;
-	struct relay_timeouts timeouts;
-	uint64_t max_connections_per_destination;
-	char *helo_name;
-};
 
 static const struct sc_config_key relay_auth_keys[] = {
 	{ "user", SC_KEY_STR, offsetof(struct relay_auth_conf, user), NULL,
@@ -130,157 +102,11 @@ static const struct sc_config_key relay_keys[] = {
 	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 }
 };
 
-/* A destination (MX domain or next hop) and who waits for a connection. */
-struct relay_dest {
-	struct relay_dest *next;
-	char key[300];
-	unsigned active;
-	struct relay_job *wait_head, *wait_tail;
-};
-
-struct relay {
-	struct sc_instance *inst;
-	const struct relay_conf *conf;
-	struct sc_delivery_driver drv;
-	char *password;			/* smarthost_auth, or NULL       */
-	char smarthost_host[256];
-	uint16_t smarthost_port;
-	struct relay_dest *dests;
-	struct relay_job *jobs;		/* active, for teardown          */
-	struct relay_tls_wait *orphans;	/* see struct relay_tls_wait */
-	bool stopping;
-	unsigned connections;
-	uint64_t delivered, deferred, failed;
-};
-
-/* One delivery attempt (sc_delivery) may hold recipients of several
- * domains; each domain is one job, and the attempt ends with the last. */
-struct relay_batch {
-	struct sc_delivery *d;
-	unsigned jobs_left;
-};
-
-enum rcpt_state { RS_PENDING = 0, RS_SENT, RS_ACCEPTED, RS_DONE };
-
-struct relay_host {
-	char name[256];
-	uint16_t port;
-	int pref;			/* -1 for next hops              */
-	bool self;			/* this server (MX filtering)    */
-	size_t naddr;
-	char addr[RELAY_MAX_ADDRS][INET6_ADDRSTRLEN];
-	enum sc_dns_status st_a, st_aaaa;
-	char dns_error[200];
-	/* DANE */
-	bool tlsa_secure;
-	enum sc_dns_status st_tlsa;
-	size_t ntlsa;
-	unsigned char *tlsa[RELAY_MAX_TLSA];
-	size_t tlsa_len[RELAY_MAX_TLSA];
-};
-
-enum job_state {
-	JS_DNS = 0, JS_WAIT_SLOT, JS_CONNECTING, JS_GREETING, JS_EHLO,
-	JS_HELO, JS_STARTTLS, JS_TLS, JS_AUTH, JS_AUTH_USER, JS_AUTH_PASS,
-	JS_SCAN, JS_TRANSACTION, JS_BODY, JS_DOT, JS_DONE,
-};
-
-enum cmd_kind { CMD_MAIL, CMD_RCPT, CMD_DATA };
-
-/* The argument of a client TLS handshake. The core does not call back
- * for a connection closed during the handshake (a deadline): the job
- * lets go of it then, and it waits on the instance's orphan list until
- * the callback comes after all or the instance ends. */
-struct relay_tls_wait {
-	struct relay_job *job;		/* NULL once the job let go       */
-	struct relay *r;		/* set while on r->orphans        */
-	struct relay_tls_wait *prev, *next;
-};
-
-struct relay_cmd {
-	enum cmd_kind kind;
-	size_t rcpt;			/* CMD_RCPT: index into job rcpts */
-};
-
-struct relay_job {
-	struct relay *r;		/* NULL once the instance is gone */
-	struct relay_batch *batch;
-	struct relay_job *prev, *next;	/* in r->jobs                     */
-	struct relay_job *wait_next;	/* in a dest's wait list          */
-	unsigned refs;
-	bool finished;
-	enum job_state st;
-
-	char domain[256];
-	size_t nrcpt;
-	size_t *idx;			/* delivery rcpt index            */
-	enum rcpt_state *rs;
-
-	/* where to */
-	char dest_key[300];
-	struct relay_dest *slot;	/* held connection slot           */
-	bool use_auth;			/* the next hop wants AUTH   */
-	bool mx_routing;		/* hosts came from MX records     */
-	bool implicit_mx;		/* no MX: the domain's own A/AAAA */
-	struct relay_host *hosts;
-	size_t nhosts, hi, ai;
-	unsigned dns_pending;
-
-	/* the SMTP conversation */
-	struct sc_conn *conn;
-	char peer[320];			/* "mx1.example[127.0.0.2]"       */
-	bool plaintext_only;		/* TLS failed: retry in the clear */
-	bool tls_active, dane;
-	bool authenticated;		/* AUTH done on this conn.   */
-	bool ext_pipelining, ext_starttls, ext_8bitmime, ext_smtputf8;
-	bool ext_dsn, ext_auth_plain, ext_auth_login, ext_size;
-	uint64_t size_limit;
-	bool ehlo_first_line;
-	bool has_8bit;			/* from the body scan            */
-	bool scanned;			/* the body scan has run     */
-	bool scan_running;		/* ... is on the pool now    */
-	int code;			/* reply being read              */
-	unsigned reply_lines;		/* lines of it so far        */
-	/* reply_timer: the deadline of the reply we wait for, set when the
-	 * command goes out and never extended by input (the connection's
-	 * idle timeout is, so a peer trickling lines would beat it);
-	 * job_timer: the deadline of the whole attempt */
-	struct sc_timer *reply_timer, *job_timer;
-	struct relay_tls_wait *tls_wait;	/* handshake under way       */
-	char esc[16];
-	char text[600];
-	size_t tlen;
-	struct relay_cmd *cmds;		/* pipelined replies expected    */
-	size_t ncmd, cmd_head;
-	size_t accepted;
-
-	/* the body */
-	int fd;
-	uint64_t base;			/* file offset of the first byte  */
-	uint64_t size, off;
-	char *chunk;
-	size_t chunk_len;
-	int chunk_err;
-	bool at_bol, prev_cr, waiting_drain;
-
-	/* why the last host failed: the result if no host works */
-	enum sc_result last_r;
-	int last_code;
-	char last_esc[16];
-	char last_err[700];
-};
-
-static void job_next_address(struct relay_job *job);
-static void job_handle_reply(struct relay_job *job);
-static void job_body_pump(struct relay_job *job);
-
 /* ---- small helpers ---- */
 
 /* sfmt - snprintf whose truncation is intended (bounded log and reply
  * texts). */
-static void
-sfmt(char *buf, size_t len, const char *fmt, ...) SC_PRINTF(3, 4);
-static void
+void
 sfmt(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
@@ -290,13 +116,13 @@ sfmt(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void
+void
 job_ref(struct relay_job *job)
 {
 	job->refs++;
 }
 
-static void
+void
 job_unref(struct relay_job *job)
 {
 	if (--job->refs > 0)
@@ -317,7 +143,7 @@ job_unref(struct relay_job *job)
 }
 
 /* split_hostport - "host:port", "[v6]:port", "host" into parts. 0 or -1. */
-static int
+int
 split_hostport(const char *text, char *host, size_t hlen, uint16_t *port,
 	       uint16_t defport)
 {
@@ -360,7 +186,7 @@ split_hostport(const char *text, char *host, size_t hlen, uint16_t *port,
 	return 0;
 }
 
-static bool
+bool
 is_ip_literal(const char *s)
 {
 	unsigned char buf[16];
@@ -369,7 +195,7 @@ is_ip_literal(const char *s)
 	       inet_pton(AF_INET6, s, buf) == 1;
 }
 
-static const char *
+const char *
 relay_hostname(void)
 {
 	const char *h = sc_config_hostname();
@@ -377,7 +203,7 @@ relay_hostname(void)
 	return h != NULL ? h : "localhost";
 }
 
-static const char *
+const char *
 relay_helo(const struct relay *r)
 {
 	if (r->conf->helo_name != NULL && r->conf->helo_name[0] != '\0')
@@ -417,7 +243,7 @@ param_value(const char *params, const char *key, char *out, size_t olen)
 /* ---- results ---- */
 
 /* job_result - the final result for job recipient k. */
-static void
+void
 job_result(struct relay_job *job, size_t k, enum sc_result res, int code,
 	   const char *esc, const char *text)
 {
@@ -443,10 +269,7 @@ job_result(struct relay_job *job, size_t k, enum sc_result res, int code,
 }
 
 /* job_fail_all - the same result for every recipient still open. */
-static void
-job_fail_all(struct relay_job *job, enum sc_result res, int code,
-	     const char *esc, const char *fmt, ...) SC_PRINTF(5, 6);
-static void
+void
 job_fail_all(struct relay_job *job, enum sc_result res, int code,
 	     const char *esc, const char *fmt, ...)
 {
@@ -461,10 +284,7 @@ job_fail_all(struct relay_job *job, enum sc_result res, int code,
 }
 
 /* job_set_error - remembers why this host did not take the mail. */
-static void
-job_set_error(struct relay_job *job, enum sc_result res, int code,
-	      const char *esc, const char *fmt, ...) SC_PRINTF(5, 6);
-static void
+void
 job_set_error(struct relay_job *job, enum sc_result res, int code,
 	      const char *esc, const char *fmt, ...)
 {
@@ -532,7 +352,7 @@ dest_release(struct relay *r, struct relay_job *job)
 }
 
 /* dest_acquire - true when job may connect now; otherwise it waits. */
-static bool
+bool
 dest_acquire(struct relay *r, struct relay_job *job)
 {
 	struct relay_dest *dst;
@@ -584,7 +404,7 @@ dest_unwait(struct relay *r, struct relay_job *job)
 
 /* ---- ending a job ---- */
 
-static void
+void
 job_close_conn(struct relay_job *job)
 {
 	if (job->conn != NULL) {
@@ -613,7 +433,7 @@ job_close_conn(struct relay_job *job)
 
 /* job_deadline - the reply (or body block) we wait for must be complete
  * within ms from now; 0 means no limit. */
-static void
+void
 job_deadline(struct relay_job *job, uint64_t ms)
 {
 	if (ms == 0)
@@ -625,7 +445,7 @@ job_deadline(struct relay_job *job, uint64_t ms)
 /* job_finish - records a deferral for every recipient without a result,
  * gives the connection slot back and ends the attempt when this was the
  * last job of it. */
-static void
+void
 job_finish(struct relay_job *job)
 {
 	struct relay *r = job->r;
@@ -671,7 +491,7 @@ job_finish(struct relay_job *job)
 	job_unref(job);
 }
 
-static bool
+bool
 job_all_done(const struct relay_job *job)
 {
 	for (size_t k = 0; k < job->nrcpt; k++)
@@ -682,7 +502,7 @@ job_all_done(const struct relay_job *job)
 
 /* job_host_failed - this address did not take the mail: undo provisional
  * acceptances and try the next address or host. */
-static void
+void
 job_host_failed(struct relay_job *job)
 {
 	job_close_conn(job);
@@ -702,10 +522,7 @@ job_host_failed(struct relay_job *job)
 
 /* ---- the SMTP conversation ---- */
 
-static void
-job_send(struct relay_job *job, uint64_t timeout_ms, const char *fmt, ...)
-	SC_PRINTF(3, 4);
-static void
+void
 job_send(struct relay_job *job, uint64_t timeout_ms, const char *fmt, ...)
 {
 	char buf[1200];
@@ -743,7 +560,7 @@ default_esc(int code)
 	return "2.0.0";
 }
 
-static void
+void
 job_ehlo_keyword(struct relay_job *job, const char *kw)
 {
 	char word[32];
@@ -784,7 +601,7 @@ job_ehlo_keyword(struct relay_job *job, const char *kw)
 }
 
 /* job_is_loop - the peer calls itself by our name: we talk to ourselves. */
-static bool
+bool
 job_is_loop(struct relay_job *job, const char *text)
 {
 	char name[256];
@@ -799,7 +616,7 @@ job_is_loop(struct relay_job *job, const char *text)
 			 strcasecmp(name, relay_helo(job->r)) == 0);
 }
 
-static void
+void
 job_loop_detected(struct relay_job *job)
 {
 	job_fail_all(job, SC_DENY, 554, "5.4.6",
@@ -808,7 +625,7 @@ job_loop_detected(struct relay_job *job)
 	job_finish(job);
 }
 
-static void
+void
 job_send_ehlo(struct relay_job *job)
 {
 	job->ext_pipelining = job->ext_starttls = job->ext_8bitmime = false;
@@ -821,9 +638,7 @@ job_send_ehlo(struct relay_job *job)
 		 relay_helo(job->r));
 }
 
-static void job_start_transaction(struct relay_job *job);
-
-static void
+void
 job_scan_work(void *arg)
 {
 	struct relay_job *job = arg;
@@ -847,7 +662,7 @@ job_scan_work(void *arg)
 	}
 }
 
-static void
+void
 job_scan_done(void *arg)
 {
 	struct relay_job *job = arg;
@@ -865,7 +680,7 @@ job_scan_done(void *arg)
 
 /* job_ready - EHLO is done (after TLS when it applies): authenticate or
  * start the mail transaction. */
-static void
+void
 job_ready(struct relay_job *job)
 {
 	struct relay *r = job->r;
@@ -931,7 +746,7 @@ job_ready(struct relay_job *job)
 }
 
 /* job_start_transaction - MAIL, RCPT..., DATA, pipelined when offered. */
-static void
+void
 job_start_transaction(struct relay_job *job)
 {
 	struct relay *r = job->r;
@@ -1066,7 +881,7 @@ job_send_cmd(struct relay_job *job, size_t i)
 }
 
 /* job_tls_optional - whether this session may go on without TLS. */
-static bool
+bool
 job_tls_optional(const struct relay_job *job)
 {
 	return job->r->conf->tls == TLS_OPPORTUNISTIC ||
@@ -1120,7 +935,7 @@ job_tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
 	job_send_ehlo(job);
 }
 
-static void
+void
 job_start_tls(struct relay_job *job)
 {
 	struct relay_host *h = &job->hosts[job->hi];
@@ -1163,7 +978,7 @@ job_start_tls(struct relay_job *job)
 }
 
 /* job_after_ehlo - decide on STARTTLS, then go on. */
-static void
+void
 job_after_ehlo(struct relay_job *job)
 {
 	struct relay *r = job->r;
@@ -1202,7 +1017,7 @@ job_after_ehlo(struct relay_job *job)
 }
 
 /* job_handle_reply - one complete reply (job->code, job->text) arrived. */
-static void
+void
 job_handle_reply(struct relay_job *job)
 {
 	struct relay *r = job->r;
@@ -1606,7 +1421,7 @@ job_conn_event(struct sc_conn *c, enum sc_conn_event ev, void *arg)
 
 /* job_reply_deadline - the reply (or body block) did not complete in
  * time, however much of it trickled in. */
-static void
+void
 job_reply_deadline(struct sc_timer *t, void *arg)
 {
 	struct relay_job *job = arg;
@@ -1621,7 +1436,7 @@ job_reply_deadline(struct sc_timer *t, void *arg)
 
 /* job_total_deadline - timeouts.total is over: whatever the job waits for
  * (DNS, a connection slot, a connect, a reply), defer what is left. */
-static void
+void
 job_total_deadline(struct sc_timer *t, void *arg)
 {
 	struct relay_job *job = arg;
@@ -1738,7 +1553,7 @@ job_chunk_done(void *arg)
 }
 
 /* job_body_pump - reads the next chunk unless the peer is behind. */
-static void
+void
 job_body_pump(struct relay_job *job)
 {
 	if (sc_conn_output_pending(job->conn) > RELAY_HIGH_WATER) {
@@ -1762,7 +1577,7 @@ job_body_pump(struct relay_job *job)
 
 /* ---- connecting ---- */
 
-static void
+void
 job_connected(struct sc_conn *c, int error, void *arg)
 {
 	struct relay_job *job = arg;
@@ -1798,7 +1613,7 @@ job_connected(struct sc_conn *c, int error, void *arg)
 /* job_next_address - connects to the address at (hi, ai), moving on to the
  * next host when a host's addresses are used up; when all are, the job
  * ends with the last error. */
-static void
+void
 job_next_address(struct relay_job *job)
 {
 	struct relay *r = job->r;
@@ -2153,7 +1968,7 @@ job_mx_cb(const struct sc_dns_result *res, void *arg)
 
 /* job_start - picks the next hop: ROUTE's choice, a static route, the
  * smarthost, or the MX records of the domain. */
-static void
+void
 job_start(struct relay_job *job)
 {
 	struct relay *r = job->r;
@@ -2228,7 +2043,7 @@ rcpt_domain(const char *addr)
 }
 
 /* relay_deliver - the driver entry: one job per recipient domain. */
-static void
+void
 relay_deliver(struct sc_delivery *d, void *data)
 {
 	struct relay *r = data;
