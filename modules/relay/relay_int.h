@@ -5,7 +5,7 @@
  * its hosts and conversation state, and the functions one file calls in
  * another. Internal to the module (hidden symbols); nothing here is
  * satchel API. Everything runs on the event loop thread except the body
- * reads on the thread pool.
+ * reads (relay_body.c) on the thread pool.
  */
 #ifndef RELAY_INT_H
 #define RELAY_INT_H
@@ -236,7 +236,7 @@ bool job_tls_optional(const struct relay_job *job);
 void job_start_tls(struct relay_job *job);
 void job_after_ehlo(struct relay_job *job);
 
-/* relay.c - the body: 8-bit scan and DATA */
+/* relay_body.c - the body: 8-bit scan and DATA */
 void job_scan_work(void *arg);
 void job_scan_done(void *arg);
 void job_body_pump(struct relay_job *job);
