@@ -231,7 +231,7 @@ void job_ready(struct relay_job *job);
 void job_start_transaction(struct relay_job *job);
 void job_handle_reply(struct relay_job *job);
 
-/* relay.c - STARTTLS and DANE */
+/* relay_tls.c - STARTTLS and DANE */
 bool job_tls_optional(const struct relay_job *job);
 void job_start_tls(struct relay_job *job);
 void job_after_ehlo(struct relay_job *job);
