@@ -216,7 +216,7 @@ bool is_ip_literal(const char *s);
 void job_next_address(struct relay_job *job);
 void job_start(struct relay_job *job);
 
-/* relay.c - the connection and reading its replies */
+/* relay_conn.c - the connection and reading its replies */
 void job_connected(struct sc_conn *c, int error, void *arg);
 void job_reply_deadline(struct sc_timer *t, void *arg);
 
