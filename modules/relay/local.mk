@@ -5,6 +5,7 @@ RELAY_MODULE_FILES = \
 	modules/relay/relay.c \
 	modules/relay/relay_int.h \
 	modules/relay/relay_conn.c \
+	modules/relay/relay_client.c \
 	modules/relay/relay_tls.c \
 	modules/relay/relay_body.c
 modules_relay_relay_la_SOURCES = $(RELAY_MODULE_FILES)

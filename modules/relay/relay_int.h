@@ -220,7 +220,7 @@ void job_start(struct relay_job *job);
 void job_connected(struct sc_conn *c, int error, void *arg);
 void job_reply_deadline(struct sc_timer *t, void *arg);
 
-/* relay.c - the SMTP commands and the replies to them */
+/* relay_client.c - the SMTP commands and the replies to them */
 void job_send(struct relay_job *job, uint64_t timeout_ms, const char *fmt,
 	      ...) SC_PRINTF(3, 4);
 void job_ehlo_keyword(struct relay_job *job, const char *kw);
