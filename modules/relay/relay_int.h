@@ -209,7 +209,7 @@ void job_host_failed(struct relay_job *job);
 void job_total_deadline(struct sc_timer *t, void *arg);
 void relay_deliver(struct sc_delivery *d, void *data);
 
-/* relay.c - next hop, MX hosts, addresses, connecting */
+/* relay_route.c - next hop, MX hosts, addresses, connecting */
 int split_hostport(const char *text, char *host, size_t hlen,
 		   uint16_t *port, uint16_t defport);
 bool is_ip_literal(const char *s);
