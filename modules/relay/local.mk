@@ -4,6 +4,7 @@ mod_LTLIBRARIES += modules/relay/relay.la
 RELAY_MODULE_FILES = \
 	modules/relay/relay.c \
 	modules/relay/relay_int.h \
+	modules/relay/relay_job.c \
 	modules/relay/relay_route.c \
 	modules/relay/relay_conn.c \
 	modules/relay/relay_client.c \

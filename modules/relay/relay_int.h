@@ -191,7 +191,7 @@ void sfmt(char *buf, size_t len, const char *fmt, ...) SC_PRINTF(3, 4);
 const char *relay_hostname(void);
 const char *relay_helo(const struct relay *r);
 
-/* relay.c - jobs, results, connection limits, the end of a job */
+/* relay_job.c - jobs, results, connection limits, the end of a job */
 void job_ref(struct relay_job *job);
 void job_unref(struct relay_job *job);
 void job_result(struct relay_job *job, size_t k, enum sc_result res,
