@@ -19,6 +19,9 @@ core_libsatchel_core_la_SOURCES = \
 	core/privdir.c \
 	core/privsep.c \
 	core/queue.c \
+	core/queue_dispatch.c \
+	core/queue_dsn.c \
+	core/queue_int.h \
 	core/queue_runner.c \
 	core/sasl.c \
 	core/session.c \
