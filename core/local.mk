@@ -15,7 +15,10 @@ core_libsatchel_core_la_SOURCES = \
 	core/hook.c \
 	core/log.c \
 	core/module.c \
-	core/net.c \
+	core/net_conn.c \
+	core/net_int.h \
+	core/net_listen.c \
+	core/net_tls.c \
 	core/privdir.c \
 	core/privsep.c \
 	core/queue.c \
