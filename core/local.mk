@@ -15,10 +15,16 @@ core_libsatchel_core_la_SOURCES = \
 	core/hook.c \
 	core/log.c \
 	core/module.c \
-	core/net.c \
+	core/net_conn.c \
+	core/net_int.h \
+	core/net_listen.c \
+	core/net_tls.c \
 	core/privdir.c \
 	core/privsep.c \
 	core/queue.c \
+	core/queue_dispatch.c \
+	core/queue_dsn.c \
+	core/queue_int.h \
 	core/queue_runner.c \
 	core/sasl.c \
 	core/session.c \
