@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/satchelctl.c - the admin tool's frame: options, the config, the
+ * core/ctl/satchelctl.c - the admin tool's frame: options, the config, the
  * commands that need only the config or the daemon's control socket
  * (check, modules, reload, status) and sc_ctl_request(). `user` and `queue`
- * live in ctl_user.c and ctl_queue.c. A plain single-threaded program.
+ * live in user.c and queue.c. A plain single-threaded program.
  */
 #include "satchelctl.h"
 

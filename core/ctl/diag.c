@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/ctl_diag.c - `satchelctl connect ADDR` (the mail client settings of
+ * core/ctl/diag.c - `satchelctl connect ADDR` (the mail client settings of
  * an account, like cPanel's Connect Devices) and `satchelctl doctor`
  * (checks for the usual faults: DNS vs routing, certificate, listeners,
  * open relay, connection limits, auth). Runs in the satchelctl process:
