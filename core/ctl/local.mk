@@ -10,7 +10,19 @@ core_satchelctl_SOURCES = \
 	core/ctl/satchelctl.c \
 	core/ctl/user.c \
 	core/ctl/queue.c \
-	core/ctl/diag.c
+	core/ctl/confview.h \
+	core/ctl/confview.c \
+	core/ctl/connect.c \
+	core/ctl/doctor.h \
+	core/ctl/doctor.c \
+	core/ctl/doctor_dns.c \
+	core/ctl/doctor_mx.c \
+	core/ctl/doctor_hostname.c \
+	core/ctl/doctor_tls.c \
+	core/ctl/doctor_listen.c \
+	core/ctl/doctor_relay.c \
+	core/ctl/doctor_limits.c \
+	core/ctl/doctor_auth.c
 core_satchelctl_LDADD = core/libsatchel-core.la $(LIBCRYPT_LIBS)
 core_satchelctl_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS) \
 	$(CORE_WHOLE_ARCHIVE)

@@ -24,12 +24,12 @@ int sc_ctl_user_main(const struct sc_main_config *cfg, int argc, char **argv);
  * "queue". Returns the process exit code. */
 int sc_ctl_queue_main(const struct sc_main_config *cfg, int argc, char **argv);
 
-/* `satchelctl connect ADDR [--json]` (diag.c); argv[0] is "connect".
+/* `satchelctl connect ADDR [--json]` (connect.c); argv[0] is "connect".
  * Prints the mail client settings of the account. Returns the exit code. */
 int sc_ctl_connect_main(const struct sc_main_config *cfg, int argc,
 			char **argv);
 
-/* `satchelctl doctor [DOMAIN...]` (diag.c); argv[0] is "doctor". Loads
+/* `satchelctl doctor [DOMAIN...]` (doctor.c); argv[0] is "doctor". Loads
  * the config at path itself, so an invalid one is reported as a check.
  * Returns the exit code: 0 when no check FAILed, 1 otherwise. */
 int sc_ctl_doctor_main(const char *path, int argc, char **argv);
