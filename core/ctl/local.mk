@@ -8,6 +8,8 @@ core_satchelctl_CFLAGS = $(CORE_CFLAGS) $(LIBCRYPT_CFLAGS)
 core_satchelctl_SOURCES = \
 	core/ctl/satchelctl.h \
 	core/ctl/satchelctl.c \
+	core/ctl/request.c \
+	core/ctl/modules.c \
 	core/ctl/user.c \
 	core/ctl/queue.c \
 	core/ctl/confview.h \

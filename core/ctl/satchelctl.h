@@ -12,9 +12,15 @@
  * (state_dir/ctl.sock) and returns its reply text (malloc'd, without the
  * final status line) in *reply_r. 0 = the daemon answered OK, 1 = it
  * answered an error (reply holds it), -1 = no daemon reachable (*reply_r
- * says why). Implemented in satchelctl.c. */
+ * says why). Implemented in request.c. */
 int sc_ctl_request(const struct sc_main_config *cfg, const char *line,
 		   char **reply_r);
+
+/* `satchelctl modules [--keys]` (modules.c): the modules in module_dir;
+ * with cfg (may be NULL) the hooks of the running daemon's instances,
+ * with keys their config keys. Returns the process exit code. */
+int sc_ctl_modules(const struct sc_main_config *cfg, const char *module_dir,
+		   bool keys);
 
 /* `satchelctl user add|passwd|del|list ...` (user.c); argv[0] is
  * "user". Returns the process exit code. */
