@@ -3,7 +3,8 @@
  * core/ctl/doctor_tls.c - doctor's certificate check: the certificate
  * clients will see (configured, or the one satcheld generates in
  * state_dir): readable, valid now and for a while, naming the hostname,
- * not self-signed. satchelctl process.
+ * not self-signed. The generated one is read as the daemon's user.
+ * satchelctl process.
  */
 #include "doctor.h"
 
@@ -24,7 +25,9 @@
 static char *
 read_file(const char *path, size_t *len_r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put in the certificate's place is refused
+	 * below, not waited on */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	char *buf;
 	size_t off = 0;
@@ -68,7 +71,9 @@ doctor_cert(struct doctor *d)
 	bool generated = cfg->tls_certificate == NULL ||
 		cfg->tls_certificate[0] == '\0';
 	time_t now = time(NULL), exp, act;
-	int r;
+	struct sc_ctl_as as;
+	char *err = NULL;
+	int r, read_errno, key_errno = 0;
 
 	if (generated) {
 		snprintf(path, sizeof(path), "%s/tls/cert.pem",
@@ -81,7 +86,22 @@ doctor_cert(struct doctor *d)
 			 cfg->tls_key != NULL && cfg->tls_key[0] ?
 			 cfg->tls_key : cfg->tls_certificate);
 	}
+	/* the generated pair lies in state_dir: read it as the daemon's
+	 * user, who reads it too (after the drop); a configured one as
+	 * root, as satcheld does before the drop */
+	memset(&as, 0, sizeof(as));
+	if (generated && sc_ctl_as_user(cfg, &as, &err) < 0) {
+		report(d, 2, "tls: %s", err ? err : "out of memory");
+		free(err);
+		return;
+	}
 	pem = read_file(path, &len);
+	read_errno = errno;
+	/* AT_EACCESS: access() would ask with the real uid, root's */
+	if (faccessat(AT_FDCWD, keypath, R_OK, AT_EACCESS) != 0)
+		key_errno = errno;
+	sc_ctl_as_root(&as);
+	errno = read_errno;
 	if (pem == NULL) {
 		if (generated && errno == ENOENT)
 			report(d, 1, "tls: no certificate yet: satcheld "
@@ -94,9 +114,9 @@ doctor_cert(struct doctor *d)
 			       "%s", path, strerror(errno));
 		return;
 	}
-	if (access(keypath, R_OK) != 0)
+	if (key_errno != 0)
 		report(d, 2, "tls: cannot read the key %s: %s", keypath,
-		       strerror(errno));
+		       strerror(key_errno));
 	datum.data = (unsigned char *)pem;
 	datum.size = (unsigned)len;
 	r = gnutls_x509_crt_list_import2(&crts, &ncrt, &datum,

@@ -8,6 +8,7 @@ core_satchelctl_CFLAGS = $(CORE_CFLAGS) $(LIBCRYPT_CFLAGS)
 core_satchelctl_SOURCES = \
 	core/ctl/satchelctl.h \
 	core/ctl/satchelctl.c \
+	core/ctl/asuser.c \
 	core/ctl/request.c \
 	core/ctl/modules.c \
 	core/ctl/user.c \

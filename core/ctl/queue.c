@@ -3,7 +3,9 @@
  * core/ctl/queue.c - `satchelctl queue list|show|flush|delete`. list and
  * show read the queue files directly (they work with the daemon stopped,
  * and a file vanishing meanwhile is skipped); flush and delete ask the
- * daemon over the control socket. Single-threaded satchelctl code.
+ * daemon over the control socket. Run as root, it does all of it as the
+ * daemon's user, who owns state_dir (asuser.c). Single-threaded
+ * satchelctl code.
  */
 #include "satchelctl.h"
 
@@ -331,8 +333,8 @@ queue_request(const struct sc_main_config *cfg, const char *req)
 	return r;
 }
 
-int
-sc_ctl_queue_main(const struct sc_main_config *cfg, int argc, char **argv)
+static int
+queue_command(const struct sc_main_config *cfg, int argc, char **argv)
 {
 	const char *sub = argc > 1 ? argv[1] : "list";
 
@@ -385,4 +387,23 @@ sc_ctl_queue_main(const struct sc_main_config *cfg, int argc, char **argv)
 	fprintf(stderr, "usage: satchelctl queue list | queue show ID | "
 		"queue flush | queue delete ID\n");
 	return 2;
+}
+
+/* sc_ctl_queue_main - see satchelctl.h. The queue lies in state_dir: every
+ * subcommand runs as the daemon's user. */
+int
+sc_ctl_queue_main(const struct sc_main_config *cfg, int argc, char **argv)
+{
+	struct sc_ctl_as as;
+	char *err = NULL;
+	int ret;
+
+	if (sc_ctl_as_user(cfg, &as, &err) < 0) {
+		fprintf(stderr, "satchelctl: %s\n", err ? err : "out of memory");
+		free(err);
+		return 1;
+	}
+	ret = queue_command(cfg, argc, argv);
+	sc_ctl_as_root(&as);
+	return ret;
 }

@@ -79,9 +79,10 @@ sc_ctl_request(const struct sc_main_config *cfg, const char *line,
 	       char **reply_r)
 {
 	struct sockaddr_un sun;
+	struct sc_ctl_as as;
 	char *reply, *err = NULL, *last;
 	size_t len;
-	int fd;
+	int fd, r, e;
 
 	*reply_r = NULL;
 	memset(&sun, 0, sizeof(sun));
@@ -97,10 +98,20 @@ sc_ctl_request(const struct sc_main_config *cfg, const char *line,
 			*reply_r = NULL;
 		return -1;
 	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+	/* ctl.sock lies in state_dir: root connects to nothing the user
+	 * could not connect to itself */
+	if (sc_ctl_as_user(cfg, &as, &err) < 0) {
+		*reply_r = err != NULL ? err : strdup("out of memory");
+		close(fd);
+		return -1;
+	}
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	e = errno;
+	sc_ctl_as_root(&as);
+	if (r < 0) {
 		if (asprintf(reply_r, "cannot reach satcheld at %s: %s "
 			     "(is it running with this config?)",
-			     sun.sun_path, strerror(errno)) < 0)
+			     sun.sun_path, strerror(e)) < 0)
 			*reply_r = NULL;
 		close(fd);
 		return -1;

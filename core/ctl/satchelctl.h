@@ -8,6 +8,27 @@
 
 #include "core.h"
 
+#include <sys/types.h>
+
+/* Root's ids while satchelctl works as the daemon's user (asuser.c). */
+struct sc_ctl_as {
+	bool switched;		/* sc_ctl_as_root has ids to restore */
+	gid_t egid;
+	int ngroups;
+	gid_t *groups;
+};
+
+/* Before anything below state_dir is opened, read, unlinked or connected
+ * to: when run as root and cfg names a `user:`, takes that user's
+ * effective uid, gid and groups (the daemon's user owns state_dir and may
+ * have planted links there); otherwise changes nothing. 0, or -1 with
+ * *error_r (malloc'd; NULL: out of memory) and nothing changed. Every call
+ * is undone with sc_ctl_as_root(); a call while switched changes nothing. */
+int sc_ctl_as_user(const struct sc_main_config *cfg, struct sc_ctl_as *as,
+		   char **error_r);
+/* Back to root's ids after sc_ctl_as_user(); aborts if that fails. */
+void sc_ctl_as_root(struct sc_ctl_as *as);
+
 /* Sends one request line to the running daemon's control socket
  * (state_dir/ctl.sock) and returns its reply text (malloc'd, without the
  * final status line) in *reply_r. 0 = the daemon answered OK, 1 = it
