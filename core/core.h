@@ -394,6 +394,24 @@ SC_INTERNAL void sc_panic(const char *fmt, ...) SC_PRINTF(1, 2)
 
 /* ---- main.c: the process context ---- */
 
+/* The live sessions (core/session.c), on the loop thread. */
+struct sc_session_list {
+	struct sc_session *head;
+	size_t count;
+	uint32_t id_base;		/* random: ids differ across restarts */
+	uint32_t id_next;
+};
+
+/* The control socket satchelctl talks to (core/ctl.c), loop thread. */
+struct ctl_client;
+struct sc_ctl_server {
+	bool open;
+	uv_pipe_t server;
+	char *path;
+	time_t started;
+	struct ctl_client *clients;
+};
+
 struct sc_core {
 	uv_loop_t *loop;
 	struct sc_gen *gen;		/* the current generation            */
@@ -402,6 +420,8 @@ struct sc_core {
 	bool stopping;
 	bool privileged_dropped;
 	unsigned work_pending;		/* pool jobs (_inst too) not done    */
+	struct sc_session_list sessions;
+	struct sc_ctl_server ctl;
 };
 /* The one process-wide context. */
 SC_INTERNAL extern struct sc_core *sc_core;

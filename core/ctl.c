@@ -30,18 +30,6 @@ struct ctl_client {
 	bool answered;
 };
 
-/*
- * The control socket. XXX: process state outside struct sc_core (which has
- * no field for it); only the loop thread touches it.
- */
-static struct {
-	bool open;
-	uv_pipe_t server;
-	char *path;
-	time_t started;
-	struct ctl_client *clients;
-} ctl;
-
 /* A growing text buffer for replies. */
 struct text {
 	char *s;
@@ -105,9 +93,10 @@ text_add_lines(struct text *t, const char *indent, const char *s, size_t len)
 static void
 ctl_status(struct text *t)
 {
+	struct sc_ctl_server *ctl = &sc_core->ctl;
 	struct sc_gen *gen = sc_core->gen;
 	size_t messages = 0, deferred = 0;
-	long up = (long)(time(NULL) - ctl.started);
+	long up = (long)(time(NULL) - ctl->started);
 
 	sc_queue_counts(&messages, &deferred);
 	text_add(t, "pid: %ld\n", (long)getpid());
@@ -238,12 +227,13 @@ ctl_execute(char *line, struct text *t)
 static void
 client_closed(uv_handle_t *h)
 {
+	struct sc_ctl_server *ctl = &sc_core->ctl;
 	struct ctl_client *c = h->data;
 
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
-		ctl.clients = c->next;
+		ctl->clients = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	free(c->reply);
@@ -351,6 +341,7 @@ client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void
 ctl_connection(uv_stream_t *server, int status)
 {
+	struct sc_ctl_server *ctl = &sc_core->ctl;
 	struct ctl_client *c;
 
 	if (status < 0)
@@ -360,10 +351,10 @@ ctl_connection(uv_stream_t *server, int status)
 		return;
 	uv_pipe_init(sc_core->loop, &c->pipe, 0);
 	c->pipe.data = c;
-	c->next = ctl.clients;
-	if (ctl.clients != NULL)
-		ctl.clients->prev = c;
-	ctl.clients = c;
+	c->next = ctl->clients;
+	if (ctl->clients != NULL)
+		ctl->clients->prev = c;
+	ctl->clients = c;
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
 	    uv_read_start((uv_stream_t *)&c->pipe, client_alloc,
 			  client_read) != 0)
@@ -373,53 +364,56 @@ ctl_connection(uv_stream_t *server, int status)
 int
 sc_ctl_start(const char *state_dir, char **error_r)
 {
+	struct sc_ctl_server *ctl = &sc_core->ctl;
 	int ret;
 
 	*error_r = NULL;
-	if (ctl.open)
+	if (ctl->open)
 		return 0;
-	if (asprintf(&ctl.path, "%s/ctl.sock", state_dir) < 0) {
-		ctl.path = NULL;
+	if (asprintf(&ctl->path, "%s/ctl.sock", state_dir) < 0) {
+		ctl->path = NULL;
 		*error_r = strdup("out of memory");
 		return -1;
 	}
 	/* A socket left by a crashed daemon would make bind fail. */
-	if (unlink(ctl.path) < 0 && errno != ENOENT)
-		sc_log_warning("unlink %s: %s", ctl.path, strerror(errno));
-	uv_pipe_init(sc_core->loop, &ctl.server, 0);
-	ret = uv_pipe_bind(&ctl.server, ctl.path);
+	if (unlink(ctl->path) < 0 && errno != ENOENT)
+		sc_log_warning("unlink %s: %s", ctl->path, strerror(errno));
+	uv_pipe_init(sc_core->loop, &ctl->server, 0);
+	ret = uv_pipe_bind(&ctl->server, ctl->path);
 	if (ret == 0) {
-		if (chmod(ctl.path, 0600) < 0)
-			sc_log_warning("chmod %s: %s", ctl.path,
+		if (chmod(ctl->path, 0600) < 0)
+			sc_log_warning("chmod %s: %s", ctl->path,
 				       strerror(errno));
-		ret = uv_listen((uv_stream_t *)&ctl.server, 16,
+		ret = uv_listen((uv_stream_t *)&ctl->server, 16,
 				ctl_connection);
 	}
 	if (ret != 0) {
-		if (asprintf(error_r, "control socket %s: %s", ctl.path,
+		if (asprintf(error_r, "control socket %s: %s", ctl->path,
 			     uv_strerror(ret)) < 0)
 			*error_r = NULL;
-		uv_close((uv_handle_t *)&ctl.server, NULL);
-		free(ctl.path);
-		ctl.path = NULL;
+		uv_close((uv_handle_t *)&ctl->server, NULL);
+		free(ctl->path);
+		ctl->path = NULL;
 		return -1;
 	}
-	ctl.open = true;
-	ctl.started = time(NULL);
+	ctl->open = true;
+	ctl->started = time(NULL);
 	return 0;
 }
 
 void
 sc_ctl_stop(void)
 {
-	if (!ctl.open)
+	struct sc_ctl_server *ctl = &sc_core->ctl;
+
+	if (!ctl->open)
 		return;
-	ctl.open = false;
+	ctl->open = false;
 	/* The close callbacks unlink and free them on a later loop turn. */
-	for (struct ctl_client *c = ctl.clients; c != NULL; c = c->next)
+	for (struct ctl_client *c = ctl->clients; c != NULL; c = c->next)
 		client_close(c);
-	uv_close((uv_handle_t *)&ctl.server, NULL);
-	unlink(ctl.path);
-	free(ctl.path);
-	ctl.path = NULL;
+	uv_close((uv_handle_t *)&ctl->server, NULL);
+	unlink(ctl->path);
+	free(ctl->path);
+	ctl->path = NULL;
 }

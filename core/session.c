@@ -39,18 +39,6 @@ struct sc_session {
 	struct sc_queue_tx *tx;		/* commit in flight, or NULL      */
 };
 
-/*
- * The live sessions. XXX: process state outside struct sc_core, which has
- * no field for it (core.h is not ours to change); it is only touched on the
- * loop thread.
- */
-static struct {
-	struct sc_session *head;
-	size_t count;
-	uint32_t id_base;
-	uint32_t id_next;
-} sessions;
-
 /* session_addr_text - textual form of sa, v4-mapped v6 shown as v4 */
 static void
 session_addr_text(const struct sockaddr *sa, char *buf, size_t len)
@@ -88,22 +76,25 @@ session_addr_parse(const char *text, struct sockaddr_storage *ss)
 static void
 session_make_id(struct sc_session *s)
 {
-	if (sessions.id_base == 0) {
+	struct sc_session_list *list = &sc_core->sessions;
+
+	if (list->id_base == 0) {
 		uint32_t r = 0;
 		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
 			r = (uint32_t)getpid() * 2654435761u;
-		sessions.id_base = r | 1;
+		list->id_base = r | 1;
 	}
 	/* A random start plus a counter: unique within the process and
 	 * unlikely to repeat across restarts in the same log. */
 	snprintf(s->id, sizeof(s->id), "%08x",
-		 sessions.id_base + sessions.id_next++ * 0x9e3779b1u);
+		 list->id_base + list->id_next++ * 0x9e3779b1u);
 }
 
 /* sc_session_new - the session of an accepted connection, in gen */
 struct sc_session *
 sc_session_new(struct sc_conn *c, const char *protocol, struct sc_gen *gen)
 {
+	struct sc_session_list *list = &sc_core->sessions;
 	struct sc_session *s;
 
 	s = calloc(1, sizeof(*s));
@@ -134,11 +125,11 @@ sc_session_new(struct sc_conn *c, const char *protocol, struct sc_gen *gen)
 		session_addr_text((struct sockaddr *)&s->client, s->client_ip,
 				  sizeof(s->client_ip));
 	}
-	s->next = sessions.head;
-	if (sessions.head != NULL)
-		sessions.head->prev = s;
-	sessions.head = s;
-	sessions.count++;
+	s->next = list->head;
+	if (list->head != NULL)
+		list->head->prev = s;
+	list->head = s;
+	list->count++;
 	return s;
 }
 
@@ -151,7 +142,9 @@ sc_session_gen(const struct sc_session *s)
 size_t
 sc_session_count(void)
 {
-	return sessions.count;
+	struct sc_session_list *list = &sc_core->sessions;
+
+	return list->count;
 }
 
 const char *
@@ -337,6 +330,7 @@ sc_session_set_tx(struct sc_session *s, struct sc_queue_tx *tx)
 void
 sc_session_close(struct sc_session *s)
 {
+	struct sc_session_list *list = &sc_core->sessions;
 	struct sc_event ev;
 
 	if (s == NULL || s->closing)
@@ -380,10 +374,10 @@ sc_session_close(struct sc_session *s)
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
-		sessions.head = s->next;
+		list->head = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	sessions.count--;
+	list->count--;
 
 	sc_gen_unref(&s->gen);
 	free(s->runs);
@@ -398,11 +392,12 @@ sc_session_close(struct sc_session *s)
 static void
 session_close_matching(bool idle_only)
 {
+	struct sc_session_list *list = &sc_core->sessions;
 	bool again = true;
 
 	while (again) {
 		again = false;
-		for (struct sc_session *s = sessions.head; s != NULL;
+		for (struct sc_session *s = list->head; s != NULL;
 		     s = s->next) {
 			if (s->closing || (idle_only && s->busy))
 				continue;
@@ -416,8 +411,10 @@ session_close_matching(bool idle_only)
 size_t
 sc_session_close_idle(void)
 {
+	struct sc_session_list *list = &sc_core->sessions;
+
 	session_close_matching(true);
-	return sessions.count;
+	return list->count;
 }
 
 /* sc_session_close_all - the graceful stop closes the busy sessions left
