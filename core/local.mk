@@ -7,7 +7,9 @@ core_libsatchel_core_la_SOURCES = \
 	core/core.h \
 	core/address.c \
 	core/config.c \
+	core/config_int.h \
 	core/config_keys.c \
+	core/config_yaml.c \
 	core/dns.c \
 	core/dns_answer.c \
 	core/dns_answer.h \
