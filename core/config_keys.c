@@ -6,6 +6,7 @@
  * over node trees: callable from any thread, used on the main thread.
  */
 #include "core.h"
+#include "config_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,11 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* The keys every plugins.d file may carry next to the module's own. */
-static const char *const reserved_keys[] = {
-	"module", "name", "enabled", "hook_timeout", NULL
-};
 
 static int parse_map_at(const struct sc_ynode *map,
 			const struct sc_ynode *where, const char *prefix,
@@ -938,7 +934,9 @@ parse_map_at(const struct sc_ynode *map, const struct sc_ynode *where,
 		v = sc_ynode_get(map, k->name);
 		if (v != NULL && !sc_ynode_is_null(v)) {
 			if (set_value(k, v, path, base_dir, field,
-				      error_r) < 0)
+				      error_r) < 0 ||
+			    sc_config_key_constraints(k, v, path, field,
+						      error_r) < 0)
 				return -1;
 		} else if ((k->flags & SC_KEY_REQUIRED) != 0) {
 			sc_config_error(error_r, v != NULL ?
@@ -992,7 +990,8 @@ sc_config_parse_keys(const struct sc_inst_conf *ic,
 		sc_config_error(error_r, ic->root, "out of memory");
 		return -1;
 	}
-	ret = sc_config_parse_map(ic->root, NULL, dir, keys, reserved_keys,
+	ret = sc_config_parse_map(ic->root, NULL, dir, keys,
+				  sc_config_reserved_keys(),
 				  false, out, error_r);
 	free(dir);
 	return ret;

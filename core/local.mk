@@ -7,6 +7,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/core.h \
 	core/address.c \
 	core/config.c \
+	core/config_check.c \
 	core/config_int.h \
 	core/config_keys.c \
 	core/config_yaml.c \

@@ -135,6 +135,23 @@ sc_log_session(enum sc_log_level level, const struct sc_session *s,
 }
 
 void
+sc_log_inst(enum sc_log_level level, const struct sc_instance *inst,
+	    const char *fmt, ...)
+{
+	char prefix[160] = "";
+	va_list ap;
+
+	if (!sc_log_enabled(level))
+		return;
+	if (inst != NULL)
+		snprintf(prefix, sizeof(prefix), "%s: ",
+			 sc_instance_name(inst));
+	va_start(ap, fmt);
+	log_write((int)level, prefix, fmt, ap);
+	va_end(ap);
+}
+
+void
 sc_fatal(const char *fmt, ...)
 {
 	va_list ap;

@@ -9,6 +9,7 @@
  * from instance_start. Loop thread (and satchelctl's main thread).
  */
 #include "core.h"
+#include "config_int.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -469,6 +470,16 @@ handle_open(struct gen_priv *gp, const struct sc_inst_conf *ic,
 		free(path);
 		return NULL;
 	}
+	/* a module key named like a reserved one would silently never be
+	 * set (the core takes `name:` for the instance name) */
+	if (sc_config_keys_reserved_check(mod->keys, &err) < 0) {
+		*error_r = errorf("module %s (%s): %s", ic->module, path,
+				  err != NULL ? err : "out of memory");
+		free(err);
+		dlclose(dl);
+		free(path);
+		return NULL;
+	}
 	mh = calloc(1, sizeof(*mh));
 	if (mh == NULL) {
 		*error_r = errorf("out of memory");
@@ -705,6 +716,9 @@ sc_gen_build(struct sc_main_config *cfg, bool check_only,
 			inst->config = NULL;
 			goto fail;
 		}
+		/* the parsed config stays with the instance: freed with it */
+		if (sc_config_validate(ic, mod, inst->config, &err) < 0)
+			goto fail;
 	}
 
 	/* Step 6: instance_new in file order. */

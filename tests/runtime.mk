@@ -81,7 +81,8 @@ tests_check_hook_LDFLAGS = $(SANITIZE_LDFLAGS)
 # The module SDK, used out of tree: install, build a module with cc and
 # pkg-config only, load it and see its hook run.
 TESTS += tests/test_sdk.sh
-EXTRA_DIST += tests/test_sdk.sh tests/sdk/hello.c
+EXTRA_DIST += tests/test_sdk.sh tests/sdk/hello.c tests/sdk/hellocpp.cc \
+	tests/sdk/zones.c
 
 # The daemon's runtime end to end (reload, status, ctl, graceful stop).
 TESTS += tests/modules/test_daemon.py

@@ -1,9 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # tests/test_sdk.sh - the module SDK used the way a third party uses it:
-# install satchel into a temporary prefix, build tests/sdk/hello.c out of
-# tree with nothing but cc and pkg-config, check a config that loads it
-# (satcheld -t), then run satcheld with it and see its connect hook run.
+# install satchel into a temporary prefix, build tests/sdk/hello.c (C),
+# hellocpp.cc (C++) and zones.c out of tree with nothing but a compiler
+# and pkg-config, check configs that load them (satcheld -t, satchelctl
+# check: zones.c's constraints and validate callback refuse bad ones with
+# FILE:LINE:COL), then run satcheld and see the connect hooks run.
 # Runs inside tests/run-test.sh (loopback-only network namespace).
 set -u
 umask 022
@@ -53,6 +55,23 @@ mkdir "$tmp/src" && cp "$SATCHEL_SRCDIR/tests/sdk/hello.c" "$tmp/src/" || exit 9
 nm -D --defined-only "$moddir/hello.so" | grep -q ' sc_module_hello$' ||
 	fail "hello.so does not export sc_module_hello"
 
+echo "== build hellocpp.so (C++) and zones.so, zonesbad.so out of tree"
+CXX=${CXX:-c++}
+command -v "$CXX" >/dev/null 2>&1 || skip "no C++ compiler ($CXX)"
+cp "$SATCHEL_SRCDIR/tests/sdk/hellocpp.cc" "$SATCHEL_SRCDIR/tests/sdk/zones.c" \
+	"$tmp/src/" || exit 99
+(cd "$tmp/src" &&
+	$CXX -std=c++20 -shared -fPIC -Wall -Wextra -Werror $cflags hellocpp.cc \
+		-o "$moddir/hellocpp.so") ||
+	fail "c++ -std=c++20 -shared -fPIC \$(pkg-config --cflags satchel) hellocpp.cc"
+nm -D --defined-only "$moddir/hellocpp.so" | grep -q ' sc_module_hellocpp$' ||
+	fail "hellocpp.so does not export sc_module_hellocpp (C linkage)"
+(cd "$tmp/src" &&
+	$CC -shared -fPIC -Wall -Wextra -Werror $cflags zones.c -o "$moddir/zones.so" &&
+	$CC -DZONES_RESERVED_KEY -shared -fPIC -Wall -Wextra -Werror $cflags zones.c \
+		-o "$moddir/zonesbad.so") ||
+	fail "cc zones.c"
+
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$tmp/etc/plugins.d"
 cat >"$tmp/etc/satchel.yaml" <<EOC
@@ -69,6 +88,10 @@ cat >"$tmp/etc/plugins.d/10-hello.yaml" <<EOC
 module: hello
 greeting: sdk-hello
 EOC
+cat >"$tmp/etc/plugins.d/11-hellocpp.yaml" <<EOC
+module: hellocpp
+greeting: sdk-hello
+EOC
 cat >"$tmp/etc/plugins.d/20-smtp.yaml" <<EOC
 module: smtp
 listen:
@@ -79,7 +102,7 @@ EOC
 echo "== satcheld -t"
 out=$("$prefix/sbin/satcheld" -t -c "$tmp/etc/satchel.yaml" 2>&1) ||
 	fail "satcheld -t refused the config: $out"
-[ "$out" = "satcheld: configuration $tmp/etc/satchel.yaml is valid (2 module instances enabled)" ] ||
+[ "$out" = "satcheld: configuration $tmp/etc/satchel.yaml is valid (3 module instances enabled)" ] ||
 	fail "unexpected -t output: $out"
 
 # the module's key schema is enforced: an unknown key is FILE:LINE:COL
@@ -89,6 +112,32 @@ out=$("$prefix/sbin/satcheld" -t -c "$tmp/etc/satchel.yaml" 2>&1) &&
 echo "$out" | grep -q "10-hello.yaml:3:1: .*colour" ||
 	fail "no FILE:LINE:COL for the unknown key: $out"
 sed -i '/^colour/d' "$tmp/etc/plugins.d/10-hello.yaml"
+
+# the key table's constraints and the module's validate callback, as
+# `satchelctl check` and `satcheld -t` report them: FILE:LINE:COL
+ctl() { "$prefix/sbin/satchelctl" -c "$tmp/etc/satchel.yaml" "$@"; }
+zones=$tmp/etc/plugins.d/30-zones.yaml
+expect_check() {	# expect_check WHAT REGEX: check fails, printing REGEX
+	out=$(ctl check 2>&1) && fail "satchelctl check accepted $1"
+	echo "$out" | grep -Eq "$2" || fail "$1: no '$2' in: $out"
+	out=$("$prefix/sbin/satcheld" -t -c "$tmp/etc/satchel.yaml" 2>&1) &&
+		fail "satcheld -t accepted $1"
+	echo "$out" | grep -Eq "$2" || fail "$1 (satcheld -t): no '$2' in: $out"
+	echo "refused $1: $(echo "$out" | grep -E "$2")"
+}
+printf 'module: zones\nzones: []\n' >"$zones"
+expect_check "an empty list" "30-zones.yaml:2:8: zones: must not be empty"
+printf 'module: zones\nzones: [example.test, "bad zone"]\n' >"$zones"
+expect_check "a bad host name" "30-zones.yaml:2:23: zones: 'bad zone' is not a host name"
+printf 'module: zones\nzones: [example.test]\nttl: 2d\n' >"$zones"
+expect_check "a value out of range" "30-zones.yaml:3:6: ttl: '2d' is above the greatest allowed value, 1d"
+printf 'module: zones\nzones: [example.test, example.org]\nprimary: example.net\n' >"$zones"
+expect_check "what validate refuses" "30-zones.yaml:3:1: primary: 'example.net' is not one of the zones"
+printf 'module: zonesbad\nzones: [example.test]\n' >"$zones"
+expect_check "a module declaring a reserved key" 'module zonesbad .*: its key table declares "name", a name the core keeps'
+printf 'module: zones\nzones: [example.test, example.org]\nprimary: example.org\nttl: 1d\n' >"$zones"
+out=$(ctl check 2>&1) || fail "satchelctl check refused a valid zones config: $out"
+rm -f "$zones"
 
 echo "== satchelctl modules"
 out=$("$prefix/sbin/satchelctl" -c "$tmp/etc/satchel.yaml" modules --keys 2>&1)
@@ -136,6 +185,13 @@ until grep -q 'sdk-hello: connect from 127.0.0.1' "$tmp/satcheld.log"; do
 	sleep 0.1
 done
 echo "hook ran: $(grep 'sdk-hello: connect' "$tmp/satcheld.log")"
+i=0
+until grep -q 'sdk-hello (c++): connect from 127.0.0.1' "$tmp/satcheld.log"; do
+	i=$((i + 1))
+	[ $i -le 50 ] || fail "the C++ module's connect hook did not log"
+	sleep 0.1
+done
+echo "C++ hook ran: $(grep 'sdk-hello (c++): connect' "$tmp/satcheld.log")"
 
 kill -TERM "$pid"
 wait "$pid"

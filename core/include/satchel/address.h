@@ -7,6 +7,10 @@
 
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct sc_address {
 	char local[65];		/* local part, unquoted                    */
 	char domain[256];	/* lower-case, no trailing dot; "" for <>   */
@@ -26,5 +30,9 @@ SC_API bool sc_address_is_routing_trick(const struct sc_address *a);
 /* Formats local@domain into buf. Returns buf. */
 SC_API char *sc_address_format(const struct sc_address *a, char *buf,
 			       size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

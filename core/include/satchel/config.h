@@ -3,8 +3,13 @@
  * satchel/config.h - module key schemas and the main config.
  *
  * A module declares its keys in a table; the core parses the module's
- * plugins.d file against it (types, defaults, required keys) and reports
- * errors as FILE:LINE:COL before any module code runs. The filled struct is
+ * plugins.d file against it (types, defaults, required keys, the
+ * constraints: non-empty, host names, ranges, enums), then calls the
+ * module's validate callback for rules across keys, and reports errors as
+ * FILE:LINE:COL before any other module code runs - at `satcheld -t` and
+ * `satchelctl check` as well as at start and reload. The names module,
+ * name, enabled and hook_timeout are the core's in every plugins.d file:
+ * a module whose table declares one of them is refused at load. The filled struct is
  * owned by the core and freed with the instance.
  */
 #ifndef SATCHEL_CONFIG_H
@@ -13,6 +18,10 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <satchel/module.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 enum sc_key_type {
 	SC_KEY_STR = 1,		/* char *                                  */
@@ -35,7 +44,20 @@ enum sc_key_type {
 				   described by sub (sub_size bytes each)  */
 };
 
-#define SC_KEY_REQUIRED 0x1u
+/* Since ABI 1.2. A range for struct sc_config_key's enum_values: min and
+ * max are string literals in the key's own syntax ("1", "30s", "50M"),
+ * either may be "" (no bound): SC_KEY_RANGE("1s", "1h"). */
+#define SC_KEY_RANGE(min, max) min ".." max
+
+/* flags */
+#define SC_KEY_REQUIRED 0x1u	/* the file must set it                    */
+/* Since ABI 1.2. A value given must not be empty: a string, a list or a
+ * map (add SC_KEY_REQUIRED to demand the key as well). */
+#define SC_KEY_NONEMPTY 0x2u
+/* Since ABI 1.2. SC_KEY_STR or SC_KEY_STR_LIST: each value must be a host
+ * name (letters, digits, hyphens; dot-separated labels of 1-63, at most
+ * 253 in all, no hyphen at a label's ends). */
+#define SC_KEY_HOSTNAME 0x4u
 
 struct sc_config_key {
 	const char *name;	/* YAML key, snake_case; NULL ends a table  */
@@ -45,7 +67,11 @@ struct sc_config_key {
 				   (zero/NULL/empty). For lists: "[a, b]"    */
 	unsigned flags;		/* SC_KEY_REQUIRED                          */
 	const char *doc;	/* one line for `satchelctl modules --keys`  */
-	const char *enum_values;/* SC_KEY_ENUM: "none|starttls|implicit"    */
+	/* SC_KEY_ENUM: the values, "none|starttls|implicit". Since ABI
+	 * 1.2, for SC_KEY_UINT, SC_KEY_SIZE, SC_KEY_DURATION and each item
+	 * of SC_KEY_DURATION_LIST: the allowed range, SC_KEY_RANGE(min,
+	 * max). NULL = any value. */
+	const char *enum_values;
 	const struct sc_config_key *sub; /* SC_KEY_OBJECT / SC_KEY_LIST      */
 	size_t sub_size;	/* SC_KEY_LIST: sizeof one element          */
 };
@@ -87,6 +113,22 @@ SC_API int sc_parse_duration(const char *text, uint64_t *ms_r);
 SC_API int sc_parse_rate(const char *text, struct sc_rate *rate_r);
 SC_API int sc_parse_sockaddr(const char *text, struct sc_sockaddr *out);
 
+/* ---- validating a module's config (Since ABI 1.2) ---- */
+
+/* What struct sc_module's validate callback reports errors into. */
+struct sc_config_check;
+
+/* Reports a config error found by a validate callback at key, a dotted
+ * path into the module's plugins.d file ("zones", "timeouts.connect",
+ * "listen.0.address"; NULL, or a key the file does not set: the file's
+ * top), as "FILE:LINE:COL: KEY: message" - what `satcheld -t`,
+ * `satchelctl check` and a refused reload print. The first report counts.
+ * Returns -1, so validate can end with `return sc_config_check_error(...)`.
+ */
+SC_API int sc_config_check_error(struct sc_config_check *check,
+				 const char *key, const char *fmt, ...)
+	SC_PRINTF(3, 4);
+
 /* ---- main config (satchel.yaml), read-only for modules ---- */
 
 enum sc_routing {
@@ -110,5 +152,9 @@ SC_API enum sc_routing sc_config_domain_routing(const char *domain);
 SC_API const char *sc_config_domain(size_t index);
 /* "local", "backup", "remote", "auto" or "none". */
 SC_API const char *sc_routing_name(enum sc_routing r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,6 +11,10 @@
 
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum sc_dns_status {
 	SC_DNS_OK = 0,		/* records present                        */
 	SC_DNS_NODATA,		/* the name exists, no record of the type  */
@@ -98,5 +102,9 @@ SC_API int sc_dns_resolve(const char *name, int type, sc_dns_fn fn,
 
 /* Whether addr (textual) is one of this machine's own addresses. */
 SC_API bool sc_dns_is_local_address(const char *addr);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

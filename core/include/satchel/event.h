@@ -11,6 +11,10 @@
 
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum sc_event_type {
 	SC_EVENT_CONNECT = 0,	/* a session began (after the connect hook OK) */
 	SC_EVENT_LOGIN,		/* successful authentication                 */
@@ -49,5 +53,9 @@ SC_API int sc_event_subscribe(struct sc_instance *inst,
 SC_API void sc_event_emit(const struct sc_event *ev);
 /* "login", "auth_failed", ... */
 SC_API const char *sc_event_name(enum sc_event_type type);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

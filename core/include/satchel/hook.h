@@ -14,6 +14,10 @@
 
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum sc_hook {
 	SC_HOOK_CONNECT = 0,	/* arg: NULL. After accept, before TLS.      */
 	SC_HOOK_HELO,		/* arg: const char * (the HELO/EHLO name)    */
@@ -80,7 +84,8 @@ struct sc_rcpt_request {
 };
 
 struct sc_data_request {
-	const char *queue_id_hint;	/* not yet committed: NULL           */
+	const char *queue_id_hint;	/* the id the message will have (set;
+					   not committed yet)                */
 	uint64_t size;			/* bytes received                     */
 	size_t header_count;		/* header lines seen                  */
 	size_t received_count;		/* Received: headers seen             */
@@ -249,5 +254,9 @@ SC_API int sc_hook_run(struct sc_session *s, enum sc_hook hook,
 SC_API const char *sc_hook_name(enum sc_hook hook);
 /* "CONT", "OK", "DENY", ... for logs. */
 SC_API const char *sc_result_name(enum sc_result r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

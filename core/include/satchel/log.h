@@ -11,6 +11,10 @@
 
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum sc_log_level {
 	SC_LOG_DEBUG = 0,
 	SC_LOG_INFO,
@@ -24,9 +28,16 @@ struct sc_session;
 /* Logs one line at level; a trailing newline is not needed. */
 SC_API void sc_log(enum sc_log_level level, const char *fmt, ...)
 	SC_PRINTF(2, 3);
-/* The same, prefixed with the session id ("[s1a2b3c] "); s may be NULL. */
+/* The same, prefixed with the session id ("[3f2a9c1d] "); s may be
+ * NULL. */
 SC_API void sc_log_session(enum sc_log_level level,
 			   const struct sc_session *s, const char *fmt, ...)
+	SC_PRINTF(3, 4);
+/* Since ABI 1.2. The same, prefixed with the instance name ("20-smtp: "),
+ * so two instances of one module can be told apart; inst may be NULL. */
+struct sc_instance;
+SC_API void sc_log_inst(enum sc_log_level level,
+			const struct sc_instance *inst, const char *fmt, ...)
 	SC_PRINTF(3, 4);
 /* True when a message at level would be written (skip costly formatting). */
 SC_API bool sc_log_enabled(enum sc_log_level level);
@@ -36,5 +47,9 @@ SC_API bool sc_log_enabled(enum sc_log_level level);
 #define sc_log_notice(...)  sc_log(SC_LOG_NOTICE, __VA_ARGS__)
 #define sc_log_warning(...) sc_log(SC_LOG_WARNING, __VA_ARGS__)
 #define sc_log_error(...)   sc_log(SC_LOG_ERROR, __VA_ARGS__)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -48,21 +48,55 @@ extern "C" {
 	't', SC_SIGNATURE_SIZE(sizeof(time_t)), \
 	'o', SC_SIGNATURE_SIZE(sizeof(off_t)), \
 	'z', SC_SIGNATURE_SIZE(sizeof(size_t)), '\0' })
+#ifdef __cplusplus
+/* C++ (17 or later) has no compound literals: the same array as a static
+ * member of a template, which may not have C linkage. */
+}
+template <int sc_unused = 0> struct sc_module_signature_of_build {
+	static constexpr char value[] = {
+		'p', SC_SIGNATURE_SIZE(sizeof(void *)),
+		'l', SC_SIGNATURE_SIZE(sizeof(long)),
+		't', SC_SIGNATURE_SIZE(sizeof(time_t)),
+		'o', SC_SIGNATURE_SIZE(sizeof(off_t)),
+		'z', SC_SIGNATURE_SIZE(sizeof(size_t)), '\0' };
+};
+extern "C" {
+#undef SC_MODULE_SIGNATURE
+#define SC_MODULE_SIGNATURE (sc_module_signature_of_build<>::value)
+#endif
+
+/* In C++ every field of struct sc_module has a default, so a descriptor
+ * names only what it sets (C zero-fills what designated initializers
+ * leave out; C++ -Wextra would warn about each missing field). */
+#ifdef __cplusplus
+#define SC_CXX_DEFAULT(v) = v
+#else
+#define SC_CXX_DEFAULT(v)
+#endif
 
 struct sc_config_key;
+struct sc_config_check;
 /* One configured instance of a module: one plugins.d file. Opaque. */
 struct sc_instance;
 
 struct sc_module {
-	uint32_t abi_major, abi_minor;	/* filled by SC_MODULE_HEADER */
-	uint32_t struct_size;		/* sizeof(struct sc_module) at build */
-	const char *signature;		/* SC_MODULE_SIGNATURE at build */
-	const char *name;		/* must equal the file stem */
-	const char *version;		/* the module's own version */
-	const char *description;	/* one line for `satchelctl modules` */
-	const char *const *depends;	/* NULL-terminated module names, or NULL */
-	const struct sc_config_key *keys; /* key schema; NULL = no keys */
-	size_t config_size;		/* size of the module's config struct */
+	/* filled by SC_MODULE_HEADER */
+	uint32_t abi_major SC_CXX_DEFAULT(0);
+	uint32_t abi_minor SC_CXX_DEFAULT(0);
+	uint32_t struct_size SC_CXX_DEFAULT(0);	/* sizeof at build */
+	const char *signature SC_CXX_DEFAULT(nullptr); /* of the build */
+	/* must equal the file stem */
+	const char *name SC_CXX_DEFAULT(nullptr);
+	/* the module's own version */
+	const char *version SC_CXX_DEFAULT(nullptr);
+	/* one line for `satchelctl modules` */
+	const char *description SC_CXX_DEFAULT(nullptr);
+	/* NULL-terminated module names, or NULL */
+	const char *const *depends SC_CXX_DEFAULT(nullptr);
+	/* key schema; NULL = no keys */
+	const struct sc_config_key *keys SC_CXX_DEFAULT(nullptr);
+	/* size of the module's config struct */
+	size_t config_size SC_CXX_DEFAULT(0);
 
 	/* On -1, the hooks below may set *error_r to a message saying why.
 	 * The core copies it at once, before it calls the module again or
@@ -71,21 +105,33 @@ struct sc_module {
 	 * not a buffer on the hook's stack). */
 
 	/* Once per process, before any instance. Optional. 0 or -1. */
-	int (*load)(const char **error_r);
+	int (*load)(const char **error_r) SC_CXX_DEFAULT(nullptr);
 	/* Once per plugins.d file, before the privilege drop: validate the
 	 * parsed config (owned by the core, valid until instance_free) and
 	 * open listeners.  Store private state in *data_r.  0 or -1. */
 	int (*instance_new)(struct sc_instance *inst, const void *config,
-			    void **data_r, const char **error_r);
+			    void **data_r, const char **error_r)
+		SC_CXX_DEFAULT(nullptr);
 	/* After the privilege drop: register hooks, drivers, events, timers.
 	 * Optional. 0 or -1. */
 	int (*instance_start)(struct sc_instance *inst, void *data,
-			      const char **error_r);
+			      const char **error_r) SC_CXX_DEFAULT(nullptr);
 	/* Teardown, in reverse load order. Optional. */
-	void (*instance_free)(struct sc_instance *inst, void *data);
+	void (*instance_free)(struct sc_instance *inst, void *data)
+		SC_CXX_DEFAULT(nullptr);
 	/* Once per process, after the last instance is freed. Optional. */
-	void (*unload)(void);
-	void *reserved[8];	/* room to grow without an ABI major bump */
+	void (*unload)(void) SC_CXX_DEFAULT(nullptr);
+	/* Since ABI 1.2. Optional. Right after the core parsed the file
+	 * against keys (also for `satcheld -t` and `satchelctl check`, which
+	 * create no instance): rules the key table cannot say - keys that
+	 * exclude each other, a list entry that needs another. config is
+	 * the parsed struct; report with sc_config_check_error() (config.h)
+	 * and return -1, or return 0. No side effects: nothing may be opened
+	 * or started here. */
+	int (*validate)(const void *config, struct sc_config_check *check)
+		SC_CXX_DEFAULT(nullptr);
+	/* room to grow without an ABI major bump */
+	void *reserved[7] SC_CXX_DEFAULT({});
 };
 
 #define SC_MODULE_HEADER \
@@ -93,10 +139,19 @@ struct sc_module {
 	.struct_size = sizeof(struct sc_module), \
 	.signature = SC_MODULE_SIGNATURE
 
-/* Declares the module descriptor; n must be the file stem of n.so. */
+/* Declares the module descriptor; n must be the file stem of n.so. In
+ * C++ (20, for designated initializers) the fields must follow the order
+ * of struct sc_module, and the descriptor gets C linkage (a const object
+ * would otherwise be local to its file). */
+#ifdef __cplusplus
+#define SC_MODULE(n, ...) \
+	extern "C" SC_API const struct sc_module sc_module_##n = { \
+		SC_MODULE_HEADER, .name = #n, __VA_ARGS__ }
+#else
 #define SC_MODULE(n, ...) \
 	SC_API const struct sc_module sc_module_##n = { \
 		SC_MODULE_HEADER, .name = #n, __VA_ARGS__ }
+#endif
 
 /* The instance name (the `name:` key, default the plugins.d file stem,
  * e.g. "20-smtp"). Valid while the instance lives. */

@@ -15,6 +15,10 @@
 #include <satchel/module.h>
 #include <satchel/config.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct sc_session;
 struct sc_conn;
 
@@ -133,5 +137,9 @@ SC_API int sc_conn_starttls_client(struct sc_conn *c,
 SC_API void sc_conn_close(struct sc_conn *c);
 /* The peer address of the connection, textual. */
 SC_API const char *sc_conn_peer_ip(const struct sc_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

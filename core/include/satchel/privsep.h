@@ -13,6 +13,10 @@
 
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum sc_pam_status {
 	SC_PAM_OK = 0,		/* authenticated                               */
 	SC_PAM_DENIED,		/* wrong password / unknown user / expired      */
@@ -46,5 +50,9 @@ SC_API int sc_pam_authenticate(const char *service, const char *user,
  * was made, 0 when nothing was done, -1 with errno. Since ABI 1.2.
  */
 SC_API int sc_dir_for_user(const char *path, mode_t mode);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -15,6 +15,10 @@
 #include <satchel/module.h>
 #include <satchel/hook.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct sc_session;
 
 struct sc_env_rcpt {
@@ -132,5 +136,9 @@ SC_API void sc_delivery_done(struct sc_delivery *d);
 /* The mailbox directory of a local address, asked of the LOCAL driver.
  * 0 or -1. */
 SC_API int sc_mailbox_path(const char *address, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -9,6 +9,10 @@
 
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Decodes RFC 4648 base64 (no whitespace, padding required) into a new
  * NUL-terminated buffer; *len_r gets the decoded length (the data may hold
  * NULs, as PLAIN responses do). The lone "=" of an empty SASL response
@@ -29,5 +33,9 @@ SC_API int sc_base64_encode(const void *in, size_t len, char *out,
 SC_API int sc_sasl_plain_split(const char *buf, size_t len,
 			       const char **authzid_r, const char **authcid_r,
 			       const char **passwd_r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -13,6 +13,10 @@
 #include <sys/socket.h>
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct sc_session;
 struct sc_conn;
 
@@ -47,8 +51,8 @@ SC_API void sc_session_set_relay_allowed(struct sc_session *s, bool allowed);
 SC_API bool sc_session_tls(const struct sc_session *s);
 
 /* Per-instance session data. free_fn (may be NULL) runs when the session
- * ends, before the disconnect event's subscribers return... after them:
- * data stays readable in the disconnect event. Setting again frees the old
+ * ends, after the disconnect event's subscribers have run, so the data is
+ * still readable in the disconnect event. Setting again frees the old
  * value first. 0 or -1. */
 SC_API int sc_session_set_data(struct sc_session *s,
 			       const struct sc_instance *inst, void *data,
@@ -65,5 +69,9 @@ SC_API void sc_session_close(struct sc_session *s);
  * closes idle sessions at once and waits for busy ones (up to the grace
  * period). Sessions start idle. */
 SC_API void sc_session_set_busy(struct sc_session *s, bool busy);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

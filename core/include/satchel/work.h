@@ -11,6 +11,10 @@
 
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef void (*sc_work_fn)(void *arg);
 
 /* Runs work(arg) on the pool, then done(arg) on the loop. 0 or -1.
@@ -70,5 +74,9 @@ SC_API void sc_fd_watch_free(struct sc_fd_watch **w);
 
 /* Milliseconds of a monotonic clock (cached per loop iteration). */
 SC_API uint64_t sc_now_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
