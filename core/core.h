@@ -188,7 +188,7 @@ struct sc_gen {
 	struct sc_driver_entry *drivers;
 	size_t status_count;
 	struct sc_status_entry *status;
-	void *listeners;		/* net.c's list for this generation  */
+	void *listeners;		/* unused (net_listen.c keeps one list) */
 };
 
 /* Loads modules and creates instances for cfg (takes ownership of cfg).
@@ -227,7 +227,8 @@ SC_INTERNAL int sc_module_check(const struct sc_module *mod, const char *stem,
 
 /* ---- session.c ---- */
 
-/* Creates the session for an accepted connection (net.c calls it). */
+/* Creates the session for an accepted connection (net_listen.c calls
+ * it). */
 SC_INTERNAL struct sc_session *sc_session_new(struct sc_conn *c,
 					      const char *protocol,
 					      struct sc_gen *gen);
@@ -254,7 +255,7 @@ SC_INTERNAL void sc_session_set_tx(struct sc_session *s,
 				   struct sc_queue_tx *tx);
 SC_INTERNAL void sc_queue_tx_session_gone(struct sc_queue_tx *tx);
 
-/* ---- net.c ---- */
+/* ---- net_conn.c, net_listen.c, net_tls.c ---- */
 
 SC_INTERNAL int sc_net_init(char **error_r);	/* TLS credentials */
 SC_INTERNAL void sc_net_deinit(void);
@@ -278,7 +279,7 @@ SC_INTERNAL int sc_tls_ensure_certificate(const struct sc_main_config *cfg,
  * state_dir when cfg configures none; 0 otherwise. */
 SC_INTERNAL int sc_tls_ensure_generated(const struct sc_main_config *cfg,
 					char **error_r);
-/* The connection's socket addresses (net.c keeps them from accept). */
+/* The connection's socket addresses (kept from accept or connect). */
 SC_INTERNAL const struct sockaddr *sc_conn_peer_addr(const struct sc_conn *c);
 SC_INTERNAL const struct sockaddr *sc_conn_local_addr(const struct sc_conn *c);
 /* Copies both socket addresses (session.c asks once per session). 0/-1. */
@@ -292,7 +293,7 @@ SC_INTERNAL int sc_listen_port(struct sc_gen *gen, size_t index);
 /* Bytes buffered by a connection, for the back-pressure tests. */
 SC_INTERNAL size_t sc_net_conn_memory(const struct sc_conn *c);
 
-/* ---- queue.c / queue_runner.c ---- */
+/* ---- queue.c / queue_runner.c, queue_dispatch.c, queue_dsn.c ---- */
 
 SC_INTERNAL int sc_queue_init(const char *state_dir, char **error_r);
 SC_INTERNAL void sc_queue_deinit(void);

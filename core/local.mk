@@ -16,10 +16,16 @@ core_libsatchel_core_la_SOURCES = \
 	core/instance_state.c \
 	core/log.c \
 	core/module.c \
-	core/net.c \
+	core/net_conn.c \
+	core/net_int.h \
+	core/net_listen.c \
+	core/net_tls.c \
 	core/privdir.c \
 	core/privsep.c \
 	core/queue.c \
+	core/queue_dispatch.c \
+	core/queue_dsn.c \
+	core/queue_int.h \
 	core/queue_runner.c \
 	core/sasl.c \
 	core/session.c \
@@ -44,22 +50,13 @@ core_libsatchel_core_la_LIBADD = $(LIBUV_LIBS) $(GNUTLS_LIBS) \
 CORE_WHOLE_ARCHIVE = \
 	-Wl,--whole-archive,core/.libs/libsatchel-core.a,--no-whole-archive
 
-sbin_PROGRAMS += core/satcheld core/satchelctl
+sbin_PROGRAMS += core/satcheld
 core_satcheld_CPPFLAGS = $(CORE_CPPFLAGS)
 core_satcheld_CFLAGS = $(CORE_CFLAGS)
 # ctl.c serves the control socket and reloads through main.c: daemon only.
 core_satcheld_SOURCES = core/main.c core/ctl.c
 core_satcheld_LDADD = core/libsatchel-core.la
 core_satcheld_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS) \
-	$(CORE_WHOLE_ARCHIVE)
-
-core_satchelctl_CPPFLAGS = $(CORE_CPPFLAGS)
-core_satchelctl_CFLAGS = $(CORE_CFLAGS) $(LIBCRYPT_CFLAGS)
-core_satchelctl_SOURCES = core/satchelctl.c core/ctl_user.c core/ctl_queue.c \
-	core/ctl_diag.c \
-	core/satchelctl.h
-core_satchelctl_LDADD = core/libsatchel-core.la $(LIBCRYPT_LIBS)
-core_satchelctl_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS) \
 	$(CORE_WHOLE_ARCHIVE)
 
 satchelinc_HEADERS += \

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/check_net.c - Check suite for core/net.c: sc_conn_getline
+ * tests/check_net.c - Check suite for core/net_*.c: sc_conn_getline
  * semantics, read stop/start re-announcement, output flushing, the idle
  * memory footprint, and TLS handshakes on 127.0.0.1 (generated
  * certificate, DANE-EE, PKIX failure, junk). Runs a real libuv loop on the

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/check_queue.c - Check suite for core/queue.c and queue_runner.c:
+ * tests/check_queue.c - Check suite for core/queue.c and the runner
+ * (queue_runner.c, queue_dispatch.c, queue_dsn.c):
  * group commit on a real libuv loop, the start-up scan, record appends,
  * the runner with a fake delivery driver (delivered, failed, deferred, the
  * DSN that follows) and the DSN text itself.

@@ -2,7 +2,14 @@
 mod_LTLIBRARIES += modules/relay/relay.la
 # The module's sources; tests/fuzz/fuzz_relay compiles them too.
 RELAY_MODULE_FILES = \
-	modules/relay/relay.c
+	modules/relay/relay.c \
+	modules/relay/relay_int.h \
+	modules/relay/relay_job.c \
+	modules/relay/relay_route.c \
+	modules/relay/relay_conn.c \
+	modules/relay/relay_client.c \
+	modules/relay/relay_tls.c \
+	modules/relay/relay_body.c
 modules_relay_relay_la_SOURCES = $(RELAY_MODULE_FILES)
 modules_relay_relay_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_relay_relay_la_CFLAGS = $(MODULE_CFLAGS)

@@ -2,7 +2,13 @@
 mod_LTLIBRARIES += modules/smtp/smtp.la
 # The module's sources; tests/fuzz/fuzz_smtp compiles them too.
 SMTP_MODULE_FILES = \
-	modules/smtp/smtp.c
+	modules/smtp/smtp_int.h \
+	modules/smtp/smtp.c \
+	modules/smtp/smtp_auth.c \
+	modules/smtp/smtp_command.c \
+	modules/smtp/smtp_envelope.c \
+	modules/smtp/smtp_message.c \
+	modules/smtp/smtp_session.c
 modules_smtp_smtp_la_SOURCES = $(SMTP_MODULE_FILES)
 modules_smtp_smtp_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_smtp_smtp_la_CFLAGS = $(MODULE_CFLAGS)

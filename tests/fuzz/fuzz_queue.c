@@ -2,7 +2,7 @@
 /*
  * tests/fuzz/fuzz_queue.c - queue files (core/queue.c's parser, as a
  * restart or `satchelctl queue` reads them after a crash or disk trouble)
- * and the DSN builder (core/queue_runner.c) fed with what was parsed, the
+ * and the DSN builder (core/queue_dsn.c) fed with what was parsed, the
  * way the queue runner does when recipients fail.
  *
  * Checks: keys and values never hold a line end; a complete file reports

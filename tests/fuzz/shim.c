@@ -6,7 +6,7 @@
  * network and other modules would. Where the real core's behaviour is
  * part of the contract (when input is announced, what sc_conn_getline
  * does with long lines, what a session close cancels) it follows
- * core/net.c, core/session.c and core/hook.c.
+ * core/net_conn.c, core/session.c and core/hook.c.
  */
 #include "shim_int.h"
 

@@ -10,7 +10,7 @@
 
 #include "shim.h"
 
-#define IN_CAP		(64 * 1024)	/* core/net.c CONN_INPUT_CAP      */
+#define IN_CAP		(64 * 1024)	/* core/net_int.h CONN_INPUT_CAP  */
 #define OUT_KEEP	(1024 * 1024)	/* client output kept for checks  */
 #define QUEUE_KEEP	(4 * 1024 * 1024)
 #define MAX_STEPS	200000		/* a livelock, not a busy module  */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/shim_net.c - the fake core's connections (input buffer, sc_conn_getline and
- * the announce rules of core/net.c, TLS as a scripted handshake) and
+ * the announce rules of core/net_conn.c, TLS as a scripted handshake) and
  * sessions (closed in core/session.c's order). See shim.h.
  */
 
@@ -22,7 +22,7 @@ conn_new(void)
 {
 	struct sc_conn *c = xcalloc(1, sizeof(*c));
 
-	c->in = xcalloc(1, 1);		/* never NULL, like "" in net.c */
+	c->in = xcalloc(1, 1);	/* never NULL, like "" in net_conn.c */
 	c->next = shim.conns;
 	shim.conns = c;
 	return c;
@@ -110,7 +110,7 @@ in_consume(struct sc_conn *c, size_t n)
 	c->in_len -= n;
 }
 
-/* sc_conn_getline - as core/net.c: lines over max are dropped to their
+/* sc_conn_getline - as core/net_conn.c: lines over max are dropped to their
  * LF and reported as -1 with the bytes dropped; a copy stays valid until
  * the next read. */
 int
@@ -328,7 +328,7 @@ sc_conn_starttls_client(struct sc_conn *c,
 	FUZZ_CHECK(!c->tls && !c->tls_pending, "STARTTLS twice on a conn");
 	if (opts->verify == SC_TLS_VERIFY_DANE) {
 		FUZZ_CHECK(opts->tlsa_count > 0, "DANE without records");
-		/* the records as the DNS sent them (net.c refuses malformed
+		/* the records as the DNS sent them (net_tls.c refuses malformed
 		 * ones): every byte must be readable */
 		for (size_t i = 0; i < opts->tlsa_count; i++) {
 			volatile unsigned char sum = 0;
@@ -683,8 +683,9 @@ shim_client_free(struct shim_client *cl)
 	free(cl);
 }
 
-/* conn_step - one connection's pending announce or flush, as core/net.c's
- * conn_deliver: buffered input, then the EOF, then "all written" */
+/* conn_step - one connection's pending announce or flush, as
+ * core/net_conn.c's conn_deliver: buffered input, then the EOF, then "all
+ * written" */
 bool
 conn_step(void)
 {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * satchelctl.h - what the satchelctl command files share. Never installed.
+ * core/ctl/satchelctl.h - what the satchelctl command files share. Never
+ * installed.
  */
 #ifndef SC_SATCHELCTL_H
 #define SC_SATCHELCTL_H
@@ -11,24 +12,30 @@
  * (state_dir/ctl.sock) and returns its reply text (malloc'd, without the
  * final status line) in *reply_r. 0 = the daemon answered OK, 1 = it
  * answered an error (reply holds it), -1 = no daemon reachable (*reply_r
- * says why). Implemented in satchelctl.c. */
+ * says why). Implemented in request.c. */
 int sc_ctl_request(const struct sc_main_config *cfg, const char *line,
 		   char **reply_r);
 
-/* `satchelctl user add|passwd|del|list ...` (ctl_user.c); argv[0] is
+/* `satchelctl modules [--keys]` (modules.c): the modules in module_dir;
+ * with cfg (may be NULL) the hooks of the running daemon's instances,
+ * with keys their config keys. Returns the process exit code. */
+int sc_ctl_modules(const struct sc_main_config *cfg, const char *module_dir,
+		   bool keys);
+
+/* `satchelctl user add|passwd|del|list ...` (user.c); argv[0] is
  * "user". Returns the process exit code. */
 int sc_ctl_user_main(const struct sc_main_config *cfg, int argc, char **argv);
 
-/* `satchelctl queue list|show|flush|delete ...` (ctl_queue.c); argv[0] is
+/* `satchelctl queue list|show|flush|delete ...` (queue.c); argv[0] is
  * "queue". Returns the process exit code. */
 int sc_ctl_queue_main(const struct sc_main_config *cfg, int argc, char **argv);
 
-/* `satchelctl connect ADDR [--json]` (ctl_diag.c); argv[0] is "connect".
+/* `satchelctl connect ADDR [--json]` (connect.c); argv[0] is "connect".
  * Prints the mail client settings of the account. Returns the exit code. */
 int sc_ctl_connect_main(const struct sc_main_config *cfg, int argc,
 			char **argv);
 
-/* `satchelctl doctor [DOMAIN...]` (ctl_diag.c); argv[0] is "doctor". Loads
+/* `satchelctl doctor [DOMAIN...]` (doctor.c); argv[0] is "doctor". Loads
  * the config at path itself, so an invalid one is reported as a check.
  * Returns the exit code: 0 when no check FAILed, 1 otherwise. */
 int sc_ctl_doctor_main(const char *path, int argc, char **argv);

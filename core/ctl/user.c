@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/ctl_user.c - `satchelctl user add|passwd|del|list`: edits the
+ * core/ctl/user.c - `satchelctl user add|passwd|del|list`: edits the
  * auth_file password file of the loaded config. Runs in the satchelctl
  * process (single-threaded, blocking I/O is fine here). The daemon notices
  * the rewritten file on its own within a second or two.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/ctl_queue.c - `satchelctl queue list|show|flush|delete`. list and
+ * core/ctl/queue.c - `satchelctl queue list|show|flush|delete`. list and
  * show read the queue files directly (they work with the daemon stopped,
  * and a file vanishing meanwhile is skipped); flush and delete ask the
  * daemon over the control socket. Single-threaded satchelctl code.
