@@ -5,7 +5,8 @@ include tests/runtime.mk
 include tests/net.mk
 EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py tests/valgrind.supp \
 	tests/harness/dnsserver.py \
-	tests/harness/procmem.py
+	tests/harness/procmem.py \
+	tests/harness/redis_server.py
 TESTS += tests/test_satchelctl_diag.py
 EXTRA_DIST += tests/test_satchelctl_diag.py
 TESTS += tests/test_exports.sh

@@ -31,7 +31,14 @@ struct pbs_conf {
 	uint64_t window;
 	char *feed;
 	uint64_t max_entries;
+	char *store;
+	char *store_password_file;
+	int store_failure;		/* 0 local, 1 tempfail */
+	uint64_t store_timeout;
+	char *store_prefix;
 };
+
+#define PBS_FAIL_LOG_MS		60000
 
 static const struct sc_config_key pbs_keys[] = {
 	{ .name = "window", .type = SC_KEY_DURATION,
@@ -43,6 +50,25 @@ static const struct sc_config_key pbs_keys[] = {
 	{ .name = "max_entries", .type = SC_KEY_UINT,
 	  .offset = offsetof(struct pbs_conf, max_entries), .def = "10000",
 	  .doc = "table size bound; when full the oldest entry is dropped" },
+	{ .name = "store", .type = SC_KEY_STR,
+	  .offset = offsetof(struct pbs_conf, store),
+	  .doc = "redis://HOST:PORT/DB or unix:/PATH: logins seen by any "
+		 "satcheld using that store open relay on every one" },
+	{ .name = "store_password_file", .type = SC_KEY_PATH,
+	  .offset = offsetof(struct pbs_conf, store_password_file),
+	  .doc = "file whose first line is the store's password" },
+	{ .name = "store_failure", .type = SC_KEY_ENUM,
+	  .offset = offsetof(struct pbs_conf, store_failure), .def = "local",
+	  .enum_values = "local|tempfail",
+	  .doc = "store down or slow: local (this host's logins only) or "
+		 "tempfail (451)" },
+	{ .name = "store_timeout", .type = SC_KEY_DURATION,
+	  .offset = offsetof(struct pbs_conf, store_timeout), .def = "200ms",
+	  .doc = "how long a relay check waits for the store" },
+	{ .name = "store_prefix", .type = SC_KEY_STR,
+	  .offset = offsetof(struct pbs_conf, store_prefix),
+	  .doc = "prefix of the store keys (default satchel:NAME: with the "
+		 "instance name)" },
 	{ .name = NULL }
 };
 
@@ -102,6 +128,12 @@ struct pbs_inst {
 	struct timespec table_mtime;
 	ino_t table_ino;
 	uint64_t allowed;
+	/* the shared store (NULL: this host's table only) */
+	const struct pbs_conf *conf;
+	struct sc_store *store;
+	char prefix[256];
+	uint64_t store_failures;
+	uint64_t store_logged_ms;
 };
 
 static int64_t
@@ -808,6 +840,104 @@ pbs_login(const struct sc_event *ev, void *data)
 			       ev->user != NULL ? ev->user : "?");
 		pbs_save_schedule(pd);
 	}
+	if (pd->store != NULL) {
+		char key[SC_STORE_KEY_MAX + 1], text[INET6_ADDRSTRLEN];
+
+		/* the canonical form, so every host finds the same key */
+		pbs_ip_format(&ip, text, sizeof(text));
+		snprintf(key, sizeof(key), "%sip:%s", pd->prefix, text);
+		if (sc_store_set(pd->store, key, "1", 1, pd->window, NULL,
+				 NULL, NULL) < 0)
+			sc_log_warning("pop_before_smtp: cannot record %s in "
+				       "store %s", text,
+				       sc_store_url(pd->store));
+	}
+}
+
+/* One relay check waiting for the store. */
+struct pbs_wait {
+	struct pbs_inst *pd;
+	struct sc_hook_call *call;
+	char ip[INET6_ADDRSTRLEN];
+	char rcpt[512];
+};
+
+static void
+pbs_allowed(struct pbs_inst *pd, struct sc_session *s, const char *ip,
+	    const char *rcpt, const char *where)
+{
+	pd->allowed++;
+	sc_log_session(SC_LOG_INFO, s, "pop_before_smtp: relay allowed for "
+		       "%s to %s (login within the last %" PRIu64 "s%s)", ip,
+		       rcpt, pd->window / 1000, where);
+}
+
+/* pbs_store_answer - the store knows of a login from the IP, or not */
+static void
+pbs_store_answer(const struct sc_store_result *res, void *arg)
+{
+	struct pbs_wait *w = arg;
+	struct pbs_inst *pd = w->pd;
+	struct sc_session *s = sc_hook_session(w->call);
+	enum sc_result r = SC_CONT;
+	uint64_t now = sc_now_ms();
+
+	if (s == NULL) {
+		/* the client went */
+	} else if (res->status == SC_STORE_OK) {
+		pbs_allowed(pd, s, w->ip, w->rcpt, ", on a host sharing the "
+			    "store");
+		r = SC_OK;
+	} else if (res->status != SC_STORE_MISSING) {
+		bool local = pd->conf->store_failure == 0;
+
+		pd->store_failures++;
+		if (pd->store_logged_ms == 0 ||
+		    now - pd->store_logged_ms >= PBS_FAIL_LOG_MS) {
+			pd->store_logged_ms = now;
+			sc_log_warning("pop_before_smtp: store %s failed: %s; "
+				       "%s (logged once a minute)",
+				       sc_store_url(pd->store),
+				       res->error != NULL ? res->error : "?",
+				       local ? "this host's logins only "
+				       "(store_failure: local)" :
+				       "answering 451 (store_failure: "
+				       "tempfail)");
+		}
+		if (!local) {
+			sc_reply_set(w->call, 451, "4.3.0", "Cannot check "
+				     "POP-before-SMTP now; please try again "
+				     "later");
+			r = SC_DENYSOFT;
+		}
+	}
+	sc_hook_done(w->call, r);
+	free(w);
+}
+
+/* pbs_store_relay - asks the store about a login elsewhere */
+static enum sc_result
+pbs_store_relay(struct pbs_inst *pd, struct sc_hook_call *call,
+		const struct pbs_ip *ip, const char *rcpt)
+{
+	struct pbs_wait *w = calloc(1, sizeof(*w));
+	char key[SC_STORE_KEY_MAX + 1];
+
+	if (w == NULL)
+		return SC_CONT;
+	w->pd = pd;
+	w->call = call;
+	pbs_ip_format(ip, w->ip, sizeof(w->ip));
+	snprintf(w->rcpt, sizeof(w->rcpt), "%s", rcpt);
+	snprintf(key, sizeof(key), "%sip:%s", pd->prefix, w->ip);
+	if (sc_store_get(pd->store, key, pbs_store_answer, w, NULL) < 0) {
+		struct sc_store_result res = {
+			.status = SC_STORE_FAIL,
+			.error = "cannot start the operation" };
+
+		pbs_store_answer(&res, w);
+	}
+	return SC_PENDING;
 }
 
 /* pbs_relay - SC_HOOK_RELAY: OK for an IP with a recent login */
@@ -818,25 +948,23 @@ pbs_relay(struct sc_hook_call *call, void *data)
 	struct sc_session *s = sc_hook_session(call);
 	const struct sc_rcpt_request *rq = sc_hook_arg(call);
 	struct pbs_ent **ep, *e;
-	const char *ipt;
+	const char *ipt, *rcpt;
 	struct pbs_ip ip;
 
 	if (s == NULL || (ipt = sc_session_client_ip(s)) == NULL ||
 	    pbs_ip_parse(ipt, &ip) < 0)
 		return SC_CONT;
+	rcpt = rq != NULL && rq->address != NULL ? rq->address : "?";
 	ep = pbs_find(pd, &ip);
-	if (*ep == NULL)
-		return SC_CONT;
 	e = *ep;
-	if (e->expires <= pbs_now()) {
+	if (e != NULL && e->expires <= pbs_now()) {
 		pbs_remove(pd, ep);	/* lazy expiry */
-		return SC_CONT;
+		e = NULL;
 	}
-	pd->allowed++;
-	sc_log_session(SC_LOG_INFO, s, "pop_before_smtp: relay allowed for "
-		       "%s to %s (login within the last %" PRIu64 "s)", ipt,
-		       rq != NULL && rq->address != NULL ? rq->address : "?",
-		       pd->window / 1000);
+	if (e == NULL)
+		return pd->store != NULL ?
+			pbs_store_relay(pd, call, &ip, rcpt) : SC_CONT;
+	pbs_allowed(pd, s, ipt, rcpt, "");
 	return SC_OK;
 }
 
@@ -847,8 +975,12 @@ pbs_status(char *buf, size_t len, void *data)
 	int n;
 
 	n = snprintf(buf, len, "pop_before_smtp entries: %zu/%" PRIu64 "\n"
-		     "pop_before_smtp relays allowed: %" PRIu64,
-		     pd->count, pd->max_entries, pd->allowed);
+		     "pop_before_smtp relays allowed: %" PRIu64 "%s%s%s%s",
+		     pd->count, pd->max_entries, pd->allowed,
+		     pd->store != NULL ? "\npop_before_smtp store: " : "",
+		     pd->store != NULL ? sc_store_url(pd->store) : "",
+		     pd->store == NULL ? "" : sc_store_up(pd->store) ?
+		     " up" : " down", "");
 	if (n < 0)
 		return 0;
 	return (size_t)n < len ? (size_t)n : len - 1;
@@ -872,11 +1004,18 @@ pbs_instance_new(struct sc_instance *inst, const void *config,
 		*error_r = "max_entries: must be at least 1";
 		return -1;
 	}
+	if (conf->store != NULL && sc_store_url_check(conf->store, error_r) < 0)
+		return -1;
+	if (conf->store_timeout == 0 || conf->store_timeout > 10000) {
+		*error_r = "store_timeout: must be between 1ms and 10s";
+		return -1;
+	}
 	pd = calloc(1, sizeof(*pd));
 	if (pd == NULL)
 		goto nomem;
 	pd->refs = 1;
 	pd->inst = inst;
+	pd->conf = conf;
 	pd->window = conf->window;
 	pd->max_entries = conf->max_entries;
 	/* buckets: a power of two near max_entries, capped */
@@ -959,6 +1098,19 @@ pbs_instance_start(struct sc_instance *inst, void *data,
 		return -1;
 	}
 	(void)sc_status_register(inst, pbs_status, pd);
+	if (pd->conf->store != NULL && pd->conf->store[0] != '\0') {
+		if (pd->conf->store_prefix != NULL)
+			snprintf(pd->prefix, sizeof(pd->prefix), "%s",
+				 pd->conf->store_prefix);
+		else
+			snprintf(pd->prefix, sizeof(pd->prefix),
+				 "satchel:%s:", sc_instance_name(inst));
+		pd->store = sc_store_open(inst, pd->conf->store,
+					  pd->conf->store_password_file,
+					  pd->conf->store_timeout, error_r);
+		if (pd->store == NULL)
+			return -1;
+	}
 	return 0;
 nomem:
 	*error_r = "out of memory";
@@ -971,6 +1123,7 @@ pbs_instance_free(struct sc_instance *inst, void *data)
 	struct pbs_inst *pd = data;
 
 	(void)inst;
+	sc_store_close(&pd->store);
 	sc_timer_free(&pd->save_timer);
 	sc_timer_free(&pd->purge_timer);
 	sc_timer_free(&pd->poll_timer);

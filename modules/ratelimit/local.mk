@@ -8,5 +8,7 @@ modules_ratelimit_ratelimit_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 modules_ratelimit_ratelimit_la_CFLAGS = $(MODULE_CFLAGS)
 modules_ratelimit_ratelimit_la_LDFLAGS = $(MODULE_LDFLAGS)
 dist_man_MANS += modules/ratelimit/satchel-ratelimit.5
-TESTS += modules/ratelimit/tests/test_ratelimit.py
-EXTRA_DIST += modules/ratelimit/tests/test_ratelimit.py
+TESTS += modules/ratelimit/tests/test_ratelimit.py \
+	modules/ratelimit/tests/test_ratelimit_store.py
+EXTRA_DIST += modules/ratelimit/tests/test_ratelimit.py \
+	modules/ratelimit/tests/test_ratelimit_store.py
