@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pop_before_smtp - lets an IP relay for a while after a POP3/IMAP login.
+ * pop_before_smtp - lets an IP relay for a while after a POP3/IMAP login:
+ * the table, its file, the feed and the hooks (sharing through a store:
+ * pop_before_smtp_store.c).
  * Event and hook callbacks and timers run on the event loop; the table
  * file (state_dir/modules/pop_before_smtp/table) and the feed file are read
  * and written on the thread pool.
  */
 #define _GNU_SOURCE	/* memrchr, asprintf */
-#include <satchel/satchel.h>
+#include "pop_before_smtp_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,19 +28,6 @@
 #define PBS_SAVE_MIN_MS		1000	/* at most one table write a second */
 #define PBS_PURGE_MS		60000
 #define PBS_TABLE_HEADER	"# satchel pop_before_smtp table v1"
-
-struct pbs_conf {
-	uint64_t window;
-	char *feed;
-	uint64_t max_entries;
-	char *store;
-	char *store_password_file;
-	int store_failure;		/* 0 local, 1 tempfail */
-	uint64_t store_timeout;
-	char *store_prefix;
-};
-
-#define PBS_FAIL_LOG_MS		60000
 
 static const struct sc_config_key pbs_keys[] = {
 	{ .name = "window", .type = SC_KEY_DURATION,
@@ -70,70 +59,6 @@ static const struct sc_config_key pbs_keys[] = {
 	  .doc = "prefix of the store keys (default satchel:NAME: with the "
 		 "instance name)" },
 	{ .name = NULL }
-};
-
-/* An IP in binary form: family plus 16 bytes (v4 in the first 4). */
-struct pbs_ip {
-	int family;
-	unsigned char a[16];
-};
-
-/* One table entry; kept in a hash chain and in a list ordered by the
- * last update, so the oldest is dropped first when the table is full. */
-struct pbs_ent {
-	struct pbs_ent *hnext;
-	struct pbs_ent *prev, *next;
-	struct pbs_ip ip;
-	int64_t expires;	/* wall clock, ms since the epoch */
-};
-
-/* Entries read from or written to the table file. */
-struct pbs_rec {
-	struct pbs_ip ip;
-	int64_t expires;
-};
-
-/*
- * Instance data. Reference counted: pool jobs (table writes, feed reads)
- * hold a reference; the core runs their done before instance_free
- * (sc_work_submit_inst), and a done after it would drop its result.
- */
-struct pbs_inst {
-	unsigned refs;
-	bool dead;			/* instance_free ran */
-	struct sc_instance *inst;
-	uint64_t window;
-	uint64_t max_entries;
-	char *feed;
-	char *table_path;		/* NULL until instance_start */
-	char *lock_path;
-	/* the table */
-	size_t nbuckets;
-	struct pbs_ent **buckets;
-	struct pbs_ent *head, *tail;	/* oldest ... newest */
-	size_t count;
-	/* saving */
-	bool dirty, saving;
-	uint64_t last_save_ms;
-	struct sc_timer *save_timer;
-	struct sc_timer *purge_timer;
-	/* polling: the feed, and the table file written by other instances
-	 * (the old one during a reload) */
-	struct sc_timer *poll_timer;
-	bool polling;
-	bool feed_known;		/* feed_ino/feed_off are valid */
-	dev_t feed_dev;
-	ino_t feed_ino;
-	uint64_t feed_off;
-	struct timespec table_mtime;
-	ino_t table_ino;
-	uint64_t allowed;
-	/* the shared store (NULL: this host's table only) */
-	const struct pbs_conf *conf;
-	struct sc_store *store;
-	char prefix[256];
-	uint64_t store_failures;
-	uint64_t store_logged_ms;
 };
 
 static int64_t
@@ -169,7 +94,7 @@ pbs_ip_parse(const char *text, struct pbs_ip *ip)
 	return -1;
 }
 
-static void
+void
 pbs_ip_format(const struct pbs_ip *ip, char *buf, size_t len)
 {
 	if (inet_ntop(ip->family, ip->a, buf, (socklen_t)len) == NULL)
@@ -840,29 +765,11 @@ pbs_login(const struct sc_event *ev, void *data)
 			       ev->user != NULL ? ev->user : "?");
 		pbs_save_schedule(pd);
 	}
-	if (pd->store != NULL) {
-		char key[SC_STORE_KEY_MAX + 1], text[INET6_ADDRSTRLEN];
-
-		/* the canonical form, so every host finds the same key */
-		pbs_ip_format(&ip, text, sizeof(text));
-		snprintf(key, sizeof(key), "%sip:%s", pd->prefix, text);
-		if (sc_store_set(pd->store, key, "1", 1, pd->window, NULL,
-				 NULL, NULL) < 0)
-			sc_log_warning("pop_before_smtp: cannot record %s in "
-				       "store %s", text,
-				       sc_store_url(pd->store));
-	}
+	if (pd->store != NULL)
+		pbs_store_login(pd, &ip);
 }
 
-/* One relay check waiting for the store. */
-struct pbs_wait {
-	struct pbs_inst *pd;
-	struct sc_hook_call *call;
-	char ip[INET6_ADDRSTRLEN];
-	char rcpt[512];
-};
-
-static void
+void
 pbs_allowed(struct pbs_inst *pd, struct sc_session *s, const char *ip,
 	    const char *rcpt, const char *where)
 {
@@ -870,74 +777,6 @@ pbs_allowed(struct pbs_inst *pd, struct sc_session *s, const char *ip,
 	sc_log_session(SC_LOG_INFO, s, "pop_before_smtp: relay allowed for "
 		       "%s to %s (login within the last %" PRIu64 "s%s)", ip,
 		       rcpt, pd->window / 1000, where);
-}
-
-/* pbs_store_answer - the store knows of a login from the IP, or not */
-static void
-pbs_store_answer(const struct sc_store_result *res, void *arg)
-{
-	struct pbs_wait *w = arg;
-	struct pbs_inst *pd = w->pd;
-	struct sc_session *s = sc_hook_session(w->call);
-	enum sc_result r = SC_CONT;
-	uint64_t now = sc_now_ms();
-
-	if (s == NULL) {
-		/* the client went */
-	} else if (res->status == SC_STORE_OK) {
-		pbs_allowed(pd, s, w->ip, w->rcpt, ", on a host sharing the "
-			    "store");
-		r = SC_OK;
-	} else if (res->status != SC_STORE_MISSING) {
-		bool local = pd->conf->store_failure == 0;
-
-		pd->store_failures++;
-		if (pd->store_logged_ms == 0 ||
-		    now - pd->store_logged_ms >= PBS_FAIL_LOG_MS) {
-			pd->store_logged_ms = now;
-			sc_log_warning("pop_before_smtp: store %s failed: %s; "
-				       "%s (logged once a minute)",
-				       sc_store_url(pd->store),
-				       res->error != NULL ? res->error : "?",
-				       local ? "this host's logins only "
-				       "(store_failure: local)" :
-				       "answering 451 (store_failure: "
-				       "tempfail)");
-		}
-		if (!local) {
-			sc_reply_set(w->call, 451, "4.3.0", "Cannot check "
-				     "POP-before-SMTP now; please try again "
-				     "later");
-			r = SC_DENYSOFT;
-		}
-	}
-	sc_hook_done(w->call, r);
-	free(w);
-}
-
-/* pbs_store_relay - asks the store about a login elsewhere */
-static enum sc_result
-pbs_store_relay(struct pbs_inst *pd, struct sc_hook_call *call,
-		const struct pbs_ip *ip, const char *rcpt)
-{
-	struct pbs_wait *w = calloc(1, sizeof(*w));
-	char key[SC_STORE_KEY_MAX + 1];
-
-	if (w == NULL)
-		return SC_CONT;
-	w->pd = pd;
-	w->call = call;
-	pbs_ip_format(ip, w->ip, sizeof(w->ip));
-	snprintf(w->rcpt, sizeof(w->rcpt), "%s", rcpt);
-	snprintf(key, sizeof(key), "%sip:%s", pd->prefix, w->ip);
-	if (sc_store_get(pd->store, key, pbs_store_answer, w, NULL) < 0) {
-		struct sc_store_result res = {
-			.status = SC_STORE_FAIL,
-			.error = "cannot start the operation" };
-
-		pbs_store_answer(&res, w);
-	}
-	return SC_PENDING;
 }
 
 /* pbs_relay - SC_HOOK_RELAY: OK for an IP with a recent login */
@@ -1098,20 +937,7 @@ pbs_instance_start(struct sc_instance *inst, void *data,
 		return -1;
 	}
 	(void)sc_status_register(inst, pbs_status, pd);
-	if (pd->conf->store != NULL && pd->conf->store[0] != '\0') {
-		if (pd->conf->store_prefix != NULL)
-			snprintf(pd->prefix, sizeof(pd->prefix), "%s",
-				 pd->conf->store_prefix);
-		else
-			snprintf(pd->prefix, sizeof(pd->prefix),
-				 "satchel:%s:", sc_instance_name(inst));
-		pd->store = sc_store_open(inst, pd->conf->store,
-					  pd->conf->store_password_file,
-					  pd->conf->store_timeout, error_r);
-		if (pd->store == NULL)
-			return -1;
-	}
-	return 0;
+	return pbs_store_start(pd, error_r);
 nomem:
 	*error_r = "out of memory";
 	return -1;
