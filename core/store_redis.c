@@ -466,6 +466,8 @@ conn_hs_answer(redisAsyncContext *ac, void *reply, void *privdata)
 	conn_progress(c);
 	if (r->type == REDIS_REPLY_ERROR ||
 	    (step != HS_PING && r->type != REDIS_REPLY_STATUS)) {
+		if (c->drop_due)
+			return;	/* the first refusal says why */
 		/* dropped from the watchdog, not from inside hiredis */
 		snprintf(c->why, sizeof(c->why), "%s refused: %.100s",
 			 hs_names[step], r->str != NULL ? r->str :

@@ -22,6 +22,16 @@ tests_check_work_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
 tests_check_work_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
 tests_check_work_LDFLAGS = $(SANITIZE_LDFLAGS)
 
+# The store against a real redis-server, in the network namespace.
+check_PROGRAMS += tests/check_store
+TESTS += tests/check_store.sh
+EXTRA_DIST += tests/check_store.sh
+tests_check_store_SOURCES = tests/check_store.c
+tests_check_store_CPPFLAGS = $(CORE_CPPFLAGS) -I$(top_srcdir)/core
+tests_check_store_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_store_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_store_LDFLAGS = $(SANITIZE_LDFLAGS)
+
 check_PROGRAMS += tests/check_sasl
 TESTS += tests/check_sasl
 tests_check_sasl_SOURCES = tests/check_sasl.c
