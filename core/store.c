@@ -497,8 +497,11 @@ sc_store_close(struct sc_store **stp)
 		ctx->handles = st->next;
 	if (st->next != NULL)
 		st->next->prev = st->prev;
+	/* the last connection's free may free ctx: hold it until done */
+	ctx->busy++;
 	store_conn_put(st->conn);
 	free(st);
+	ctx->busy--;
 	store_ctx_maybe_free(ctx);
 }
 

@@ -7,6 +7,7 @@ by the test."""
 
 import os
 import shutil
+import sys
 import signal
 import socket
 import subprocess
@@ -114,4 +115,29 @@ class RedisServer:
 
     def __exit__(self, *a):
         self.close()
+        return False
+
+
+class DaemonPair:
+    """Daemons (satchel_harness.Daemon, not started) that share a store:
+    started in turn, each once its store connection is up; stopped (or,
+    after a failure, their logs dumped) together."""
+
+    def __init__(self, daemons):
+        self.d = list(daemons)
+
+    def __enter__(self):
+        try:
+            for d in self.d:
+                d.__enter__()
+                d.start()
+                d.wait_log(r'store redis://[0-9.:]+/3: connected')
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self.d
+
+    def __exit__(self, *exc):
+        for d in self.d:
+            d.__exit__(*exc)
         return False

@@ -19,20 +19,14 @@ sys.path.insert(0, os.path.join(
                                 '..', '..', '..')),
     'modules', 'pop3', 'tests'))
 
-from satchel_harness import Daemon  # noqa: E402
-from popcommon import PASSWORD, SourcePOP3, pop3_plugins  # noqa: E402
-from redis_server import RedisServer  # noqa: E402
-from satchel_harness import tls_context  # noqa: E402
+from satchel_harness import Daemon, tls_context  # noqa: E402
+from popcommon import (PASSWORD, SourcePOP3, pop3_plugins,  # noqa: E402
+                       relay_refusal as refusal)
+from redis_server import DaemonPair, RedisServer  # noqa: E402
 
 ALICE = 'alice@example.test'
 REMOTE = 'bob@partner.test'
 HOSTS = ('127.0.0.1', '127.0.0.2')
-
-
-def refusal(ip):
-    return ('5.7.1 Please turn on SMTP Authentication in your mail client. '
-            '%s is not permitted to relay through this server without '
-            'authentication.' % ip).encode()
 
 
 def pbs_daemon(host, redis, window, failure):
@@ -73,25 +67,8 @@ def pop_session(d, src):
     p.quit()
 
 
-class Pair:
-    def __init__(self, redis, window='1h', failure='local'):
-        self.d = [pbs_daemon(h, redis, window, failure) for h in HOSTS]
-
-    def __enter__(self):
-        try:
-            for d in self.d:
-                d.__enter__()
-                d.start()
-                d.wait_log(r'store redis://[0-9.:]+/3: connected')
-        except BaseException:
-            self.__exit__(*sys.exc_info())
-            raise
-        return self.d
-
-    def __exit__(self, *exc):
-        for d in self.d:
-            d.__exit__(*exc)
-        return False
+def Pair(redis, window='1h', failure='local'):
+    return DaemonPair(pbs_daemon(h, redis, window, failure) for h in HOSTS)
 
 
 class PopBeforeSmtpStoreTest(unittest.TestCase):

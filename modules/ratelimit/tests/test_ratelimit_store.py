@@ -13,7 +13,7 @@ import time
 import unittest
 
 from satchel_harness import Daemon, default_plugins, tls_context
-from redis_server import RedisServer
+from redis_server import DaemonPair, RedisServer
 
 HOSTS = ('127.0.0.1', '127.0.0.2')
 USERS = {'alice@example.test': 'correct-horse-battery'}
@@ -46,28 +46,10 @@ def store_daemon(host, redis, users=None, **keys):
     return d
 
 
-class Pair:
+def Pair(redis, users=None, **keys):
     """Two daemons (on 127.0.0.1 and 127.0.0.2) sharing redis."""
-
-    def __init__(self, redis, users=None, **keys):
-        self.d = [store_daemon(h, redis, users=users, **keys)
-                  for h in HOSTS]
-
-    def __enter__(self):
-        try:
-            for d in self.d:
-                d.__enter__()
-                d.start()
-                d.wait_log(r'store redis://[0-9.:]+/3: connected')
-        except BaseException:
-            self.__exit__(*__import__('sys').exc_info())
-            raise
-        return self.d
-
-    def __exit__(self, *exc):
-        for d in self.d:
-            d.__exit__(*exc)
-        return False
+    return DaemonPair(store_daemon(h, redis, users=users, **keys)
+                      for h in HOSTS)
 
 
 def open_conn(d, src, timeout=5):
