@@ -181,6 +181,16 @@ op_wait(struct got *g)
 	ck_assert_uint_eq(g->calls, 1);
 }
 
+/* wait_up - the connection is up within 5 s (a slow, sanitized build
+ * takes longer than a short operation timeout to connect) */
+static void
+wait_up(const struct sc_store *st)
+{
+	for (int i = 0; i < 500 && !sc_store_up(st); i++)
+		run_until(NULL, 10);
+	ck_assert(sc_store_up(st));
+}
+
 START_TEST(test_urls)
 {
 	static const struct {
@@ -229,7 +239,7 @@ START_TEST(test_operations)
 
 	redis_start(NULL, NULL);
 	memset(g, 0, sizeof(g));
-	st = sc_store_open(NULL, t.url, NULL, 1000, &err);
+	st = sc_store_open(NULL, t.url, NULL, 3000, &err);
 	ck_assert_msg(st != NULL, "%s", err);
 	ck_assert_str_eq(sc_store_url(st), t.url);
 	/* pipelined before the connection is up: they wait for it */
@@ -300,6 +310,7 @@ START_TEST(test_cancel_and_close)
 	redis_start(NULL, NULL);
 	st = sc_store_open(NULL, t.url, NULL, 500, &err);
 	ck_assert_ptr_nonnull(st);
+	wait_up(st);
 	ck_assert_int_eq(sc_store_incr(st, "k:c", 0, on_answer, &a, &op), 0);
 	ck_assert_ptr_nonnull(op);
 	sc_store_cancel(op);
@@ -325,6 +336,7 @@ START_TEST(test_hung_store_times_out)
 
 	redis_start(NULL, NULL);
 	st = sc_store_open(NULL, t.url, NULL, 150, &err);
+	wait_up(st);
 	ck_assert_int_eq(sc_store_get(st, "k", on_answer, &a, NULL), 0);
 	op_wait(&a);
 	ck_assert_int_eq(a.res.status, SC_STORE_MISSING);
@@ -422,6 +434,7 @@ START_TEST(test_password)
 	bad = sc_store_open(NULL, t.url, badfile, 500, &err);
 	ck_assert_ptr_nonnull(st);
 	ck_assert_ptr_nonnull(bad);
+	wait_up(st);
 	ck_assert_int_eq(sc_store_incr(st, "k", 0, on_answer, &a, NULL), 0);
 	ck_assert_int_eq(sc_store_incr(bad, "k", 0, on_answer, &b, NULL), 0);
 	op_wait(&a);
@@ -445,6 +458,7 @@ START_TEST(test_stop_answers_everything)
 
 	redis_start(NULL, NULL);
 	st = sc_store_open(NULL, t.url, NULL, 5000, &err);
+	wait_up(st);
 	kill(t.redis, SIGSTOP);
 	ck_assert_int_eq(sc_store_get(st, "k", on_answer, &a, NULL), 0);
 	run_until(NULL, 50);
