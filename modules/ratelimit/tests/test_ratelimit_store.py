@@ -135,6 +135,11 @@ class RateLimitStoreTest(unittest.TestCase):
                              per_ip_421('127.0.0.5'))
             # another address is not affected
             self.assertTrue(greeting(b, '127.0.0.6').startswith('220 '))
+            # a reload of a: its sessions (of the old generation) keep
+            # their leases, the new instance shares the connection
+            a.reload()
+            self.assertEqual(greeting(a, '127.0.0.5'),
+                             per_ip_421('127.0.0.5'))
             # one ends on a: b lets .5 in again (the lease went back)
             close_conn(conns.pop(0))
             wait_greeting(self, b, '127.0.0.5', '220 ')
