@@ -105,9 +105,11 @@ redis_ping(void)
 	return ok;
 }
 
-/* redis_start - starts redis-server on t.port (extra: more arguments) */
+/* redis_start - starts redis-server on t.port (extra: one more option
+ * and its value); waits until it answers PING, or a moment when PING
+ * needs a password */
 static void
-redis_start(const char *extra1, const char *extra2)
+redis_start_with(const char *extra1, const char *extra2, bool ping)
 {
 	char port[16];
 
@@ -125,15 +127,19 @@ redis_start(const char *extra1, const char *extra2)
 		      extra2 != NULL ? extra2 : "no", (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 200 && !redis_ping(); i++) {
-		if (extra1 != NULL)	/* a password: PING is refused */
-			break;
-		usleep(25000);
-	}
-	if (extra1 != NULL)
+	if (!ping) {
 		usleep(300000);
-	else
-		ck_assert_msg(redis_ping(), "redis-server does not answer");
+		return;
+	}
+	for (int i = 0; i < 200 && !redis_ping(); i++)
+		usleep(25000);
+	ck_assert_msg(redis_ping(), "redis-server does not answer");
+}
+
+static void
+redis_start(const char *extra1, const char *extra2)
+{
+	redis_start_with(extra1, extra2, true);
 }
 
 static void
@@ -416,7 +422,7 @@ START_TEST(test_password)
 	struct got a = { 0 }, b = { 0 };
 	FILE *f;
 
-	redis_start("--requirepass", "s3cret-store");
+	redis_start_with("--requirepass", "s3cret-store", false);
 	snprintf(pwfile, sizeof(pwfile), "%s/pw", t.dir);
 	snprintf(badfile, sizeof(badfile), "%s/bad", t.dir);
 	f = fopen(pwfile, "w");
@@ -447,6 +453,39 @@ START_TEST(test_password)
 	sc_store_close(&bad);
 	unlink(pwfile);
 	unlink(badfile);
+}
+END_TEST
+
+/* unix:/PATH?db=N: the socket, and the database selected */
+START_TEST(test_unix_socket)
+{
+	struct sc_store *st, *tcp;
+	const char *err = NULL;
+	char sock[128], url[160];
+	struct got a = { 0 }, b = { 0 };
+
+	snprintf(sock, sizeof(sock), "%s/redis.sock", t.dir);
+	snprintf(url, sizeof(url), "unix:%s?db=2", sock);
+	redis_start("--unixsocket", sock);
+	st = sc_store_open(NULL, url, NULL, 3000, &err);
+	ck_assert_msg(st != NULL, "%s", err);
+	ck_assert_str_eq(sc_store_url(st), url);
+	ck_assert_int_eq(sc_store_set(st, "k:u", "via-unix", 8, 60000, NULL,
+				      NULL, NULL), 0);
+	/* the same database (2) over TCP sees it */
+	tcp = sc_store_open(NULL, t.url, NULL, 3000, &err);
+	wait_up(st);
+	wait_up(tcp);
+	ck_assert_int_eq(sc_store_get(tcp, "k:u", on_answer, &a, NULL), 0);
+	op_wait(&a);
+	ck_assert_int_eq(a.res.status, SC_STORE_OK);
+	ck_assert_str_eq(a.data, "via-unix");
+	sc_store_close(&tcp);
+	ck_assert_int_eq(sc_store_get(st, "k:u", on_answer, &b, NULL), 0);
+	op_wait(&b);
+	ck_assert_str_eq(b.data, "via-unix");
+	sc_store_close(&st);
+	unlink(sock);
 }
 END_TEST
 
@@ -486,6 +525,7 @@ store_suite(void)
 	tcase_add_test(tc, test_hung_store_times_out);
 	tcase_add_test(tc, test_down_and_back);
 	tcase_add_test(tc, test_password);
+	tcase_add_test(tc, test_unix_socket);
 	tcase_add_test(tc, test_stop_answers_everything);
 	suite_add_tcase(s, tc);
 	return s;
