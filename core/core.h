@@ -166,6 +166,7 @@ struct sc_instance {
 	size_t slot;			/* index for session data slots      */
 	unsigned jobs;			/* sc_work_submit_inst jobs whose
 					 * done has not run yet              */
+	struct sc_inst_state *state;	/* held (instance_state.c)           */
 };
 
 struct sc_gen {
@@ -216,6 +217,9 @@ SC_INTERNAL void sc_gen_job_begin(struct sc_instance *inst);
  * job. inst may be freed on return, so no module code may be running
  * for it up the stack. */
 SC_INTERNAL void sc_gen_job_end(struct sc_instance *inst);
+/* Drops inst's hold on its state; frees it with the last (after
+ * instance_free, before the module may be unloaded). instance_state.c. */
+SC_INTERNAL void sc_instance_state_release(struct sc_instance *inst);
 /* Fills an error for a module file: "module NAME (PATH): built for ABI
  * X.Y, satcheld has ABI A.B; rebuild the module" etc. */
 SC_INTERNAL int sc_module_check(const struct sc_module *mod, const char *stem,
@@ -351,6 +355,12 @@ SC_INTERNAL void sc_dns_stop(void);
 /* sc_dns_stop, then frees the resolver. */
 SC_INTERNAL void sc_dns_deinit(void);
 
+/* ---- store.c ---- */
+
+/* The daemon stops: answers every pending store operation now (FAIL) and
+ * closes the connections; sc_work_drain calls it. */
+SC_INTERNAL void sc_store_stop(void);
+
 /* ---- privsep.c ---- */
 
 /* Forks the PAM helper (before the privilege drop). */
@@ -422,6 +432,8 @@ struct sc_core {
 	unsigned work_pending;		/* pool jobs (_inst too) not done    */
 	struct sc_session_list sessions;
 	struct sc_ctl_server ctl;
+	struct sc_inst_state *inst_states; /* instance_state.c            */
+	struct store_ctx *stores;	/* store.c: connections to stores    */
 };
 /* The one process-wide context. */
 SC_INTERNAL extern struct sc_core *sc_core;

@@ -16,6 +16,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/dns_answer.h \
 	core/event.c \
 	core/hook.c \
+	core/instance_state.c \
 	core/log.c \
 	core/module.c \
 	core/net_conn.c \
@@ -31,12 +32,16 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue_runner.c \
 	core/sasl.c \
 	core/session.c \
+	core/store.c \
+	core/store_int.h \
+	core/store_redis.c \
 	core/work.c
 # Relinked when the Makefile changes, so a file moved out of the list (as
 # ctl.c was) leaves the archive at once instead of clashing at link time.
 EXTRA_core_libsatchel_core_la_DEPENDENCIES = Makefile
 core_libsatchel_core_la_LIBADD = $(LIBUV_LIBS) $(GNUTLS_LIBS) \
 	$(GNUTLS_DANE_LIBS) $(YAML_LIBS) $(UNBOUND_LIBS) $(PAM_LIBS) \
+	$(HIREDIS_LIBS) \
 	$(LIBCRYPT_LIBS) $(LIBS)
 
 # Modules are dlopen()ed with RTLD_NOW and may call any SC_API function, so
@@ -71,6 +76,7 @@ satchelinc_HEADERS += \
 	core/include/satchel/sasl.h \
 	core/include/satchel/satchel.h \
 	core/include/satchel/session.h \
+	core/include/satchel/store.h \
 	core/include/satchel/work.h
 nodist_satchelinc_HEADERS += core/include/satchel/version.h
 EXTRA_DIST += satchel.pc.in core/include/satchel/version.h.in

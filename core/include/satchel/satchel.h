@@ -14,6 +14,7 @@
 #include <satchel/queue.h>
 #include <satchel/work.h>
 #include <satchel/dns.h>
+#include <satchel/store.h>
 #include <satchel/address.h>
 #include <satchel/privsep.h>
 #include <satchel/sasl.h>
