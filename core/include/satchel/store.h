@@ -29,6 +29,10 @@
 
 #include <satchel/module.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SC_STORE_KEY_MAX   512
 #define SC_STORE_VALUE_MAX 4096
 
@@ -172,5 +176,9 @@ SC_API int sc_store_lease_drop(struct sc_store *st, const char *key,
  * called). NULL is ignored; so is a call from inside the operation's own
  * fn. The store may still carry it out. */
 SC_API void sc_store_cancel(struct sc_store_op *op);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
