@@ -80,4 +80,5 @@ satchelinc_HEADERS += \
 	core/include/satchel/work.h
 nodist_satchelinc_HEADERS += core/include/satchel/version.h
 EXTRA_DIST += satchel.pc.in core/include/satchel/version.h.in
-dist_man_MANS += man/satcheld.8 man/satchelctl.8 man/satchel.yaml.5
+dist_man_MANS += man/satcheld.8 man/satchelctl.8 man/satchel.yaml.5 \
+	man/satchel-sdk.7 man/satchel-modules.3

@@ -104,11 +104,15 @@ struct sc_module {
 	 * hook returns (a string literal, or text in the module's own data;
 	 * not a buffer on the hook's stack). */
 
-	/* Once per process, before any instance. Optional. 0 or -1. */
+	/* When a generation first needs the module, before its keys are
+	 * parsed; not again while any instance of it lives (reloads keep
+	 * it loaded), and not for `satcheld -t`. Optional. 0 or -1. */
 	int (*load)(const char **error_r) SC_CXX_DEFAULT(nullptr);
-	/* Once per plugins.d file, before the privilege drop: validate the
-	 * parsed config (owned by the core, valid until instance_free) and
-	 * open listeners.  Store private state in *data_r.  0 or -1. */
+	/* Once per plugins.d file, in file order: at start-up as root,
+	 * before the privilege drop; at a reload as the daemon's user,
+	 * while the running generation still serves. Check the parsed
+	 * config (owned by the core, valid until instance_free) and open
+	 * listeners. Store private state in *data_r.  0 or -1. */
 	int (*instance_new)(struct sc_instance *inst, const void *config,
 			    void **data_r, const char **error_r)
 		SC_CXX_DEFAULT(nullptr);
@@ -116,7 +120,10 @@ struct sc_module {
 	 * Optional. 0 or -1. */
 	int (*instance_start)(struct sc_instance *inst, void *data,
 			      const char **error_r) SC_CXX_DEFAULT(nullptr);
-	/* Teardown, in reverse load order. Optional. */
+	/* Teardown, in reverse load order, once the instance's generation
+	 * is released (see sc_work_submit_inst); also for an instance that
+	 * was created but never started (a later one failed). Free timers,
+	 * fd watches and outbound connections here. Optional. */
 	void (*instance_free)(struct sc_instance *inst, void *data)
 		SC_CXX_DEFAULT(nullptr);
 	/* Once per process, after the last instance is freed. Optional. */
@@ -165,6 +172,9 @@ SC_API const char *sc_instance_file(const struct sc_instance *inst);
 
 /* A directory private to this instance's module under state_dir
  * (state_dir/modules/<module>), created on first call with mode 0750.
+ * Every instance of the module gets the same one: put the instance name
+ * in file names that must not be shared. Call it from instance_start or
+ * later, so that the daemon's user makes it, not root before the drop.
  * Returns NULL on error. The string is owned by the core. */
 SC_API const char *sc_instance_state_dir(struct sc_instance *inst);
 

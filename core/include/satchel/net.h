@@ -2,10 +2,11 @@
 /*
  * satchel/net.h - listeners, connections and TLS, on the core's event loop.
  *
- * Listeners are opened in instance_new (before the privilege drop) and
- * start accepting once every instance has started. A reload hands a socket
- * bound to the same address over to the new instance, so ports below 1024
- * survive reloads after the drop. Connections buffer input and output; TLS
+ * Listeners are opened in instance_new (at start-up before the privilege
+ * drop) and start accepting once every instance has started. A reload
+ * hands a socket bound to the same address over to the new instance, so
+ * ports below 1024 survive reloads after the drop (a new one cannot be
+ * bound then). Connections buffer input and output; TLS
  * (GnuTLS, modern priorities, the certificate of the main config or a
  * generated one) is transparent to the reader/writer.
  */
