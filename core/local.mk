@@ -61,6 +61,7 @@ satchelinc_HEADERS += \
 	core/include/satchel/event.h \
 	core/include/satchel/hook.h \
 	core/include/satchel/log.h \
+	core/include/satchel/message.h \
 	core/include/satchel/module.h \
 	core/include/satchel/net.h \
 	core/include/satchel/privsep.h \
