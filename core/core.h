@@ -250,9 +250,9 @@ struct sc_queue_tx;
 SC_INTERNAL void sc_session_set_tx(struct sc_session *s,
 				   struct sc_queue_tx *tx);
 SC_INTERNAL void sc_queue_tx_session_gone(struct sc_queue_tx *tx);
-/* The session's message while DATA_POST may read it (message.c sets it
- * at sc_message_finish and clears it when the message closes; session.c
- * calls sc_message_session_gone at close). */
+/* The session's message from sc_queue_tx_begin until it closes (commit)
+ * or is freed; sc_hook_message gives it only once it is finished. At the
+ * session's close session.c calls sc_message_session_gone. */
 struct sc_message;
 SC_INTERNAL void sc_session_set_message(struct sc_session *s,
 					struct sc_message *m);

@@ -229,6 +229,10 @@ sc_message_new(struct sc_queue_tx *tx, const char *id, const char *path,
 		if (m->r[i].addr == NULL || m->r[i].params == NULL)
 			goto fail;
 	}
+	/* the session knows its message from the start, so its close can
+	 * always tell the message (sc_message_session_gone) */
+	if (s != NULL)
+		sc_session_set_message(s, m);
 	return m;
 fail:
 	sc_message_free(m);
@@ -525,8 +529,6 @@ sc_message_finish(struct sc_message *m)
 	m->body_off = data_off + m->header_len + m->sep_len;
 	m->body_size = size - m->header_len - m->sep_len;
 	m->state = M_OPEN;
-	if (m->session != NULL)
-		sc_session_set_message(m->session, m);
 	return 0;
 }
 

@@ -677,8 +677,9 @@ sc_queue_tx_commit(struct sc_queue_tx *tx, sc_queue_commit_fn done,
 	tx->arg = arg;
 	sc_queue_tx_data_flush_prefix(tx);
 	tx_flush(tx);
-	if (!tx->failed && tx->msg != NULL &&
-	    sc_message_plan(tx->msg, &tx->plan) < 0) {
+	if (tx->msg != NULL && tx->failed)
+		sc_message_close(tx->msg);	/* it outlives the session */
+	else if (tx->msg != NULL && sc_message_plan(tx->msg, &tx->plan) < 0) {
 		tx->failed = true;
 		tx->err = errno;
 	}
