@@ -328,7 +328,7 @@ sc_message_capture(struct sc_message *m, const char *p, size_t len)
 			break;
 		}
 	}
-	if (m->cap_overflow)
+	if (m->cap_overflow || i == 0)
 		return;
 	if (m->clen + i > CAPTURE_MAX) {
 		m->cap_overflow = true;
