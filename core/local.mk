@@ -18,6 +18,9 @@ core_libsatchel_core_la_SOURCES = \
 	core/hook.c \
 	core/instance_state.c \
 	core/log.c \
+	core/message.c \
+	core/message_edit.c \
+	core/message_int.h \
 	core/module.c \
 	core/net_conn.c \
 	core/net_int.h \
@@ -29,6 +32,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue_dispatch.c \
 	core/queue_dsn.c \
 	core/queue_int.h \
+	core/queue_rewrite.c \
 	core/queue_runner.c \
 	core/sasl.c \
 	core/session.c \
@@ -69,6 +73,7 @@ satchelinc_HEADERS += \
 	core/include/satchel/event.h \
 	core/include/satchel/hook.h \
 	core/include/satchel/log.h \
+	core/include/satchel/message.h \
 	core/include/satchel/module.h \
 	core/include/satchel/net.h \
 	core/include/satchel/privsep.h \

@@ -18,5 +18,6 @@
 #include <satchel/address.h>
 #include <satchel/privsep.h>
 #include <satchel/sasl.h>
+#include <satchel/message.h>
 
 #endif
