@@ -219,8 +219,11 @@ class DoctorTest(unittest.TestCase):
                        r'here')
             check_line(self, r.stdout, 'ok', r'hostname mail\.example\.test'
                        r': resolves to 127\.0\.0\.1 \(this machine\)')
-            self.assertIn('     check: dig MX example.test', lines(r.stdout))
-            self.assertIn('     check: dig A mail.example.test',
+            # dig asks the configured dns.servers, as the daemon does
+            at = '@127.0.0.1 -p %d' % self.dns.port
+            self.assertIn('     check: dig %s MX example.test' % at,
+                          lines(r.stdout))
+            self.assertIn('     check: dig %s A mail.example.test' % at,
                           lines(r.stdout))
             # without a daemon: said, and no limits configured
             check_line(self, r.stdout, 'warn', r'daemon: not reachable')
@@ -240,7 +243,8 @@ class DoctorTest(unittest.TestCase):
                 'warn routing elsewhere.test: mail for elsewhere.test goes '
                 'to mx.elsewhere.test, not here: set routing: remote, or '
                 'point the MX at mail.example.test', lines(r.stdout))
-            self.assertIn('     check: dig A mx.elsewhere.test',
+            self.assertIn('     check: dig @127.0.0.1 -p %d A '
+                          'mx.elsewhere.test' % self.dns.port,
                           lines(r.stdout))
 
     def test_routing_remote_mx_here_fails(self):
