@@ -174,6 +174,8 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc is not None:
+            self.proc.stdout.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
         return False
 
@@ -253,7 +255,7 @@ class DovecotTest(unittest.TestCase):
                                   msg)
                 finally:
                     c.logout()
-                self.assertIn('imap-login: Login: user=<%s>' % ALICE,
+                self.assertIn('imap-login: Info: Login: user=<%s>' % ALICE,
                               dc.log())
             # the post-login script fed pop_before_smtp: now it may relay
             deadline = time.monotonic() + 10
