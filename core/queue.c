@@ -11,6 +11,7 @@
  *   <size bytes of message> END received=N
  *   then appended records: D idx ms reply | T idx ms next_ms attempts reply
  *   | F idx ms reply | X parent address | N idx | B
+ *   | S idx delivered|relayed (a success DSN is owed: NOTIFY=SUCCESS)
  */
 #include "core.h"
 

@@ -3,8 +3,9 @@
  * core/queue_dsn.c - the queue runner's bounces and DSNs: the RFC 3464
  * report (sc_queue_dsn_build, pure), failure and success DSNs when a
  * message is finished, double bounces to the postmaster, delay notices,
- * and the RFC 3461 parameters they follow (NOTIFY, RET, ENVID, ORCPT). Loop thread; reading the original and
- * queueing the DSN run on the libuv thread pool.
+ * and the RFC 3461 parameters they follow (NOTIFY, RET, ENVID, ORCPT).
+ * Loop thread; reading the original and queueing the DSN run on the
+ * libuv thread pool.
  */
 #include "queue_int.h"
 
@@ -320,8 +321,9 @@ sc_queue_dsn_build(const struct sc_dsn_spec *s)
 		fprintf(f, "A delivery notice (a message from the null sender "
 			"<>) could not be\r\ndelivered. Nobody else can be "
 			"told, so this copy goes to the postmaster.\r\n\r\n");
-	dsn_list(f, s, "failed", "Your message could not be delivered to "
-		 "the recipients below.\r\n\r\n");
+	dsn_list(f, s, "failed", s->postmaster ? "It failed for the "
+		 "recipients below.\r\n\r\n" : "Your message could not be "
+		 "delivered to the recipients below.\r\n\r\n");
 	dsn_list(f, s, "delayed", "Your message could not be delivered yet "
 		 "to the recipients below.\r\nIt is still in the queue and "
 		 "will be retried; you need not send it again.\r\n\r\n");

@@ -61,7 +61,7 @@ class DsnTest(RelayTestCase):
             msg = wait_dsn(d, ALICE, timeout=20)[0]
             text = dsn_text(msg)
             self.assertEqual(msg['Subject'], 'Successful Mail Delivery Report')
-            self.assertEqual(msg['To'], '<%s>' % ALICE)
+            self.assertEqual(str(msg['To']), ALICE)
             self.assertIn('Final-Recipient: rfc822; %s' % BOB, text)
             self.assertIn('Action: delivered', text)
             self.assertRegex(text, r'Status: 2\.\d+\.\d+')
