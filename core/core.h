@@ -365,6 +365,18 @@ SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
 				    bool delay, const char *headers,
 				    size_t headers_len, bool full);
 
+/* ---- route_warn.c ---- */
+
+/* What doctor, check and reload say of a remote or backup domain whose
+ * best MX is this machine (routing is SC_ROUTING_REMOTE or _BACKUP). */
+SC_INTERNAL const char *sc_routing_trap_text(const char *domain,
+					     enum sc_routing routing,
+					     char *buf, size_t len);
+/* After start and each reload: looks up the MX of every remote and backup
+ * domain of cfg (copied; core/dns.c, bounded) and logs a warning in those
+ * words for each whose best MX is this machine. Loop thread. */
+SC_INTERNAL void sc_route_warn_start(const struct sc_main_config *cfg);
+
 /* ---- dns.c ---- */
 
 SC_INTERNAL int sc_dns_init(const struct sc_main_config *cfg, char **error_r);

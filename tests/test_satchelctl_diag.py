@@ -284,12 +284,23 @@ class DoctorTest(unittest.TestCase):
             r = self.doctor(d)
             self.assertIn(loop.replace('warn', 'FAIL', 1), lines(r.stdout))
             self.assertIn(backup, lines(r.stdout))
+            # the daemon looks too, at start and at each reload (SIGHUP
+            # as well), and logs the same words
             d.start()
+            for text in (loop, backup):
+                d.wait_log(r'warning: ' + re.escape(text[5:]), timeout=30)
+            mark = d.log_mark()
             r = d.ctl('reload', timeout=120)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertIn('configuration reloaded', r.stdout)
             self.assertIn(loop, lines(r.stdout))
             self.assertIn(backup, lines(r.stdout))
+            for text in (loop, backup):
+                d.wait_log(r'warning: ' + re.escape(text[5:]), timeout=30,
+                           since=mark)
+            log = d.log_text()
+            self.assertNotIn('routing backup.test', log)
+            self.assertNotIn('routing elsewhere.test', log)
 
     def test_check_warns_without_domains(self):
         with self.daemon(main={'domains': {}}, users={}) as d:

@@ -27,24 +27,6 @@ mxhost_cmp(const void *a, const void *b)
 	return strcasecmp(x->name, y->name);
 }
 
-/* trap_text - what doctor says when a remote or backup domain's best MX
- * is this machine (check and reload say the same) */
-static const char *
-trap_text(const char *domain, enum sc_routing routing, char *buf,
-	  size_t len)
-{
-	if (routing == SC_ROUTING_REMOTE)
-		snprintf(buf, len, "routing %s: mail for %s would loop back "
-			 "to myself (5.4.6): set routing: local or auto",
-			 domain, domain);
-	else
-		snprintf(buf, len, "routing %s: backup, but this server is "
-			 "the best MX: there is no primary to relay to; set "
-			 "routing: local, or give the primary a lower "
-			 "preference number", domain);
-	return buf;
-}
-
 /* best_mx_here - is this machine among the best-preference MX hosts of
  * domain (or its own address, without MX)? false when DNS cannot tell */
 static bool
@@ -113,8 +95,8 @@ sc_ctl_route_traps(const struct sc_main_config *cfg, FILE *out)
 		}
 		if (!best_mx_here(&d, dc->name))
 			continue;
-		fprintf(out, "warn %s\n", trap_text(dc->name, dc->routing,
-						     trap, sizeof(trap)));
+		fprintf(out, "warn %s\n", sc_routing_trap_text(dc->name,
+			dc->routing, trap, sizeof(trap)));
 		warns++;
 	}
 	if (d.ub != NULL)
@@ -268,8 +250,8 @@ doctor_domain(struct doctor *d, const char *domain)
 		break;
 	case SC_ROUTING_REMOTE:
 		if (best_here)
-			report(d, 2, "%s", trap_text(domain, routing, trap,
-						     sizeof(trap)));
+			report(d, 2, "%s", sc_routing_trap_text(domain,
+			       routing, trap, sizeof(trap)));
 		else
 			report(d, 0, "routing %s: remote, mail is relayed "
 			       "to %s", domain, hosts[0].name);
@@ -282,8 +264,8 @@ doctor_domain(struct doctor *d, const char *domain)
 			       "the primary, or set routing: remote",
 			       domain, me, me);
 		else if (best_here)
-			report(d, 1, "%s", trap_text(domain, routing, trap,
-						     sizeof(trap)));
+			report(d, 1, "%s", sc_routing_trap_text(domain,
+			       routing, trap, sizeof(trap)));
 		else
 			report(d, 0, "routing %s: backup, this server is a "
 			       "lower-preference MX", domain);
