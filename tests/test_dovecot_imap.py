@@ -26,8 +26,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 'harness'))
-from satchel_harness import (Daemon, default_plugins, free_port,  # noqa
-                             skip, tls_context)
+from satchel_harness import Daemon, default_plugins, free_port, skip  # noqa
+from test_satchelctl_diag import make_cert  # noqa: E402
 
 DOVECOT = '/usr/sbin/dovecot'
 ALICE = 'alice@example.test'
@@ -90,22 +90,6 @@ service postlogin {{
 '''
 
 
-def make_cert(directory):
-    key = os.path.join(directory, 'key.pem')
-    cert = os.path.join(directory, 'cert.pem')
-    tmpl = os.path.join(directory, 'cert.tmpl')
-    with open(tmpl, 'w') as f:
-        f.write('cn = "mail.example.test"\ndns_name = "mail.example.test"\n'
-                'expiration_days = 2\ntls_www_server\nsigning_key\n'
-                'encryption_key\n')
-    subprocess.run(['certtool', '--generate-privkey', '--key-type=ecdsa',
-                    '--outfile', key], check=True, capture_output=True,
-                   timeout=60)
-    subprocess.run(['certtool', '--generate-self-signed', '--load-privkey',
-                    key, '--template', tmpl, '--outfile', cert],
-                   check=True, capture_output=True, timeout=60)
-
-
 class Dovecot:
     """dovecot -F with a config of its own; a context manager."""
 
@@ -125,7 +109,7 @@ class Dovecot:
         else:
             user = pwd.getpwuid(os.geteuid())
             login_user = internal_user = user.pw_name
-        make_cert(self.tmp)
+        make_cert(self.tmp, 'mail.example.test', 2, ['mail.example.test'])
         script = os.path.join(self.tmp, 'postlogin.sh')
         with open(script, 'w') as f:
             f.write(POSTLOGIN % feed)
