@@ -387,15 +387,16 @@ sc_queue_dsn_build(const struct sc_dsn_spec *s)
 
 	if (attached) {
 		fprintf(f, "--%s\r\n", boundary);
+		const char *what = failed || delayed ? "Undelivered Message" :
+			"Message";
+
 		if (s->full) {
 			fprintf(f, "Content-Type: message/rfc822\r\n");
-			fprintf(f, "Content-Description: %s Message\r\n\r\n",
-				failed ? "Undelivered" : "The");
+			fprintf(f, "Content-Description: %s\r\n\r\n", what);
 		} else {
 			fprintf(f, "Content-Type: text/rfc822-headers\r\n");
-			fprintf(f, "Content-Description: %s Message "
-				"Headers\r\n\r\n", failed ? "Undelivered" :
-				"The");
+			fprintf(f, "Content-Description: %s Headers\r\n\r\n",
+				what);
 		}
 		fwrite(s->headers, 1, s->headers_len, f);
 		if (s->headers[s->headers_len - 1] != '\n')
