@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from relaycommon import (ALICE, ALICE_PW, Peer, RelayTestCase,  # noqa: E402
                          dsn_text, relay_daemon, submit, wait_dsn, wait_for,
                          tls_context)
+from test_relay_replies import ScriptPeer  # noqa: E402
 
 BOB = 'bob@example.test'
 POSTMASTER = 'postmaster@mail.example.test'
@@ -101,6 +102,23 @@ class DsnTest(RelayTestCase):
             self.assertIn('Action: relayed', text)
             self.assertIn('Remote-MTA: dns; mx.partner.test', text)
             self.assertIn('does not report delivery', text)
+
+    def test_no_relayed_dsn_when_peer_has_dsn(self):
+        """A peer offering DSN gets the NOTIFY request and reports
+        itself: no "relayed" notice from us."""
+        with ScriptPeer('127.0.0.2', self.port) as peer, \
+                relay_daemon(self.dns, self.conf()) as d:
+            d.start()
+            submit(d, 'rose@partner.test',
+                   rcpt_options=['NOTIFY=SUCCESS,FAILURE'])
+            d.wait_log(r'to=<rose@partner\.test> delivered', timeout=20)
+            self.assertEqual(peer.messages, 1)
+            self.assertTrue([l for l in peer.lines if l.startswith(
+                'RCPT TO:<rose@partner.test>') and
+                'NOTIFY=SUCCESS,FAILURE' in l], peer.lines)
+            time.sleep(1.5)
+            self.assertNotIn('success DSN', d.log_text())
+            self.assertEqual(d.maildir_files(ALICE), [])
 
     def test_delay_notice_not_at_first_deferral_by_default(self):
         """delay_warning defaults to 4h: deferral after deferral, no
