@@ -61,6 +61,7 @@ struct sc_main_config {
 	char *tls_key;
 	struct sc_str_list dns_servers;	/* "ip:port" or "ip"; empty = system */
 	uint64_t shutdown_grace_ms;	/* `shutdown_grace:` default 30s     */
+	uint64_t delay_warning_ms;	/* `delay_warning:` default 4h; 0 off */
 	size_t domain_count;
 	struct sc_domain_conf *domains;
 	size_t inst_count;
@@ -85,6 +86,10 @@ SC_INTERNAL void sc_config_free_keys(const struct sc_config_key *keys,
 				     void *out);
 /* Makes cfg the one sc_config_hostname() & co. read. */
 SC_INTERNAL void sc_config_set_current(const struct sc_main_config *cfg);
+/* `delay_warning:` of the current config (SC_DELAY_WARNING_MS without
+ * one): how long a message waits before its delay notices; 0 = never. */
+#define SC_DELAY_WARNING_MS	(4ull * 3600 * 1000)
+SC_INTERNAL uint64_t sc_config_delay_warning_ms(void);
 
 /* YAML helpers shared by config.c (the main file, documents) and
  * config_keys.c (module keys); nothing outside the config part uses them. */
@@ -391,8 +396,28 @@ SC_INTERNAL void sc_queue_set_dirs(const char *queue_dir);
 /* Loads a committed message from active/ and schedules it (queue.c calls
  * it after each commit). */
 SC_INTERNAL void sc_queue_runner_add(const char *id);
-/* Builds a multipart/report DSN (RFC 3464), malloc'd; pure, so it runs on
- * a pool thread. replies[i] is the last reply for rcpts[i]. */
+/* What one DSN (RFC 3464) reports. */
+struct sc_dsn_spec {
+	const char *id;			/* the original's queue id           */
+	const char *to;			/* who gets the DSN (To:)            */
+	const char *mail_params;	/* the original's MAIL parameters    */
+	time_t arrival;
+	const char *const *rcpts;
+	const char *const *rcpt_params;	/* NULL, or ORCPT= & co. per rcpt    */
+	const char *const *replies;	/* the last reply of each            */
+	/* "failed", "delayed", "delivered" or "relayed" (RFC 3464 2.3.3) */
+	const char *const *actions;
+	size_t n;
+	bool postmaster;		/* a double bounce: for postmaster@  */
+	const char *headers;		/* what is attached (NULL: nothing)  */
+	size_t headers_len;
+	bool full;			/* headers is the whole message      */
+};
+/* Builds the multipart/report DSN of s, malloc'd; pure, so it runs on a
+ * pool thread. Its text says truly what is attached. */
+SC_INTERNAL char *sc_queue_dsn_build(const struct sc_dsn_spec *s);
+/* sc_queue_dsn_build for recipients that all failed (or, with delay, are
+ * all delayed): sender gets it. replies[i] is the last reply for rcpts[i]. */
 SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
 				    const char *mail_params, time_t arrival,
 				    const char *const *rcpts,
@@ -400,6 +425,18 @@ SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
 				    const char *const *replies, size_t n,
 				    bool delay, const char *headers,
 				    size_t headers_len, bool full);
+
+/* ---- route_warn.c ---- */
+
+/* What doctor, check and reload say of a remote or backup domain whose
+ * best MX is this machine (routing is SC_ROUTING_REMOTE or _BACKUP). */
+SC_INTERNAL const char *sc_routing_trap_text(const char *domain,
+					     enum sc_routing routing,
+					     char *buf, size_t len);
+/* After start and each reload: looks up the MX of every remote and backup
+ * domain of cfg (copied; core/dns.c, bounded) and logs a warning in those
+ * words for each whose best MX is this machine. Loop thread. */
+SC_INTERNAL void sc_route_warn_start(const struct sc_main_config *cfg);
 
 /* ---- dns.c ---- */
 

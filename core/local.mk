@@ -31,6 +31,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue.c \
 	core/queue_dispatch.c \
 	core/queue_dsn.c \
+	core/route_warn.c \
 	core/queue_int.h \
 	core/queue_rewrite.c \
 	core/queue_runner.c \

@@ -253,6 +253,7 @@ sc_core_reload(char **error_r)
 	sc_log_set_level(gen->cfg->log_level);
 	sc_gen_unref(&old);
 	sc_log_notice("configuration reloaded (generation %u)", gen->serial);
+	sc_route_warn_start(gen->cfg);		/* logs routing traps */
 	memset(&ev, 0, sizeof(ev));
 	ev.type = SC_EVENT_RELOAD;
 	sc_event_emit(&ev);
@@ -473,6 +474,7 @@ main(int argc, char **argv)
 		      "instance(s))", SC_VERSION, gen->serial,
 		      gen->inst_count);
 	daemon_ready(&d);
+	sc_route_warn_start(gen->cfg);		/* logs routing traps */
 	uv_run(d.core.loop, UV_RUN_DEFAULT);
 	teardown(&d);
 	sc_log_info("satcheld stopped");

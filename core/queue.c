@@ -10,8 +10,9 @@
  *   client / helo / rcpt ADDR PARAMS... / size N (20 digits) / data
  *   <size bytes of message> END received=N
  *   then appended records: D idx ms reply | T idx ms next_ms attempts reply
- *   | F idx ms reply | X parent address | N idx | B | Q reason (written at
- *   commit: quarantined, see satchel/message.h)
+ *   | F idx ms reply | X parent address | N idx | B
+ *   | S idx delivered|relayed (a success DSN is owed: NOTIFY=SUCCESS)
+ *   | Q reason (written at commit: quarantined, see satchel/message.h)
  *
  * A message edited through the message API is written anew at commit
  * (rewrite_file, on the pool): the same id, a new envelope and header

@@ -37,6 +37,9 @@ struct qrcpt {
 	uint64_t next_ms;	/* wall clock                              */
 	char *reply;		/* last reply                              */
 	bool delay_notified;
+	/* NOTIFY=SUCCESS: "delivered" or "relayed" once it is (an S
+	 * record), for the success DSN; NULL otherwise */
+	const char *success;
 	bool routing;		/* in the current attempt                  */
 	const char *kind;	/* chosen by the route (static strings)    */
 	char *nexthop;
@@ -93,6 +96,7 @@ struct attempt {
 struct dres {
 	enum sc_result result;
 	bool set;
+	bool relayed;		/* the next hop took no DSN request        */
 	char *reply;
 };
 

@@ -9,6 +9,8 @@ EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py tests/valgrind.
 	tests/harness/redis_server.py
 TESTS += tests/test_satchelctl_diag.py
 EXTRA_DIST += tests/test_satchelctl_diag.py
+TESTS += tests/test_docs.py tests/test_dovecot_imap.py
+EXTRA_DIST += tests/test_docs.py tests/test_dovecot_imap.py
 TESTS += tests/test_exports.sh
 EXTRA_DIST += tests/test_exports.sh
 TESTS += tests/test_install_conf.sh

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 struct rc {
@@ -42,6 +43,33 @@ struct view {
 	FILE *lf;
 };
 
+static void
+age_text(long long secs, char *buf, size_t len)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(buf, len, "%llds", secs);
+	else if (secs < 7200)
+		snprintf(buf, len, "%lldm", secs / 60);
+	else if (secs < 172800)
+		snprintf(buf, len, "%lldh", secs / 3600);
+	else
+		snprintf(buf, len, "%lldd", secs / 86400);
+}
+
+/* date_text - unix seconds as a local date with its offset */
+static void
+date_text(long long secs, char *buf, size_t len)
+{
+	time_t t = (time_t)secs;
+	struct tm tm;
+
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm) == 0)
+		snprintf(buf, len, "%lld", secs);
+}
+
 static int
 view_field(void *arg, const char *key, const char *value)
 {
@@ -50,9 +78,18 @@ view_field(void *arg, const char *key, const char *value)
 	size_t i;
 	int off = 0;
 
-	if (v->lf != NULL && strcmp(key, "data") != 0 &&
-	    strcmp(key, "size") != 0 && strlen(key) > 1)
+	if (v->lf != NULL && strcmp(key, "arrival") == 0) {
+		char when[64], age[32];
+
+		/* the file keeps unix seconds; people read dates */
+		date_text(strtoll(value, NULL, 10), when, sizeof(when));
+		age_text((long long)time(NULL) - strtoll(value, NULL, 10),
+			 age, sizeof(age));
+		fprintf(v->lf, "  %-8s %s (%s ago)\n", key, when, age);
+	} else if (v->lf != NULL && strcmp(key, "data") != 0 &&
+		   strcmp(key, "size") != 0 && strlen(key) > 1) {
 		fprintf(v->lf, "  %-8s %s\n", key, value);
+	}
 	if (strcmp(key, "id") == 0) {
 		snprintf(v->id, sizeof(v->id), "%s", value);
 	} else if (strcmp(key, "arrival") == 0) {
@@ -129,25 +166,10 @@ now_ms(void)
 }
 
 static void
-age_text(long long secs, char *buf, size_t len)
-{
-	if (secs < 0)
-		secs = 0;
-	if (secs < 120)
-		snprintf(buf, len, "%llds", secs);
-	else if (secs < 7200)
-		snprintf(buf, len, "%lldm", secs / 60);
-	else if (secs < 172800)
-		snprintf(buf, len, "%lldh", secs / 3600);
-	else
-		snprintf(buf, len, "%lldd", secs / 86400);
-}
-
-static void
 print_rcpts(const struct view *v)
 {
 	uint64_t now = now_ms();
-	char when[32];
+	char when[32], at[64];
 
 	for (size_t i = 0; i < v->n; i++) {
 		const struct rc *r = &v->r[i];
@@ -157,8 +179,10 @@ print_rcpts(const struct view *v)
 			age_text(r->next_ms > now ?
 				 (long long)((r->next_ms - now) / 1000) : 0,
 				 when, sizeof(when));
-			printf(" attempts %u, next try in %s", r->attempts,
-			       when);
+			date_text((long long)(r->next_ms / 1000), at,
+				  sizeof(at));
+			printf(" attempts %u, next try in %s (%s)",
+			       r->attempts, when, at);
 		}
 		if (r->reply != NULL && *r->reply)
 			printf("\n              last reply: %s", r->reply);

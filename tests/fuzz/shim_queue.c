@@ -324,6 +324,13 @@ sc_delivery_attempts(const struct sc_delivery *d)
 	return 0;
 }
 
+void
+sc_delivery_rcpt_relayed(struct sc_delivery *d, size_t i)
+{
+	FUZZ_CHECK(i < delivery_live(d)->n, "relayed: recipient %zu of %zu",
+		   i, d->n);
+}
+
 /* sc_delivery_rcpt_result - the text becomes a queue record line and a
  * DSN header: it must be one line */
 void

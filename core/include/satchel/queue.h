@@ -134,6 +134,11 @@ SC_API void sc_delivery_rcpt_result(struct sc_delivery *d, size_t i,
 				    enum sc_result r, int code,
 				    const char *esc, const char *fmt, ...)
 	SC_PRINTF(6, 7);
+/* Recipient i went to a next hop that took no DSN request (it lacks the
+ * DSN extension, RFC 3461 5.2.2): a sender who asked NOTIFY=SUCCESS gets
+ * a "relayed" notice from this server once the result is SC_OK. Call it
+ * with the result, before sc_delivery_done(). Loop thread. Since ABI 1.2. */
+SC_API void sc_delivery_rcpt_relayed(struct sc_delivery *d, size_t i);
 /* Ends the attempt; recipients without a result are deferred. d is freed. */
 SC_API void sc_delivery_done(struct sc_delivery *d);
 
