@@ -250,6 +250,49 @@ struct sc_queue_tx;
 SC_INTERNAL void sc_session_set_tx(struct sc_session *s,
 				   struct sc_queue_tx *tx);
 SC_INTERNAL void sc_queue_tx_session_gone(struct sc_queue_tx *tx);
+/* The session's message while DATA_POST may read it (message.c sets it
+ * at sc_message_finish and clears it when the message closes; session.c
+ * calls sc_message_session_gone at close). */
+struct sc_message;
+SC_INTERNAL void sc_session_set_message(struct sc_session *s,
+					struct sc_message *m);
+SC_INTERNAL struct sc_message *sc_session_message(const struct sc_session *s);
+
+/* ---- message.c (with queue.c) ---- */
+
+/* How queue.c stores an edited message (sc_message_plan): the new
+ * envelope, the header block with the empty line after it, and the body
+ * to copy (body_fd is the plan's own: close it). */
+struct sc_message_plan {
+	bool rewrite;
+	struct sc_envelope env;		/* points into the message       */
+	char *block;			/* malloc'd                       */
+	size_t block_len;
+	int body_fd;
+	uint64_t body_off, body_size;
+	size_t received;		/* Received: fields in the block  */
+	const char *quarantine;		/* or NULL; the message's         */
+};
+SC_INTERNAL struct sc_message *sc_message_new(struct sc_queue_tx *tx,
+					      const char *id,
+					      const char *path,
+					      const struct sc_envelope *env,
+					      struct sc_session *s);
+SC_INTERNAL void sc_message_free(struct sc_message *m);
+SC_INTERNAL void sc_message_session_gone(struct sc_message *m);
+SC_INTERNAL char *sc_message_prefix(struct sc_message *m, size_t *len_r);
+SC_INTERNAL void sc_message_capture(struct sc_message *m, const char *p,
+				    size_t len);
+SC_INTERNAL void sc_message_close(struct sc_message *m);
+SC_INTERNAL int sc_message_plan(struct sc_message *m,
+				struct sc_message_plan *plan);
+/* queue.c for message.c: the tx's message; writes the prefix now (no data
+ * came); flushes the written data, giving its offset in the file and its
+ * size (0 or -1). */
+SC_INTERNAL struct sc_message *sc_queue_tx_msg(struct sc_queue_tx *tx);
+SC_INTERNAL void sc_queue_tx_data_flush_prefix(struct sc_queue_tx *tx);
+SC_INTERNAL int sc_queue_tx_data_sync(struct sc_queue_tx *tx,
+				      uint64_t *data_off_r, uint64_t *size_r);
 
 /* ---- net_conn.c, net_listen.c, net_tls.c ---- */
 

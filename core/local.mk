@@ -14,6 +14,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/event.c \
 	core/hook.c \
 	core/log.c \
+	core/message.c \
 	core/module.c \
 	core/net_conn.c \
 	core/net_int.h \

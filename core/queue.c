@@ -10,7 +10,12 @@
  *   client / helo / rcpt ADDR PARAMS... / size N (20 digits) / data
  *   <size bytes of message> END received=N
  *   then appended records: D idx ms reply | T idx ms next_ms attempts reply
- *   | F idx ms reply | X parent address | N idx | B
+ *   | F idx ms reply | X parent address | N idx | B | Q reason (written at
+ *   commit: quarantined, see satchel/message.h)
+ *
+ * A message edited through the message API is written anew at commit
+ * (rewrite_file, on the pool): the same id, a new envelope and header
+ * block, the body copied from the received file or the replacement.
  */
 #include "core.h"
 
@@ -49,6 +54,10 @@ struct sc_queue_tx {
 	size_t pfx_len;
 	size_t received;
 	char *sender;			/* for the QUEUED event         */
+	struct sc_message *msg;		/* its message (message.c)      */
+	uint64_t data_off;		/* where the data starts        */
+	time_t arrival;
+	struct sc_message_plan plan;	/* an edited message's rewrite  */
 	size_t wlen;
 	char wbuf[TX_WBUF];
 };
@@ -241,7 +250,7 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 		  const char **error_r)
 {
 	struct sc_queue_tx *tx;
-	char *hdr;
+	char *hdr, *path;
 
 	if (q.tmp == NULL) {
 		*error_r = "queue not initialised";
@@ -256,6 +265,7 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 	}
 	tx->session = s;
 	tx->in_headers = tx->line_start = true;
+	tx->plan.body_fd = -1;
 	tx->sender = strdup(env->sender != NULL ? env->sender : "");
 	tx->fd = open_tmp(tx->id);
 	if (tx->fd < 0) {
@@ -267,13 +277,20 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 		free(tx);
 		return NULL;
 	}
-	hdr = header_text(tx->id, env, time(NULL), &tx->size_field);
-	if (hdr == NULL || write_all(tx->fd, hdr, strlen(hdr)) < 0) {
+	tx->arrival = time(NULL);
+	hdr = header_text(tx->id, env, tx->arrival, &tx->size_field);
+	path = path2(q.tmp, tx->id);
+	if (path != NULL)
+		tx->msg = sc_message_new(tx, tx->id, path, env, s);
+	free(path);
+	if (hdr == NULL || tx->msg == NULL ||
+	    write_all(tx->fd, hdr, strlen(hdr)) < 0) {
 		*error_r = "cannot write the queue file";
 		free(hdr);
 		sc_queue_tx_abort(tx);
 		return NULL;
 	}
+	tx->data_off = strlen(hdr);
 	free(hdr);
 	return tx;
 }
@@ -326,12 +343,55 @@ tx_flush(struct sc_queue_tx *tx)
 	return tx->failed ? -1 : 0;
 }
 
+static int tx_write_data(struct sc_queue_tx *tx, const void *data,
+			 size_t len);
+
 int
 sc_queue_tx_write(struct sc_queue_tx *tx, const void *data, size_t len)
 {
 	if (tx->failed || tx->committed)
 		return -1;
+	sc_queue_tx_data_flush_prefix(tx);
+	return tx_write_data(tx, data, len);
+}
+
+/* sc_queue_tx_data_flush_prefix - the fields inserted before the data
+ * (smtp's Received:) go first, once */
+void
+sc_queue_tx_data_flush_prefix(struct sc_queue_tx *tx)
+{
+	size_t plen = 0;
+	char *pre = tx->msg != NULL ? sc_message_prefix(tx->msg, &plen) :
+		NULL;
+
+	if (pre != NULL && !tx->failed && !tx->committed)
+		tx_write_data(tx, pre, plen);
+	free(pre);
+}
+
+struct sc_message *
+sc_queue_tx_msg(struct sc_queue_tx *tx)
+{
+	return tx->msg;
+}
+
+int
+sc_queue_tx_data_sync(struct sc_queue_tx *tx, uint64_t *data_off_r,
+		      uint64_t *size_r)
+{
+	*data_off_r = tx->data_off;
+	*size_r = tx->size;
+	return tx_flush(tx);
+}
+
+static int
+tx_write_data(struct sc_queue_tx *tx, const void *data, size_t len)
+{
+	if (tx->failed || tx->committed)
+		return -1;
 	count_received(tx, data, len);
+	if (tx->msg != NULL)
+		sc_message_capture(tx->msg, data, len);
 	tx->size += len;
 	if (tx->wlen + len > sizeof(tx->wbuf)) {
 		if (tx_flush(tx) < 0)
@@ -367,6 +427,10 @@ tx_free(struct sc_queue_tx *tx)
 {
 	if (tx->fd >= 0)
 		close(tx->fd);
+	if (tx->plan.body_fd >= 0)
+		close(tx->plan.body_fd);
+	free(tx->plan.block);
+	sc_message_free(tx->msg);
 	free(tx->sender);
 	free(tx);
 }
@@ -379,6 +443,96 @@ tx_unlink(struct sc_queue_tx *tx, const char *dir)
 	if (p != NULL)
 		unlink(p);
 	free(p);
+}
+
+/* copy_range - len bytes of in from off to the end of out: in the kernel
+ * where it can (copy_file_range), else through a buffer */
+static int
+copy_range(int in, uint64_t off, int out, uint64_t len)
+{
+	loff_t o = (loff_t)off;
+	char buf[65536];
+
+	while (len > 0) {
+		ssize_t n = copy_file_range(in, &o, out, NULL, len > (1u << 30)
+					    ? (1u << 30) : (size_t)len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
+			      errno == EINVAL || errno == EOPNOTSUPP))
+			break;
+		if (n <= 0)
+			return n == 0 ? (errno = EIO, -1) : -1;
+		len -= (uint64_t)n;
+	}
+	while (len > 0) {
+		ssize_t n = pread(in, buf, len > sizeof(buf) ? sizeof(buf) :
+				  (size_t)len, (off_t)o);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || write_all(out, buf, (size_t)n) < 0)
+			return n == 0 ? (errno = EIO, -1) : -1;
+		o += n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* rewrite_file - on the pool: an edited message written anew as
+ * tmp/ID.new (envelope, header block, body, END and records), made
+ * durable and renamed into active/ID; the received file goes. */
+static void
+rewrite_file(struct sc_queue_tx *tx)
+{
+	struct sc_message_plan *p = &tx->plan;
+	char *hdr = NULL, *tail = NULL, *from = NULL, *to = NULL, *old = NULL;
+	char size[SIZE_DIGITS + 1];
+	off_t size_field;
+	uint64_t total = p->block_len + p->body_size;
+	int fd = -1;
+
+	hdr = header_text(tx->id, &p->env, tx->arrival, &size_field);
+	old = path2(q.tmp, tx->id);
+	if (asprintf(&from, "%s/%s.new", q.tmp, tx->id) < 0)
+		from = NULL;
+	to = path2(q.active, tx->id);
+	if (asprintf(&tail, "END received=%zu\n%s%s%s", p->received,
+		     p->quarantine ? "Q " : "", p->quarantine ? p->quarantine :
+		     "", p->quarantine ? "\n" : "") < 0)
+		tail = NULL;
+	if (hdr == NULL || old == NULL || from == NULL || to == NULL ||
+	    tail == NULL) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	snprintf(size, sizeof(size), "%0*" PRIu64, SIZE_DIGITS, total);
+	memcpy(hdr + size_field, size, SIZE_DIGITS);
+	fd = open(from, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0 || write_all(fd, hdr, strlen(hdr)) < 0 ||
+	    write_all(fd, p->block, p->block_len) < 0 ||
+	    copy_range(p->body_fd, p->body_off, fd, p->body_size) < 0 ||
+	    write_all(fd, tail, strlen(tail)) < 0 || fdatasync(fd) < 0 ||
+	    rename(from, to) < 0)
+		goto fail;
+	unlink(old);
+	tx->size = total;
+	goto out;
+fail:
+	tx->failed = true;
+	tx->err = errno;
+	if (from != NULL)
+		unlink(from);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(hdr);
+	free(tail);
+	free(from);
+	free(to);
+	free(old);
 }
 
 void
@@ -413,6 +567,11 @@ batch_work(uv_work_t *w)
 
 		if (tx->failed)
 			continue;
+		if (tx->plan.rewrite) {
+			rewrite_file(tx);
+			any = any || !tx->failed;
+			continue;
+		}
 		if (fdatasync(tx->fd) < 0) {
 			tx->failed = true;
 			tx->err = errno;
@@ -516,11 +675,26 @@ sc_queue_tx_commit(struct sc_queue_tx *tx, sc_queue_commit_fn done,
 
 	tx->done = done;
 	tx->arg = arg;
+	sc_queue_tx_data_flush_prefix(tx);
 	tx_flush(tx);
-	snprintf(end, sizeof(end), "END received=%zu\n", tx->received);
+	if (!tx->failed && tx->msg != NULL &&
+	    sc_message_plan(tx->msg, &tx->plan) < 0) {
+		tx->failed = true;
+		tx->err = errno;
+	}
+	if (tx->plan.rewrite) {
+		free(tx->sender);
+		tx->sender = strdup(tx->plan.env.sender);
+	}
+	snprintf(end, sizeof(end), "END received=%zu\n%s", tx->received,
+		 tx->plan.quarantine != NULL ? "Q " : "");
 	snprintf(size, sizeof(size), "%0*" PRIu64, SIZE_DIGITS, tx->size);
-	if (!tx->failed &&
+	if (!tx->failed && !tx->plan.rewrite &&
 	    (write_all(tx->fd, end, strlen(end)) < 0 ||
+	     (tx->plan.quarantine != NULL &&
+	      (write_all(tx->fd, tx->plan.quarantine,
+			 strlen(tx->plan.quarantine)) < 0 ||
+	       write_all(tx->fd, "\n", 1) < 0)) ||
 	     pwrite(tx->fd, size, SIZE_DIGITS, tx->size_field) !=
 	     SIZE_DIGITS)) {
 		tx->failed = true;

@@ -56,6 +56,7 @@ struct qmsg {
 	bool busy;		/* an attempt, a DSN or a record write     */
 	bool deleted;
 	bool dsn_sent;		/* a B record: the failure DSN went out   */
+	char *quarantine;	/* a Q record: held, never delivered      */
 	uint64_t finish_ms;	/* a DSN failed: try again then           */
 };
 

@@ -90,6 +90,7 @@ sc_runner_msg_free(struct qmsg *m)
 	free(m->auth);
 	free(m->client);
 	free(m->helo);
+	free(m->quarantine);
 	free(m);
 }
 
@@ -195,6 +196,9 @@ load_field(void *arg, const char *key, const char *value)
 	} else if (strcmp(key, "N") == 0) {
 		if (sscanf(value, "%zu", &i) == 1 && i < m->n)
 			m->r[i].delay_notified = true;
+	} else if (strcmp(key, "Q") == 0) {
+		/* quarantined at commit (message.h): held until deleted */
+		set_str(&m->quarantine, value);
 	} else if (strcmp(key, "B") == 0) {
 		/* the DSN went out; only the unlink was missing */
 		for (i = 0; i < m->n; i++)
@@ -422,7 +426,7 @@ runner_run(uv_timer_t *t)
 		bool pending = false, due = false;
 
 		next = m->next;
-		if (m->busy)
+		if (m->busy || m->quarantine != NULL)
 			continue;
 		for (size_t i = 0; i < m->n; i++) {
 			if (m->r[i].state != R_PENDING)
@@ -574,9 +578,12 @@ sc_queue_list_text(void)
 	if (f == NULL)
 		return NULL;
 	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next) {
-		fprintf(f, "%s %llds %" PRIu64 " <%s>%s\n", m->id,
+		fprintf(f, "%s %llds %" PRIu64 " <%s>%s%s%s%s\n", m->id,
 			(long long)(now / 1000 - (uint64_t)m->arrival),
-			m->size, m->sender, m->busy ? " (active)" : "");
+			m->size, m->sender, m->busy ? " (active)" : "",
+			m->quarantine ? " (quarantined: " : "",
+			m->quarantine ? m->quarantine : "",
+			m->quarantine ? ")" : "");
 		for (size_t i = 0; i < m->n; i++) {
 			struct qrcpt *r = &m->r[i];
 

@@ -34,6 +34,7 @@ struct view {
 	size_t n;
 	struct rc r[256];
 	size_t extra;		/* recipients beyond the array */
+	char *quarantine;	/* a Q record: the reason      */
 	char *lines;		/* envelope lines for `show` */
 	size_t lines_len;
 	FILE *lf;
@@ -88,6 +89,9 @@ view_field(void *arg, const char *key, const char *value)
 			 key[0] == 'D' ? "delivered" : "failed");
 		free(v->r[i].reply);
 		v->r[i].reply = off > 0 ? strdup(value + off) : NULL;
+	} else if (strcmp(key, "Q") == 0) {
+		free(v->quarantine);
+		v->quarantine = strdup(value);
 	} else if (strcmp(key, "T") == 0) {
 		if (sscanf(value, "%zu %llu %llu %llu %n", &i, &a, &b, &c,
 			   &off) < 4 || i >= v->n)
@@ -110,6 +114,7 @@ view_free(struct view *v)
 	}
 	free(v->sender);
 	free(v->lines);
+	free(v->quarantine);
 }
 
 static uint64_t
@@ -238,6 +243,8 @@ queue_list(const struct sc_main_config *cfg)
 				 sizeof(age));
 			printf("%-16s %6s %10" PRIu64 "  <%s>\n", names[i],
 			       age, v.size, v.sender ? v.sender : "");
+			if (v.quarantine != NULL)
+				printf("    quarantined: %s\n", v.quarantine);
 			print_rcpts(&v);
 		}
 		view_free(&v);
@@ -289,6 +296,8 @@ queue_show(const struct sc_main_config *cfg, const char *id)
 	v.lf = NULL;
 	printf("message %s, %" PRIu64 " bytes\nenvelope:\n%s", id, v.size,
 	       v.lines);
+	if (v.quarantine != NULL)
+		printf("quarantined: %s\n", v.quarantine);
 	printf("recipients:\n");
 	print_rcpts(&v);
 	printf("headers:\n");

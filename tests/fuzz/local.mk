@@ -117,6 +117,7 @@ tests_fuzz_fuzz_alias_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
 # files it leaves real.
 FUZZ_SHIM = tests/fuzz/shim.h tests/fuzz/shim_int.h tests/fuzz/shim.c \
 	tests/fuzz/shim_net.c tests/fuzz/shim_hook.c tests/fuzz/shim_queue.c \
+	tests/fuzz/shim_message.c \
 	core/address.c core/sasl.c core/config.c core/config_keys.c
 FUZZ_SHIM_LIBS = $(YAML_LIBS)
 
