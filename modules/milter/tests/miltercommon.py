@@ -105,6 +105,11 @@ class ScriptedMilter:
 
     def cleanup(self):
         self.stop()
+        with open(os.path.join(self.tmp, 'milter.log'), 'rb') as f:
+            out = f.read()
+        if out.strip():
+            sys.stderr.write('---- scripted milter output ----\n%s\n'
+                             % out.decode(errors='replace'))
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):

@@ -54,13 +54,13 @@ class Scripted(Milter.Base):
     def __init__(self):
         self.id = Milter.uniqueID()
 
-    def ev(self, name, **kw):
+    def ev(self, event, **kw):
         macros = {}
         for m in MACROS:
             v = self.getsymval(m)
             if v is not None:
                 macros[m] = v
-        kw.update(ev=name, conn=self.id, macros=macros)
+        kw.update(ev=event, conn=self.id, macros=macros)
         with open(EVENTS, 'a') as f:
             f.write(json.dumps(kw) + '\n')
 
