@@ -21,7 +21,8 @@ dist_man_MANS += modules/milter/satchel-milter.5
 MILTER_TESTS = \
 	modules/milter/tests/test_milter_actions.py \
 	modules/milter/tests/test_milter_failure.py \
-	modules/milter/tests/test_milter_opendkim.py
+	modules/milter/tests/test_milter_opendkim.py \
+	modules/milter/tests/test_milter_rspamd.py
 TESTS += $(MILTER_TESTS)
 EXTRA_DIST += $(MILTER_TESTS) \
 	modules/milter/tests/miltercommon.py \
