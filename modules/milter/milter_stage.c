@@ -454,6 +454,12 @@ milter_stage_begin(struct sc_hook_call *call, void *data, bool message_stage,
 	}
 	if (ms->skip)
 		return NULL;
+	if (ms->call != NULL) {
+		/* the core stopped waiting for the last call (hook_timeout)
+		 * and the client went on: the milter is out of step */
+		mconn_fail(ms, "the hook timed out while waiting for the "
+			   "milter");
+	}
 	if (ms->failed == MV_FAILED) {
 		/* told once per command from MAIL on */
 		if (sc_hook_which(call) != SC_HOOK_CONNECT &&

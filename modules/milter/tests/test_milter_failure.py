@@ -199,6 +199,27 @@ class FailureTest(unittest.TestCase):
             d.wait_log(r'timeout waiting for the milter')
             self.assertEqual(d.maildir_files(ALICE), [])
 
+    def test_hook_timeout_first(self):
+        # the core's hook_timeout ends the wait before the milter's eom
+        # timeout: the client gets the core's 451 4.4.3, and the milter,
+        # now out of step, counts as failed for the rest of the session
+        plan = {'delay': {'eom': 4}}
+        with ScriptedMilter(plan) as m, \
+                self.daemon(m.address, hook_timeout='1s') as d:
+            d.start()
+            with smtp(d, timeout=20) as c:
+                c.ehlo('client.example')
+                c.mail('bob@remote.test')
+                c.rcpt(ALICE)
+                code, text = c.data(MESSAGE)
+                self.assertEqual(code, 451, text)
+                self.assertTrue(text.startswith(b'4.4.3'), text)
+                code, text = c.mail('bob@remote.test')
+                self.assertEqual((code, text), (451, b'4.7.1 Service '
+                                 b'unavailable - try again later'))
+            d.wait_log(r'the hook timed out while waiting for the milter')
+            self.assertEqual(d.maildir_files(ALICE), [])
+
     def test_command_timeout_accept(self):
         plan = {'delay': {'envfrom': 3}}
         with ScriptedMilter(plan) as m, \
