@@ -19,6 +19,11 @@ import unittest
 
 from satchel_harness import skip, smtp, tls_context
 from dnsserver import DnsServer
+
+# the relay tests' SMTP peer (aiosmtpd) plays the next hop
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', '..', 'relay', 'tests'))
+from relaycommon import Peer, free_port_on  # noqa: E402
 from miltercommon import (ALICE, BOB, PASSWORD, Daemon, free_port,
                           milter_plugin, read_mail, wait_port)
 
@@ -109,7 +114,10 @@ class OpenDkimTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix='satchel-dkim-')
         cls.txt, cls.key = genkey(cls.tmp)
         cls.dns = DnsServer({'%s._domainkey.%s' % (SELECTOR, DOMAIN):
-                             {'TXT': [cls.txt]}}).start()
+                             {'TXT': [cls.txt]},
+                             'partner.test': {'MX': [(10, 'mx.partner.test')]},
+                             'mx.partner.test': {'A': '127.0.0.5'}}).start()
+        cls.peer_port = free_port_on(['127.0.0.5'])
 
     @classmethod
     def tearDownClass(cls):
@@ -131,9 +139,14 @@ class OpenDkimTest(unittest.TestCase):
                             os.path.join(self.tmp, SELECTOR + '.private'),
                             self.txt, canon)
         self.addCleanup(self.odk.stop)
+        plugins = milter_plugin(self.odk.address)
+        plugins['70-relay.yaml'] = {'module': 'relay',
+                                    'port': self.peer_port,
+                                    'retry': ['1h'],
+                                    'connect_timeout': '5s'}
         return Daemon(users={ALICE: PASSWORD, BOB: PASSWORD},
                       main={'dns': {'servers': [self.dns.server]}},
-                      extra_plugins=milter_plugin(self.odk.address))
+                      extra_plugins=plugins)
 
     def message(self, sender=ALICE, subject='Signed by OpenDKIM'):
         return ('From: Alice <%s>\r\n'
@@ -147,13 +160,13 @@ class OpenDkimTest(unittest.TestCase):
                 ' a line with a leading space and trailing  \r\n'
                 'the end.\r\n' % (sender, BOB, subject)).encode()
 
-    def submit(self, d, msg):
+    def submit(self, d, msg, rcpt=BOB):
         with smtp(d, 'submission') as c:
             c.ehlo('client.example')
             c.starttls(context=tls_context())
             c.ehlo('client.example')
             c.login(ALICE, PASSWORD)
-            self.assertEqual(c.sendmail(ALICE, [BOB], msg), {})
+            self.assertEqual(c.sendmail(ALICE, [rcpt], msg), {})
 
     def check_signed(self, canon):
         with self.run_daemon(canon) as d:
@@ -174,6 +187,20 @@ class OpenDkimTest(unittest.TestCase):
 
     def test_sign_submission_simple(self):
         self.check_signed('simple/simple')
+
+    def test_signed_at_next_hop(self):
+        # the must-show: an authenticated user's mail reaches the next
+        # hop (a real SMTP server, found through the test's DNS) signed
+        with Peer('127.0.0.5', self.peer_port, 'mx.partner.test') as peer, \
+                self.run_daemon() as d:
+            d.start()
+            self.submit(d, self.message().replace(
+                BOB.encode(), b'carol@partner.test'), 'carol@partner.test')
+            got = peer.handler.wait(1)[0]
+            self.assertEqual(got.rcpt_tos, ['carol@partner.test'])
+            self.assertEqual(got.content.count(b'DKIM-Signature:'), 1)
+            self.assertTrue(dkim.verify(got.content, dnsfunc=self.dnsfunc),
+                            got.content.decode(errors='replace'))
 
     def test_verify_on_mx(self):
         with self.run_daemon() as d:
