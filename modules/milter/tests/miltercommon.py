@@ -36,6 +36,17 @@ def wait_port(port, proc=None, timeout=15, host='127.0.0.1'):
     raise RuntimeError('nothing listens on %s:%d' % (host, port))
 
 
+def stop_process(proc, timeout=10):
+    """SIGTERM, then SIGKILL after timeout seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
 class ScriptedMilter:
     """scripted_milter.py with a plan (see its doc), on a TCP port or a
     unix socket; events() reads what it saw."""
@@ -93,13 +104,7 @@ class ScriptedMilter:
                                 self.events()))
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, 5)
         self.proc = None
         self.log.close()
 

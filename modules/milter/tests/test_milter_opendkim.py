@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'relay', 'tests'))
 from relaycommon import Peer, free_port_on  # noqa: E402
 from miltercommon import (ALICE, BOB, PASSWORD, Daemon, free_port,
-                          milter_plugin, read_mail, wait_port)
+                          milter_plugin, read_mail, stop_process,
+                          wait_port)
 
 try:
     import dkim
@@ -92,13 +93,7 @@ class OpenDkim:
         wait_port(self.port, self.proc)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
         self.log.close()
         with open(self.log_path, errors='replace') as f:
             out = f.read()

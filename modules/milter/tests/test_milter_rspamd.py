@@ -10,15 +10,14 @@ import os
 import shutil
 import smtplib
 import subprocess
-import sys
 import tempfile
-import time
 import unittest
 
 from satchel_harness import skip, smtp
 from dnsserver import DnsServer
 from miltercommon import (ALICE, PASSWORD, Daemon, free_port,
-                          milter_plugin, read_mail, wait_port)
+                          milter_plugin, read_mail, stop_process,
+                          wait_port)
 
 RSPAMD = shutil.which('rspamd') or '/usr/bin/rspamd'
 GTUBE = b'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
@@ -75,13 +74,7 @@ class Rspamd:
         wait_port(self.port, self.proc, timeout=60)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 15)
         self.log.close()
 
     def log_text(self):
