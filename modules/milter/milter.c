@@ -65,8 +65,12 @@ milter_sess_get(struct milter_inst *mi, struct sc_session *s)
 	ms->s = s;
 	ms->fd = -1;
 	mode = sc_session_mode(s);
-	/* a session of a protocol module that names no mode counts as mx */
-	if (mode != NULL && strcmp(mode, "submission") == 0)
+	/* milters filter mail: only SMTP sessions (the connect and auth
+	 * hooks run for POP3 too); one whose listener names no mode counts
+	 * as mx */
+	if (strcmp(sc_session_protocol(s), "smtp") != 0)
+		ms->skip = true;
+	else if (mode != NULL && strcmp(mode, "submission") == 0)
 		ms->skip = !mi->mode_submission;
 	else
 		ms->skip = !mi->mode_mx;

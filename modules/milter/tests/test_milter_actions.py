@@ -5,11 +5,12 @@ scripted_milter.py): every stage with its arguments and macros, every
 reply and every action, the edits checked byte for byte in the Maildir
 copy, several milters in file order, modes, a unix socket, BDAT."""
 
+import poplib
 import re
 import smtplib
 import unittest
 
-from satchel_harness import raw, smtp
+from satchel_harness import default_plugins, raw, smtp
 from miltercommon import (ALICE, BOB, CAROL, PASSWORD, Daemon,
                           ScriptedMilter, milter_plugin, read_mail)
 
@@ -282,6 +283,27 @@ class ActionsTest(unittest.TestCase):
             self.assertEqual(ef['macros']['{auth_authen}'], BOB)
             self.assertEqual(ef['macros']['{auth_type}'], 'PLAIN')
             self.assertEqual(len(read_mail(d, ALICE, 2)), 2)
+
+    def test_pop3_sessions_not_seen(self):
+        # the connect and auth hooks run for POP3 sessions too
+        def plugins(d):
+            p = default_plugins(d, with_auth=True)
+            p['55-pop3.yaml'] = {'module': 'pop3', 'listen': [
+                {'address': '127.0.0.1:%d' % d.port('pop3'),
+                 'tls': 'none'}]}
+            p.update(milter_plugin(m.address))
+            return p
+        with ScriptedMilter({}) as m, \
+                Daemon(users=USERS, plugins=plugins) as d:
+            d.start()
+            p = poplib.POP3('127.0.0.1', d.port('pop3'), timeout=10)
+            self.assertTrue(p.getwelcome().startswith(b'+OK'))
+            p.quit()
+            send(d)
+            m.wait_event('close')
+            self.assertEqual(len(m.events('connect')), 1)
+            self.assertEqual(d.ctl('status').returncode, 0)
+            self.assertRegex(d.ctl('status').stdout, r'sessions=1 ')
 
     def test_unix_socket_and_bdat(self):
         plan = {'eom_actions': [['addheader', 'X-Unix', 'yes']]}
