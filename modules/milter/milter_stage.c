@@ -91,8 +91,16 @@ macro_value(struct milter_sess *ms, const char *name, char *buf, size_t len,
 		snprintf(buf, len, "%u", sc_session_local_port(s));
 		return buf;
 	}
-	if (strcmp(name, "{tls_version}") == 0)
-		return sc_session_tls(s) ? "TLS" : NULL;
+	if (strcmp(name, "{tls_version}") == 0) {
+		const char *desc;
+
+		/* "TLS1.3 with cipher ..." -> "TLS1.3" */
+		if (!sc_session_tls(s) ||
+		    (desc = sc_conn_tls_desc(sc_session_conn(s))) == NULL)
+			return NULL;
+		snprintf(buf, len, "%.*s", (int)strcspn(desc, " "), desc);
+		return buf;
+	}
 	if (strcmp(name, "i") == 0)
 		return ms->queue_id;
 	if (strcmp(name, "{auth_authen}") == 0)

@@ -35,7 +35,7 @@ with open(PLAN_PATH) as f:
 
 MACROS = ['j', '{daemon_name}', '{daemon_addr}', 'v', '_', '{client_addr}',
           '{client_name}', '{client_port}', 'i', '{auth_type}',
-          '{auth_authen}', '{mail_addr}', '{rcpt_addr}']
+          '{auth_authen}', '{mail_addr}', '{rcpt_addr}', '{tls_version}']
 
 RESULTS = {
     'continue': Milter.CONTINUE, 'accept': Milter.ACCEPT,

@@ -280,6 +280,8 @@ class ActionsTest(unittest.TestCase):
                 c.login(BOB, PASSWORD)
                 c.sendmail(BOB, [ALICE], MESSAGE)
             ef = m.wait_event('envfrom')[0]
+            self.assertRegex(m.events('hello')[-1]['macros']
+                             ['{tls_version}'], r'^TLS1\.[23]$')
             self.assertEqual(ef['macros']['{auth_authen}'], BOB)
             self.assertEqual(ef['macros']['{auth_type}'], 'PLAIN')
             self.assertEqual(len(read_mail(d, ALICE, 2)), 2)
