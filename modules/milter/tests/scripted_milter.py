@@ -18,6 +18,7 @@ a JSON object:
         chgheader NAME IDX VALUE | replacebody TEXT... (one call each) |
         addrcpt ADDR | addrcpt_par ADDR PARAMS | delrcpt ADDR |
         chgfrom ADDR [PARAMS] | quarantine REASON | progress | sleep SECS
+    "quiet": true                  record no events (bench/smtp_load.py)
 Every callback appends one JSON line to EVENTS: its name, arguments and
 the macros libmilter has at that point.
 """
@@ -55,6 +56,8 @@ class Scripted(Milter.Base):
         self.id = Milter.uniqueID()
 
     def ev(self, event, **kw):
+        if PLAN.get('quiet'):
+            return
         macros = {}
         for m in MACROS:
             v = self.getsymval(m)
