@@ -20,8 +20,8 @@
 /* Sent when the milter asked for no list of its own (Postfix's defaults,
  * less what satchel does not know). */
 static const char *const default_macros[MS_COUNT] = {
-	[MS_CONNECT] = "j {daemon_name} {daemon_addr} v _ {client_addr} "
-		       "{client_name} {client_port}",
+	[MS_CONNECT] = ("j {daemon_name} {daemon_addr} v _ {client_addr} "
+			"{client_name} {client_port}"),
 	[MS_HELO] = "{tls_version}",
 	[MS_MAIL] = "i {auth_type} {auth_authen} {mail_addr}",
 	[MS_RCPT] = "i {rcpt_addr}",
