@@ -250,9 +250,9 @@ struct sc_queue_tx;
 SC_INTERNAL void sc_session_set_tx(struct sc_session *s,
 				   struct sc_queue_tx *tx);
 SC_INTERNAL void sc_queue_tx_session_gone(struct sc_queue_tx *tx);
-/* The session's message while DATA_POST may read it (message.c sets it
- * at sc_message_finish and clears it when the message closes; session.c
- * calls sc_message_session_gone at close). */
+/* The session's message from sc_queue_tx_begin until it closes (commit)
+ * or is freed; sc_hook_message gives it only once it is finished. At the
+ * session's close session.c calls sc_message_session_gone. */
 struct sc_message;
 SC_INTERNAL void sc_session_set_message(struct sc_session *s,
 					struct sc_message *m);
@@ -290,6 +290,20 @@ SC_INTERNAL int sc_message_plan(struct sc_message *m,
  * came); flushes the written data, giving its offset in the file and its
  * size (0 or -1). */
 SC_INTERNAL struct sc_message *sc_queue_tx_msg(struct sc_queue_tx *tx);
+/* Digits of a queue file's "size" field (filled in at commit). */
+#define SC_QUEUE_SIZE_DIGITS 20
+/* The envelope header of a queue file (malloc'd; NULL when out of
+ * memory) and where its 20-digit size field is. */
+SC_INTERNAL char *sc_queue_header_text(const char *id,
+				       const struct sc_envelope *env,
+				       time_t arrival, off_t *size_field_r);
+/* queue_rewrite.c: an edited message's file written anew (pool). */
+SC_INTERNAL int sc_queue_rewrite(const char *tmpdir, const char *activedir,
+				 const char *id, time_t arrival,
+				 const struct sc_message_plan *p,
+				 uint64_t *size_r);
+/* write(2) until all of it is written (EINTR retried). 0 or -1 + errno. */
+SC_INTERNAL int sc_queue_write_all(int fd, const void *data, size_t len);
 SC_INTERNAL void sc_queue_tx_data_flush_prefix(struct sc_queue_tx *tx);
 SC_INTERNAL int sc_queue_tx_data_sync(struct sc_queue_tx *tx,
 				      uint64_t *data_off_r, uint64_t *size_r);

@@ -15,6 +15,8 @@ core_libsatchel_core_la_SOURCES = \
 	core/hook.c \
 	core/log.c \
 	core/message.c \
+	core/message_edit.c \
+	core/message_int.h \
 	core/module.c \
 	core/net_conn.c \
 	core/net_int.h \
@@ -26,6 +28,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue_dispatch.c \
 	core/queue_dsn.c \
 	core/queue_int.h \
+	core/queue_rewrite.c \
 	core/queue_runner.c \
 	core/sasl.c \
 	core/session.c \

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/message.c - the message API (satchel/message.h): the header block
- * followed as data streams into a queue transaction, parsed into fields
- * at the end of data; reads and edits of the fields, the body (an fd on
- * the queue file, or a replacement file beside it) and the envelope;
- * discard and quarantine; and the plan queue.c follows to rewrite the
- * queue file once at commit. Loop thread only, except the plan's data,
- * which the queue's pool job reads after the loop let go of the message.
+ * core/message.c - the message API's life cycle (satchel/message.h): the
+ * message of a queue transaction, the header block followed as data
+ * streams in and parsed at the end of data, the fields put in front of the
+ * data, sc_hook_message, and the plan queue.c follows to rewrite the queue
+ * file once at commit; also the field helpers message_edit.c shares. Loop
+ * thread only, except the plan's data, which the queue's pool job reads
+ * after the loop let go of the message.
  */
-#include "core.h"
+#include "message_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,78 +18,14 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define NAME_MAX_LEN	997	/* a field name: one line, 998 with ':' */
 /* the capture gives up a little past the limit: the refusal needs to
  * know only that the block is too large */
 #define CAPTURE_MAX	(SC_MESSAGE_HEADER_MAX + 1024u)
 
-enum cap_state {
-	CAP_BOL = 0,	/* at the start of a line                      */
-	CAP_NAME,	/* in a field name                             */
-	CAP_NAME_WSP,	/* white space between the name and the colon  */
-	CAP_FIELD,	/* after the colon, up to the LF               */
-	CAP_CR,		/* a CR at the start of a line                 */
-	CAP_DONE,	/* the header block ended                      */
-};
-
-enum msg_state { M_RECEIVING = 0, M_OPEN, M_CLOSED };
-
-struct field {
-	char *raw;		/* the whole field with its CRLF, NUL-ended */
-	size_t len;
-	char *name;
-	char *value;		/* cached, or NULL */
-	char *unfolded;		/* cached, or NULL */
-};
-
-struct rcpt {
-	char *addr, *params;
-};
-
-struct sc_message {
-	struct sc_queue_tx *tx;
-	struct sc_session *session;	/* while it is the session's */
-	char id[17];
-	char *path;			/* the queue file (in tmp/)    */
-	enum msg_state state;
-	/* before the first byte of data: fields to put in front of it */
-	struct field *pre;
-	size_t npre;
-	bool pre_written;
-	/* the header block as it streams by */
-	enum cap_state cap;
-	char *cbuf;
-	size_t clen, ccap;
-	size_t line_start, name_len, cap_fields;
-	size_t header_len, sep_len;	/* bytes of data                */
-	bool cap_overflow;
-	/* the parsed header block */
-	struct field *f;
-	size_t n, fcap;
-	size_t header_bytes;
-	/* the body */
-	uint64_t data_off, body_off, body_size;
-	int repl_fd;			/* the replacement in force     */
-	char *repl_path;
-	int new_fd;			/* the replacement being written */
-	char *new_path;
-	uint64_t new_size;
-	bool new_cr;
-	unsigned serial;
-	/* the envelope */
-	char *sender, *sender_params, *auth, *client, *helo;
-	struct rcpt *r;
-	size_t nr, rcap;
-	struct sc_env_rcpt *env_rcpts;	/* for the plan */
-	/* outcome */
-	bool dirty, discard;
-	char *quarantine;
-};
-
 /* ---- fields ---- */
 
-static void
-field_clear(struct field *f)
+void
+sc_msg_field_clear(struct msg_field *f)
 {
 	free(f->raw);
 	free(f->name);
@@ -98,16 +34,16 @@ field_clear(struct field *f)
 	memset(f, 0, sizeof(*f));
 }
 
-static bool
-ftext(unsigned char ch)
+bool
+sc_msg_ftext(unsigned char ch)
 {
 	return ch >= 33 && ch <= 126 && ch != ':';
 }
 
 /* field_from_raw - takes raw (malloc'd, len bytes, NUL-ended); the name
  * is what precedes the colon, white space before it trimmed */
-static int
-field_from_raw(struct field *f, char *raw, size_t len)
+int
+sc_msg_field_from_raw(struct msg_field *f, char *raw, size_t len)
 {
 	const char *colon = memchr(raw, ':', len);
 	size_t nl;
@@ -126,28 +62,28 @@ field_from_raw(struct field *f, char *raw, size_t len)
 	return 0;
 }
 
-static bool
-name_ok(const char *name)
+bool
+sc_msg_name_ok(const char *name)
 {
 	size_t len = name != NULL ? strlen(name) : 0;
 
 	if (len == 0 || len > NAME_MAX_LEN)
 		return false;
 	for (size_t i = 0; i < len; i++)
-		if (!ftext((unsigned char)name[i]))
+		if (!sc_msg_ftext((unsigned char)name[i]))
 			return false;
 	return true;
 }
 
 /* field_build - "name:" value CRLF, line breaks in value as CRLF, each
  * followed by white space; NULL with errno */
-static char *
-field_build(const char *name, const char *value, size_t *len_r)
+char *
+sc_msg_field_build(const char *name, const char *value, size_t *len_r)
 {
 	size_t nl = strlen(name), vl = strlen(value), o = 0;
 	char *raw;
 
-	if (!name_ok(name)) {
+	if (!sc_msg_name_ok(name)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -185,8 +121,8 @@ bad:
 	return NULL;
 }
 
-static void
-field_uncache(struct field *f)
+void
+sc_msg_field_uncache(struct msg_field *f)
 {
 	free(f->value);
 	free(f->unfolded);
@@ -229,14 +165,18 @@ sc_message_new(struct sc_queue_tx *tx, const char *id, const char *path,
 		if (m->r[i].addr == NULL || m->r[i].params == NULL)
 			goto fail;
 	}
+	/* the session knows its message from the start, so its close can
+	 * always tell the message (sc_message_session_gone) */
+	if (s != NULL)
+		sc_session_set_message(s, m);
 	return m;
 fail:
 	sc_message_free(m);
 	return NULL;
 }
 
-static void
-drop_new_body(struct sc_message *m)
+void
+sc_msg_drop_new_body(struct sc_message *m)
 {
 	if (m->new_fd >= 0)
 		close(m->new_fd);
@@ -247,8 +187,8 @@ drop_new_body(struct sc_message *m)
 	m->new_path = NULL;
 }
 
-static void
-drop_repl_body(struct sc_message *m)
+void
+sc_msg_drop_repl_body(struct sc_message *m)
 {
 	if (m->repl_fd >= 0)
 		close(m->repl_fd);
@@ -266,13 +206,13 @@ sc_message_free(struct sc_message *m)
 		return;
 	if (m->session != NULL && sc_session_message(m->session) == m)
 		sc_session_set_message(m->session, NULL);
-	drop_new_body(m);
-	drop_repl_body(m);
+	sc_msg_drop_new_body(m);
+	sc_msg_drop_repl_body(m);
 	for (size_t i = 0; i < m->npre; i++)
-		field_clear(&m->pre[i]);
+		sc_msg_field_clear(&m->pre[i]);
 	free(m->pre);
 	for (size_t i = 0; i < m->n; i++)
-		field_clear(&m->f[i]);
+		sc_msg_field_clear(&m->f[i]);
 	free(m->f);
 	free(m->cbuf);
 	for (size_t i = 0; i < m->nr; i++) {
@@ -320,7 +260,7 @@ sc_message_prefix(struct sc_message *m, size_t *len_r)
 			o += m->pre[i].len;
 		}
 	for (size_t i = 0; i < m->npre; i++)
-		field_clear(&m->pre[i]);
+		sc_msg_field_clear(&m->pre[i]);
 	m->npre = 0;
 	*len_r = buf != NULL ? len : 0;
 	return buf;
@@ -355,7 +295,7 @@ sc_message_capture(struct sc_message *m, const char *p, size_t len)
 				cap_end(m, 1);
 			else if ((ch == ' ' || ch == '\t') && m->cap_fields)
 				m->cap = CAP_FIELD;
-			else if (ftext(ch)) {
+			else if (sc_msg_ftext(ch)) {
 				m->cap = CAP_NAME;
 				m->name_len = 1;
 			} else
@@ -367,7 +307,7 @@ sc_message_capture(struct sc_message *m, const char *p, size_t len)
 				m->cap_fields++;
 			} else if (ch == ' ' || ch == '\t')
 				m->cap = CAP_NAME_WSP;
-			else if (!ftext(ch) || ++m->name_len > NAME_MAX_LEN)
+			else if (!sc_msg_ftext(ch) || ++m->name_len > NAME_MAX_LEN)
 				cap_end(m, 0);
 			break;
 		case CAP_NAME_WSP:
@@ -388,7 +328,7 @@ sc_message_capture(struct sc_message *m, const char *p, size_t len)
 			break;
 		}
 	}
-	if (m->cap_overflow)
+	if (m->cap_overflow || i == 0)
 		return;
 	if (m->clen + i > CAPTURE_MAX) {
 		m->cap_overflow = true;
@@ -414,10 +354,10 @@ sc_message_capture(struct sc_message *m, const char *p, size_t len)
 	m->clen += i;
 }
 
-static int
-fields_grow(struct sc_message *m, size_t want)
+int
+sc_msg_fields_grow(struct sc_message *m, size_t want)
 {
-	struct field *nf;
+	struct msg_field *nf;
 	size_t nc;
 
 	if (want <= m->fcap)
@@ -458,20 +398,20 @@ parse_block(struct sc_message *m)
 		/* a last field without its line end (BDAT data) gets one if
 		 * the file is rewritten */
 		raw = malloc(end - i + 3);
-		if (raw == NULL || fields_grow(m, m->n + 1) < 0) {
+		if (raw == NULL || sc_msg_fields_grow(m, m->n + 1) < 0) {
 			free(raw);
 			return -1;
 		}
 		memcpy(raw, m->cbuf + i, end - i);
 		if (m->cbuf[end - 1] != '\n') {
 			memcpy(raw + end - i, "\r\n", 3);
-			if (field_from_raw(&m->f[m->n], raw, end - i + 2) < 0) {
+			if (sc_msg_field_from_raw(&m->f[m->n], raw, end - i + 2) < 0) {
 				free(raw);
 				return -1;
 			}
 		} else {
 			raw[end - i] = '\0';
-			if (field_from_raw(&m->f[m->n], raw, end - i) < 0) {
+			if (sc_msg_field_from_raw(&m->f[m->n], raw, end - i) < 0) {
 				free(raw);
 				return -1;
 			}
@@ -525,8 +465,6 @@ sc_message_finish(struct sc_message *m)
 	m->body_off = data_off + m->header_len + m->sep_len;
 	m->body_size = size - m->header_len - m->sep_len;
 	m->state = M_OPEN;
-	if (m->session != NULL)
-		sc_session_set_message(m->session, m);
 	return 0;
 }
 
@@ -535,7 +473,7 @@ sc_message_close(struct sc_message *m)
 {
 	if (m == NULL)
 		return;
-	drop_new_body(m);
+	sc_msg_drop_new_body(m);
 	m->state = M_CLOSED;
 	if (m->session != NULL && sc_session_message(m->session) == m)
 		sc_session_set_message(m->session, NULL);
@@ -561,641 +499,6 @@ struct sc_message *
 sc_queue_tx_message(struct sc_queue_tx *tx)
 {
 	return tx != NULL ? sc_queue_tx_msg(tx) : NULL;
-}
-
-const char *
-sc_message_queue_id(const struct sc_message *m)
-{
-	return m->id;
-}
-
-size_t
-sc_message_header_count(const struct sc_message *m)
-{
-	return m->n;
-}
-
-const char *
-sc_message_header_name(const struct sc_message *m, size_t i)
-{
-	return i < m->n ? m->f[i].name : NULL;
-}
-
-static const char *
-raw_value(const struct field *f, size_t *len_r)
-{
-	const char *v = memchr(f->raw, ':', f->len) + 1;
-	size_t len = f->len - (size_t)(v - f->raw);
-
-	if (len >= 1 && v[len - 1] == '\n')
-		len--;
-	if (len >= 1 && v[len - 1] == '\r')
-		len--;
-	*len_r = len;
-	return v;
-}
-
-const char *
-sc_message_header_value(const struct sc_message *m, size_t i)
-{
-	struct field *f;
-	size_t len;
-	const char *v;
-
-	if (i >= m->n)
-		return NULL;
-	f = &m->f[i];
-	if (f->value == NULL) {
-		v = raw_value(f, &len);
-		f->value = strndup(v, len);
-	}
-	return f->value;
-}
-
-const char *
-sc_message_header_unfolded(const struct sc_message *m, size_t i)
-{
-	struct field *f;
-	size_t len, o = 0, s = 0;
-	const char *v;
-
-	if (i >= m->n)
-		return NULL;
-	f = &m->f[i];
-	if (f->unfolded != NULL)
-		return f->unfolded;
-	v = raw_value(f, &len);
-	f->unfolded = malloc(len + 1);
-	if (f->unfolded == NULL)
-		return NULL;
-	for (size_t k = 0; k < len; k++)
-		if (v[k] != '\r' && v[k] != '\n')
-			f->unfolded[o++] = v[k];
-	while (o > 0 && (f->unfolded[o - 1] == ' ' ||
-			 f->unfolded[o - 1] == '\t'))
-		o--;
-	while (s < o && (f->unfolded[s] == ' ' || f->unfolded[s] == '\t'))
-		s++;
-	memmove(f->unfolded, f->unfolded + s, o - s);
-	f->unfolded[o - s] = '\0';
-	return f->unfolded;
-}
-
-const char *
-sc_message_header_raw(const struct sc_message *m, size_t i, size_t *len_r)
-{
-	if (i >= m->n)
-		return NULL;
-	if (len_r != NULL)
-		*len_r = m->f[i].len;
-	return m->f[i].raw;
-}
-
-ssize_t
-sc_message_header_find(const struct sc_message *m, const char *name,
-		       size_t nth)
-{
-	if (name == NULL || nth == 0)
-		return -1;
-	for (size_t i = 0; i < m->n; i++)
-		if (strcasecmp(m->f[i].name, name) == 0 && --nth == 0)
-			return (ssize_t)i;
-	return -1;
-}
-
-/* ---- editing the header block ---- */
-
-static int
-editable(const struct sc_message *m)
-{
-	if (m == NULL || m->state != M_OPEN) {
-		errno = m == NULL ? EINVAL : ESTALE;
-		return -1;
-	}
-	return 0;
-}
-
-/* insert_pre - before the data: into the prefix (smtp's Received:) */
-static int
-insert_pre(struct sc_message *m, size_t index, char *raw, size_t len)
-{
-	struct field *np = realloc(m->pre, (m->npre + 1) * sizeof(*np));
-
-	if (np == NULL) {
-		free(raw);
-		return -1;
-	}
-	m->pre = np;
-	if (index > m->npre)
-		index = m->npre;
-	memmove(&m->pre[index + 1], &m->pre[index],
-		(m->npre - index) * sizeof(*np));
-	if (field_from_raw(&m->pre[index], raw, len) < 0) {
-		memmove(&m->pre[index], &m->pre[index + 1],
-			(m->npre - index) * sizeof(*np));
-		free(raw);
-		return -1;
-	}
-	m->npre++;
-	return 0;
-}
-
-int
-sc_message_header_insert(struct sc_message *m, size_t index,
-			 const char *name, const char *value)
-{
-	struct field nf;
-	size_t len;
-	char *raw;
-
-	if (m == NULL || name == NULL || value == NULL) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (m->state == M_RECEIVING && m->pre_written) {
-		errno = ESTALE;	/* data already went out */
-		return -1;
-	}
-	if (m->state != M_RECEIVING && editable(m) < 0)
-		return -1;
-	raw = field_build(name, value, &len);
-	if (raw == NULL)
-		return -1;
-	if (m->state == M_RECEIVING)
-		return insert_pre(m, index, raw, len);
-	if (m->header_bytes + len > SC_MESSAGE_HEADER_MAX) {
-		free(raw);
-		errno = E2BIG;
-		return -1;
-	}
-	if (fields_grow(m, m->n + 1) < 0 || field_from_raw(&nf, raw, len) < 0) {
-		free(raw);
-		errno = ENOMEM;
-		return -1;
-	}
-	if (index > m->n)
-		index = m->n;
-	memmove(&m->f[index + 1], &m->f[index], (m->n - index) * sizeof(nf));
-	m->f[index] = nf;
-	m->n++;
-	m->header_bytes += len;
-	m->dirty = true;
-	return 0;
-}
-
-int
-sc_message_header_replace(struct sc_message *m, size_t i, const char *value)
-{
-	struct field *f;
-	size_t len;
-	char *raw;
-
-	if (editable(m) < 0)
-		return -1;
-	if (i >= m->n || value == NULL) {
-		errno = EINVAL;
-		return -1;
-	}
-	f = &m->f[i];
-	raw = field_build(f->name, value, &len);
-	if (raw == NULL)
-		return -1;
-	if (m->header_bytes - f->len + len > SC_MESSAGE_HEADER_MAX) {
-		free(raw);
-		errno = E2BIG;
-		return -1;
-	}
-	m->header_bytes = m->header_bytes - f->len + len;
-	free(f->raw);
-	field_uncache(f);
-	f->raw = raw;
-	f->len = len;
-	m->dirty = true;
-	return 0;
-}
-
-int
-sc_message_header_delete(struct sc_message *m, size_t i)
-{
-	if (editable(m) < 0)
-		return -1;
-	if (i >= m->n) {
-		errno = EINVAL;
-		return -1;
-	}
-	m->header_bytes -= m->f[i].len;
-	field_clear(&m->f[i]);
-	memmove(&m->f[i], &m->f[i + 1], (m->n - i - 1) * sizeof(*m->f));
-	m->n--;
-	m->dirty = true;
-	return 0;
-}
-
-int
-sc_message_header_change(struct sc_message *m, const char *name,
-			 size_t nth, const char *value)
-{
-	ssize_t i;
-
-	if (editable(m) < 0)
-		return -1;
-	if (!name_ok(name) || nth == 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	i = sc_message_header_find(m, name, nth);
-	if (i < 0)
-		return 1;
-	return value == NULL ? sc_message_header_delete(m, (size_t)i) :
-		sc_message_header_replace(m, (size_t)i, value);
-}
-
-/* ---- the body ---- */
-
-uint64_t
-sc_message_body_size(const struct sc_message *m)
-{
-	return m->body_size;
-}
-
-int
-sc_message_body_open(const struct sc_message *m)
-{
-	const char *path = m->repl_path != NULL ? m->repl_path : m->path;
-	off_t off = m->repl_path != NULL ? 0 : (off_t)m->body_off;
-	int fd;
-
-	if (m->state != M_OPEN) {
-		errno = ESTALE;
-		return -1;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -1;
-	if (lseek(fd, off, SEEK_SET) != off) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-int
-sc_message_body_replace_begin(struct sc_message *m)
-{
-	if (editable(m) < 0)
-		return -1;
-	drop_new_body(m);
-	if (asprintf(&m->new_path, "%s.b%u", m->path, ++m->serial) < 0) {
-		m->new_path = NULL;
-		errno = ENOMEM;
-		return -1;
-	}
-	m->new_fd = open(m->new_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
-			 O_NOFOLLOW, 0600);
-	if (m->new_fd < 0) {
-		int e = errno;
-
-		free(m->new_path);
-		m->new_path = NULL;
-		errno = e;
-		return -1;
-	}
-	m->new_size = 0;
-	m->new_cr = false;
-	return 0;
-}
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* body_put - bytes with bare CR and bare LF made CRLF (as smtp stores
- * data); a CR at the end waits in new_cr for its LF */
-static int
-body_put(struct sc_message *m, const char *p, size_t len)
-{
-	char out[16384];
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		if (o + 3 > sizeof(out)) {
-			if (write_all(m->new_fd, out, o) < 0)
-				return -1;
-			m->new_size += o;
-			o = 0;
-		}
-		if (m->new_cr) {
-			m->new_cr = false;
-			out[o++] = '\r';
-			out[o++] = '\n';
-			if (p[i] == '\n')
-				continue;
-		}
-		if (p[i] == '\r')
-			m->new_cr = true;
-		else if (p[i] == '\n') {
-			out[o++] = '\r';
-			out[o++] = '\n';
-		} else
-			out[o++] = p[i];
-	}
-	if (o > 0 && write_all(m->new_fd, out, o) < 0)
-		return -1;
-	m->new_size += o;
-	return 0;
-}
-
-int
-sc_message_body_replace_write(struct sc_message *m, const void *data,
-			      size_t len)
-{
-	if (editable(m) < 0)
-		return -1;
-	if (m->new_fd < 0 || (data == NULL && len > 0)) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (body_put(m, data, len) < 0) {
-		int e = errno;
-
-		drop_new_body(m);
-		errno = e == ENOSPC ? e : EIO;
-		return -1;
-	}
-	return 0;
-}
-
-int
-sc_message_body_replace_end(struct sc_message *m)
-{
-	if (editable(m) < 0)
-		return -1;
-	if (m->new_fd < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (m->new_cr) {
-		m->new_cr = false;
-		if (write_all(m->new_fd, "\r\n", 2) < 0) {
-			drop_new_body(m);
-			errno = EIO;
-			return -1;
-		}
-		m->new_size += 2;
-	}
-	drop_repl_body(m);
-	m->repl_fd = m->new_fd;
-	m->repl_path = m->new_path;
-	m->new_fd = -1;
-	m->new_path = NULL;
-	m->body_size = m->new_size;
-	m->dirty = true;
-	return 0;
-}
-
-int
-sc_message_body_replace_fd(struct sc_message *m, int fd)
-{
-	char buf[65536];
-	ssize_t n;
-
-	if (sc_message_body_replace_begin(m) < 0)
-		return -1;
-	while ((n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-
-			drop_new_body(m);
-			errno = e;
-			return -1;
-		}
-		if (sc_message_body_replace_write(m, buf, (size_t)n) < 0)
-			return -1;
-	}
-	return sc_message_body_replace_end(m);
-}
-
-/* ---- the envelope ---- */
-
-const char *
-sc_message_sender(const struct sc_message *m)
-{
-	return m->sender;
-}
-
-const char *
-sc_message_sender_params(const struct sc_message *m)
-{
-	return m->sender_params;
-}
-
-size_t
-sc_message_rcpt_count(const struct sc_message *m)
-{
-	return m->nr;
-}
-
-const char *
-sc_message_rcpt(const struct sc_message *m, size_t i)
-{
-	return i < m->nr ? m->r[i].addr : NULL;
-}
-
-const char *
-sc_message_rcpt_params(const struct sc_message *m, size_t i)
-{
-	return i < m->nr ? m->r[i].params : NULL;
-}
-
-/* path_arg - an address as given, one pair of < > removed and checked:
- * malloc'd local@domain ("" for the null sender when allowed), or NULL
- * with errno */
-static char *
-path_arg(const char *text, bool null_ok)
-{
-	size_t len = text != NULL ? strlen(text) : 0;
-	struct sc_address a;
-	const char *err = NULL;
-	char *inner;
-
-	if (text == NULL) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (len >= 2 && text[0] == '<' && text[len - 1] == '>')
-		inner = strndup(text + 1, len - 2);
-	else
-		inner = strdup(text);
-	if (inner == NULL)
-		return NULL;
-	if (strpbrk(inner, " \t\r\n") != NULL ||
-	    sc_address_parse(inner, &a, &err) < 0 ||
-	    (!null_ok && inner[0] == '\0')) {
-		free(inner);
-		errno = EINVAL;
-		return NULL;
-	}
-	return inner;
-}
-
-static bool
-params_ok(const char *p)
-{
-	return p == NULL || strpbrk(p, "\r\n") == NULL;
-}
-
-int
-sc_message_set_sender(struct sc_message *m, const char *address,
-		      const char *params)
-{
-	char *a, *p = NULL;
-
-	if (editable(m) < 0)
-		return -1;
-	if (!params_ok(params)) {
-		errno = EINVAL;
-		return -1;
-	}
-	a = path_arg(address, true);
-	if (a == NULL)
-		return -1;
-	if (params != NULL && (p = strdup(params)) == NULL) {
-		free(a);
-		return -1;
-	}
-	free(m->sender);
-	m->sender = a;
-	if (p != NULL) {
-		free(m->sender_params);
-		m->sender_params = p;
-	}
-	m->dirty = true;
-	return 0;
-}
-
-int
-sc_message_rcpt_add(struct sc_message *m, const char *address,
-		    const char *params)
-{
-	char *a, *p;
-
-	if (editable(m) < 0)
-		return -1;
-	if (!params_ok(params)) {
-		errno = EINVAL;
-		return -1;
-	}
-	a = path_arg(address, false);
-	if (a == NULL)
-		return -1;
-	for (size_t i = 0; i < m->nr; i++)
-		if (strcasecmp(m->r[i].addr, a) == 0) {
-			free(a);
-			return 0;
-		}
-	if (m->nr == m->rcap) {
-		struct rcpt *nr = realloc(m->r, 2 * m->rcap * sizeof(*nr));
-
-		if (nr == NULL) {
-			free(a);
-			return -1;
-		}
-		m->r = nr;
-		m->rcap *= 2;
-	}
-	p = strdup(params != NULL ? params : "");
-	if (p == NULL) {
-		free(a);
-		return -1;
-	}
-	m->r[m->nr].addr = a;
-	m->r[m->nr].params = p;
-	m->nr++;
-	m->dirty = true;
-	return 0;
-}
-
-int
-sc_message_rcpt_delete(struct sc_message *m, const char *address)
-{
-	char *a;
-
-	if (editable(m) < 0)
-		return -1;
-	a = path_arg(address, false);
-	if (a == NULL)
-		return -1;
-	for (size_t i = 0; i < m->nr; i++) {
-		if (strcasecmp(m->r[i].addr, a) != 0)
-			continue;
-		free(m->r[i].addr);
-		free(m->r[i].params);
-		memmove(&m->r[i], &m->r[i + 1], (m->nr - i - 1) *
-			sizeof(*m->r));
-		m->nr--;
-		m->dirty = true;
-		free(a);
-		return 0;
-	}
-	free(a);
-	return 1;
-}
-
-/* ---- outcome ---- */
-
-void
-sc_message_discard(struct sc_message *m)
-{
-	if (editable(m) == 0)
-		m->discard = true;
-}
-
-bool
-sc_message_discarded(const struct sc_message *m)
-{
-	return m->discard || m->nr == 0;
-}
-
-int
-sc_message_quarantine(struct sc_message *m, const char *reason)
-{
-	char *r;
-
-	if (editable(m) < 0)
-		return -1;
-	r = strdup(reason != NULL && *reason ? reason : "quarantined");
-	if (r == NULL)
-		return -1;
-	for (char *p = r; *p; p++)
-		if (*p == '\r' || *p == '\n')
-			*p = ' ';
-	free(m->quarantine);
-	m->quarantine = r;
-	return 0;
-}
-
-const char *
-sc_message_quarantined(const struct sc_message *m)
-{
-	return m->quarantine;
 }
 
 /* ---- the commit plan (queue.c) ---- */

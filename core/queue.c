@@ -34,7 +34,6 @@
 #define QUEUE_MAGIC "satchel-queue 1"
 /* after a record cut by a crash: the record before it is void */
 #define TORN_MARK "-"
-#define SIZE_DIGITS 20
 #define TX_WBUF 8192
 
 struct sc_queue_tx {
@@ -141,9 +140,9 @@ value_ok(const char *v)
 	return v == NULL || strpbrk(v, "\r\n") == NULL;
 }
 
-/* header_text - the envelope header of a queue file (malloc'd) */
-static char *
-header_text(const char *id, const struct sc_envelope *env, time_t arrival,
+/* sc_queue_header_text - the envelope header of a queue file (malloc'd) */
+char *
+sc_queue_header_text(const char *id, const struct sc_envelope *env, time_t arrival,
 	    off_t *size_field_r)
 {
 	char *buf = NULL;
@@ -171,7 +170,7 @@ header_text(const char *id, const struct sc_envelope *env, time_t arrival,
 	}
 	fputs("size ", f);
 	pos = ftell(f);
-	fprintf(f, "%0*d\ndata\n", SIZE_DIGITS, 0);
+	fprintf(f, "%0*d\ndata\n", SC_QUEUE_SIZE_DIGITS, 0);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -205,8 +204,8 @@ env_check(const struct sc_envelope *env, const char **error_r)
 	return 0;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
+int
+sc_queue_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -278,13 +277,13 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 		return NULL;
 	}
 	tx->arrival = time(NULL);
-	hdr = header_text(tx->id, env, tx->arrival, &tx->size_field);
+	hdr = sc_queue_header_text(tx->id, env, tx->arrival, &tx->size_field);
 	path = path2(q.tmp, tx->id);
 	if (path != NULL)
 		tx->msg = sc_message_new(tx, tx->id, path, env, s);
 	free(path);
 	if (hdr == NULL || tx->msg == NULL ||
-	    write_all(tx->fd, hdr, strlen(hdr)) < 0) {
+	    sc_queue_write_all(tx->fd, hdr, strlen(hdr)) < 0) {
 		*error_r = "cannot write the queue file";
 		free(hdr);
 		sc_queue_tx_abort(tx);
@@ -335,7 +334,7 @@ static int
 tx_flush(struct sc_queue_tx *tx)
 {
 	if (tx->wlen > 0 && !tx->failed &&
-	    write_all(tx->fd, tx->wbuf, tx->wlen) < 0) {
+	    sc_queue_write_all(tx->fd, tx->wbuf, tx->wlen) < 0) {
 		tx->failed = true;
 		tx->err = errno;
 	}
@@ -397,7 +396,7 @@ tx_write_data(struct sc_queue_tx *tx, const void *data, size_t len)
 		if (tx_flush(tx) < 0)
 			return -1;
 		if (len > sizeof(tx->wbuf)) {
-			if (write_all(tx->fd, data, len) < 0) {
+			if (sc_queue_write_all(tx->fd, data, len) < 0) {
 				tx->failed = true;
 				tx->err = errno;
 				return -1;
@@ -445,94 +444,20 @@ tx_unlink(struct sc_queue_tx *tx, const char *dir)
 	free(p);
 }
 
-/* copy_range - len bytes of in from off to the end of out: in the kernel
- * where it can (copy_file_range), else through a buffer */
-static int
-copy_range(int in, uint64_t off, int out, uint64_t len)
-{
-	loff_t o = (loff_t)off;
-	char buf[65536];
-
-	while (len > 0) {
-		ssize_t n = copy_file_range(in, &o, out, NULL, len > (1u << 30)
-					    ? (1u << 30) : (size_t)len, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
-			      errno == EINVAL || errno == EOPNOTSUPP))
-			break;
-		if (n <= 0)
-			return n == 0 ? (errno = EIO, -1) : -1;
-		len -= (uint64_t)n;
-	}
-	while (len > 0) {
-		ssize_t n = pread(in, buf, len > sizeof(buf) ? sizeof(buf) :
-				  (size_t)len, (off_t)o);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || write_all(out, buf, (size_t)n) < 0)
-			return n == 0 ? (errno = EIO, -1) : -1;
-		o += n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
-/* rewrite_file - on the pool: an edited message written anew as
- * tmp/ID.new (envelope, header block, body, END and records), made
- * durable and renamed into active/ID; the received file goes. */
+/* rewrite_file - on the pool: an edited message written anew
+ * (queue_rewrite.c); a failure fails the tx */
 static void
 rewrite_file(struct sc_queue_tx *tx)
 {
-	struct sc_message_plan *p = &tx->plan;
-	char *hdr = NULL, *tail = NULL, *from = NULL, *to = NULL, *old = NULL;
-	char size[SIZE_DIGITS + 1];
-	off_t size_field;
-	uint64_t total = p->block_len + p->body_size;
-	int fd = -1;
+	uint64_t size = 0;
 
-	hdr = header_text(tx->id, &p->env, tx->arrival, &size_field);
-	old = path2(q.tmp, tx->id);
-	if (asprintf(&from, "%s/%s.new", q.tmp, tx->id) < 0)
-		from = NULL;
-	to = path2(q.active, tx->id);
-	if (asprintf(&tail, "END received=%zu\n%s%s%s", p->received,
-		     p->quarantine ? "Q " : "", p->quarantine ? p->quarantine :
-		     "", p->quarantine ? "\n" : "") < 0)
-		tail = NULL;
-	if (hdr == NULL || old == NULL || from == NULL || to == NULL ||
-	    tail == NULL) {
-		errno = ENOMEM;
-		goto fail;
+	if (sc_queue_rewrite(q.tmp, q.active, tx->id, tx->arrival, &tx->plan,
+			     &size) < 0) {
+		tx->failed = true;
+		tx->err = errno;
+	} else {
+		tx->size = size;
 	}
-	snprintf(size, sizeof(size), "%0*" PRIu64, SIZE_DIGITS, total);
-	memcpy(hdr + size_field, size, SIZE_DIGITS);
-	fd = open(from, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  0600);
-	if (fd < 0 || write_all(fd, hdr, strlen(hdr)) < 0 ||
-	    write_all(fd, p->block, p->block_len) < 0 ||
-	    copy_range(p->body_fd, p->body_off, fd, p->body_size) < 0 ||
-	    write_all(fd, tail, strlen(tail)) < 0 || fdatasync(fd) < 0 ||
-	    rename(from, to) < 0)
-		goto fail;
-	unlink(old);
-	tx->size = total;
-	goto out;
-fail:
-	tx->failed = true;
-	tx->err = errno;
-	if (from != NULL)
-		unlink(from);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(hdr);
-	free(tail);
-	free(from);
-	free(to);
-	free(old);
 }
 
 void
@@ -671,14 +596,15 @@ sc_queue_tx_commit(struct sc_queue_tx *tx, sc_queue_commit_fn done,
 		   void *arg)
 {
 	char end[64];
-	char size[SIZE_DIGITS + 1];
+	char size[SC_QUEUE_SIZE_DIGITS + 1];
 
 	tx->done = done;
 	tx->arg = arg;
 	sc_queue_tx_data_flush_prefix(tx);
 	tx_flush(tx);
-	if (!tx->failed && tx->msg != NULL &&
-	    sc_message_plan(tx->msg, &tx->plan) < 0) {
+	if (tx->msg != NULL && tx->failed)
+		sc_message_close(tx->msg);	/* it outlives the session */
+	else if (tx->msg != NULL && sc_message_plan(tx->msg, &tx->plan) < 0) {
 		tx->failed = true;
 		tx->err = errno;
 	}
@@ -688,15 +614,15 @@ sc_queue_tx_commit(struct sc_queue_tx *tx, sc_queue_commit_fn done,
 	}
 	snprintf(end, sizeof(end), "END received=%zu\n%s", tx->received,
 		 tx->plan.quarantine != NULL ? "Q " : "");
-	snprintf(size, sizeof(size), "%0*" PRIu64, SIZE_DIGITS, tx->size);
+	snprintf(size, sizeof(size), "%0*" PRIu64, SC_QUEUE_SIZE_DIGITS, tx->size);
 	if (!tx->failed && !tx->plan.rewrite &&
-	    (write_all(tx->fd, end, strlen(end)) < 0 ||
+	    (sc_queue_write_all(tx->fd, end, strlen(end)) < 0 ||
 	     (tx->plan.quarantine != NULL &&
-	      (write_all(tx->fd, tx->plan.quarantine,
+	      (sc_queue_write_all(tx->fd, tx->plan.quarantine,
 			 strlen(tx->plan.quarantine)) < 0 ||
-	       write_all(tx->fd, "\n", 1) < 0)) ||
-	     pwrite(tx->fd, size, SIZE_DIGITS, tx->size_field) !=
-	     SIZE_DIGITS)) {
+	       sc_queue_write_all(tx->fd, "\n", 1) < 0)) ||
+	     pwrite(tx->fd, size, SC_QUEUE_SIZE_DIGITS, tx->size_field) !=
+	     SC_QUEUE_SIZE_DIGITS)) {
 		tx->failed = true;
 		tx->err = errno;
 	}
@@ -741,17 +667,17 @@ sc_queue_store(const struct sc_envelope *env, const void *data, size_t len,
 	}
 	count_received(&scan, data, len);
 	received = scan.received;
-	hdr = header_text(id_r, env, time(NULL), &size_field);
+	hdr = sc_queue_header_text(id_r, env, time(NULL), &size_field);
 	snprintf(end, sizeof(end), "END received=%zu\n", received);
-	snprintf(size, sizeof(size), "%0*zu", SIZE_DIGITS, len);
+	snprintf(size, sizeof(size), "%0*zu", SC_QUEUE_SIZE_DIGITS, len);
 	from = path2(q.tmp, id_r);
 	to = path2(q.active, id_r);
 	if (hdr == NULL || from == NULL || to == NULL)
 		goto fail;
-	memcpy(hdr + size_field, size, SIZE_DIGITS);
-	if (write_all(fd, hdr, strlen(hdr)) < 0 ||
-	    write_all(fd, data, len) < 0 ||
-	    write_all(fd, end, strlen(end)) < 0 || fdatasync(fd) < 0 ||
+	memcpy(hdr + size_field, size, SC_QUEUE_SIZE_DIGITS);
+	if (sc_queue_write_all(fd, hdr, strlen(hdr)) < 0 ||
+	    sc_queue_write_all(fd, data, len) < 0 ||
+	    sc_queue_write_all(fd, end, strlen(end)) < 0 || fdatasync(fd) < 0 ||
 	    rename(from, to) < 0)
 		goto fail;
 	dfd = open(q.active, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -818,9 +744,9 @@ sc_queue_append(const char *path, const char *records)
 	if (fstat(fd, &st) < 0 || (st.st_size > 0 &&
 	    pread(fd, &last, 1, st.st_size - 1) != 1))
 		ret = -1;
-	else if (last != '\n' && write_all(fd, repair, sizeof(repair) - 1) < 0)
+	else if (last != '\n' && sc_queue_write_all(fd, repair, sizeof(repair) - 1) < 0)
 		ret = -1;
-	else if (write_all(fd, records, strlen(records)) < 0 ||
+	else if (sc_queue_write_all(fd, records, strlen(records)) < 0 ||
 		 fdatasync(fd) < 0)
 		ret = -1;
 	close(fd);

@@ -35,3 +35,8 @@ EXTRA_DIST += tests/test_privdrop.py
 
 TESTS += tests/test_dane_no_etc.sh
 EXTRA_DIST += tests/test_dane_no_etc.sh
+
+# The message API (issue 12) through an out-of-tree module built against
+# the installed headers (tests/sdk/msgedit.c).
+TESTS += tests/test_message_api.py
+EXTRA_DIST += tests/test_message_api.py tests/sdk/msgedit.c

@@ -399,6 +399,13 @@ msg_end(struct smtp_session *ss)
 	ss->dreq.header_count = tx->header_count;
 	ss->dreq.received_count = tx->received_count;
 	smtp_run_hook(ss, SC_HOOK_DATA_POST, &ss->dreq, msg_commit_then);
+	/* While modules check the message (a milter may take minutes), keep
+	 * watching the connection: a client that resets it ends the session,
+	 * which cancels the check and drops the message it will never hear
+	 * about. Input pipelined meanwhile waits in the buffer (the core
+	 * stops reading at its cap); a FIN (half-close) is only noted. */
+	if (ss->pending && !ss->closing && !ss->committing)
+		sc_conn_read_start(ss->c);
 }
 
 static void
