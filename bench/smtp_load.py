@@ -10,8 +10,12 @@ DATA means the message was fsync'd in the queue. Loopback only; run it
 inside a loopback-only namespace:
 
     tests/run-test.sh /usr/bin/python3 bench/smtp_load.py [--sessions 50]
-        [--size 1024] [--seconds 10] [--max 100000]
+        [--size 1024] [--seconds 10] [--max 100000] [--milter]
 (with SATCHEL_BUILDDIR and PYTHONPATH=tests/harness set as for the tests)
+
+--milter runs it twice, plain and through a no-op milter (the milter
+module and modules/milter/tests/scripted_milter.py, a libmilter milter
+that continues at every stage: python3-milter), and prints both.
 """
 import argparse
 import asyncio
@@ -22,6 +26,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'tests', 'harness'))
 from satchel_harness import Daemon  # noqa: E402
+
+MILTER_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            '..', 'modules', 'milter', 'tests')
 
 
 async def session(port, body, deadline, budget, counts):
@@ -72,30 +79,48 @@ async def run(port, sessions, size, seconds, maxmsg):
     return counts, time.monotonic() - t0
 
 
+def load(a, milter=None):
+    def plugins(d):
+        p = {
+            '40-router.yaml': {'module': 'router'},
+            '50-smtp.yaml': {'module': 'smtp', 'listen': [
+                {'address': '127.0.0.1:%d' % d.port('smtp'), 'mode': 'mx',
+                 'tls': 'none'}]},
+            '60-maildir.yaml': {'module': 'maildir', 'mailboxes':
+                                ['bench@example.test'],
+                                'path': os.path.join(d.state_dir,
+                                                     'mail/%d/%u')},
+        }
+        if milter is not None:
+            p['45-milter.yaml'] = {'module': 'milter',
+                                   'address': milter.address}
+        return p
+    with Daemon(plugins=plugins, main={'log': {'level': 'notice'}}) as d:
+        d.start()
+        (ok, bad), secs = asyncio.run(run(d.port('smtp'), a.sessions, a.size,
+                                          min(a.seconds, 120), a.max))
+        print('%s%d messages accepted (%d refused) in %.1f s by %d '
+              'sessions, %d bytes each: %.0f msg/s (fsync\'d before each '
+              '250)' % ('no-op milter: ' if milter else 'plain: ', ok, bad,
+                        secs, a.sessions, a.size, ok / secs))
+        d.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--sessions', type=int, default=50)
     ap.add_argument('--size', type=int, default=1024)
     ap.add_argument('--seconds', type=float, default=10)
     ap.add_argument('--max', type=int, default=100000)
+    ap.add_argument('--milter', action='store_true',
+                    help='also through a no-op milter')
     a = ap.parse_args()
-    plugins = lambda d: {  # noqa: E731
-        '40-router.yaml': {'module': 'router'},
-        '50-smtp.yaml': {'module': 'smtp', 'listen': [
-            {'address': '127.0.0.1:%d' % d.port('smtp'), 'mode': 'mx',
-             'tls': 'none'}]},
-        '60-maildir.yaml': {'module': 'maildir', 'mailboxes':
-                            ['bench@example.test'],
-                            'path': os.path.join(d.state_dir, 'mail/%d/%u')},
-    }
-    with Daemon(plugins=plugins, main={'log': {'level': 'notice'}}) as d:
-        d.start()
-        (ok, bad), secs = asyncio.run(run(d.port('smtp'), a.sessions, a.size,
-                                          min(a.seconds, 120), a.max))
-        print('%d messages accepted (%d refused) in %.1f s by %d sessions, '
-              '%d bytes each: %.0f msg/s (fsync\'d before each 250)'
-              % (ok, bad, secs, a.sessions, a.size, ok / secs))
-        d.stop()
+    load(a)
+    if a.milter:
+        sys.path.insert(0, MILTER_TESTS)
+        from miltercommon import ScriptedMilter
+        with ScriptedMilter({'quiet': True}) as m:
+            load(a, m)
 
 
 if __name__ == '__main__':

@@ -29,6 +29,7 @@ struct sc_session {
 	char client_ip[INET6_ADDRSTRLEN];
 	char *helo;
 	char *auth_user;
+	char *mode;			/* sc_session_set_mode()          */
 	bool relay_allowed;
 	bool busy;
 	bool closing;
@@ -232,6 +233,18 @@ sc_session_set_auth_user(struct sc_session *s, const char *user)
 	set_str(&s->auth_user, user);
 }
 
+const char *
+sc_session_mode(const struct sc_session *s)
+{
+	return s->mode;
+}
+
+void
+sc_session_set_mode(struct sc_session *s, const char *mode)
+{
+	set_str(&s->mode, mode);
+}
+
 bool
 sc_session_relay_allowed(const struct sc_session *s)
 {
@@ -401,6 +414,7 @@ sc_session_close(struct sc_session *s)
 	free(s->runs);
 	free(s->helo);
 	free(s->auth_user);
+	free(s->mode);
 	free(s->protocol);
 	free(s);
 }

@@ -387,6 +387,8 @@ smtp_accept(struct sc_session *s, void *arg)
 	}
 	sc_session_set_relay_allowed(s, sc_cidr_list_match(
 		&ss->conf->relay_networks, sc_session_client_addr(s)));
+	sc_session_set_mode(s, ss->lc->mode == MODE_SUBMISSION ?
+			    "submission" : "mx");
 	sc_conn_set_handler(ss->c, ss_conn_event, ss);
 	sc_log_session(SC_LOG_INFO, s, "smtp: connect from %s to port %u",
 		       sc_session_client_ip(s), sc_session_local_port(s));

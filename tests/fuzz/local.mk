@@ -202,6 +202,21 @@ tests_fuzz_fuzz_auth_file_CFLAGS = $(FUZZ_C_FLAGS)
 tests_fuzz_fuzz_auth_file_LDADD = $(FUZZ_SHIM_LIBS) $(LIBCRYPT_LIBS)
 tests_fuzz_fuzz_auth_file_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
 
+# milter: the milter module's wire format: packet framing, reply parser
+FUZZ_TARGETS += milter
+check_PROGRAMS += tests/fuzz/replay_milter
+TESTS += tests/fuzz/replay_milter
+FUZZ_BINS += tests/fuzz/fuzz_milter
+FUZZ_MILTER_FILES = modules/milter/milter_proto.c modules/milter/milter_proto.h
+tests_fuzz_replay_milter_SOURCES = tests/fuzz/fuzz_milter.c $(FUZZ_MILTER_FILES) $(FUZZ_COMMON) $(FUZZ_REPLAY)
+tests_fuzz_replay_milter_CPPFLAGS = $(FUZZ_CPP_FLAGS) -I$(top_srcdir)/modules/milter -DFUZZ_TARGET='"milter"'
+tests_fuzz_replay_milter_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_replay_milter_LDFLAGS = $(FUZZ_REPLAY_LD_FLAGS)
+tests_fuzz_fuzz_milter_SOURCES = tests/fuzz/fuzz_milter.c $(FUZZ_MILTER_FILES) $(FUZZ_COMMON)
+tests_fuzz_fuzz_milter_CPPFLAGS = $(FUZZ_CPP_FLAGS) -I$(top_srcdir)/modules/milter
+tests_fuzz_fuzz_milter_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_fuzz_milter_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
+
 EXTRA_PROGRAMS += $(FUZZ_BINS)
 CLEANFILES += $(FUZZ_BINS)
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/dict tests/fuzz/run-fuzz.sh

@@ -86,7 +86,7 @@ struct sc_session {
 	char client_ip[64];
 	struct sockaddr_storage client, local;
 	struct sc_conn *conn;
-	char *helo, *auth_user;
+	char *helo, *auth_user, *mode;
 	bool relay_allowed, busy, closing;
 	bool mail_ok;			/* the last MAIL chain said OK/CONT */
 	struct slot slots[MAX_SLOTS];

@@ -559,6 +559,19 @@ sc_session_set_auth_user(struct sc_session *s, const char *user)
 	s->auth_user = user != NULL ? xstrdup(user) : NULL;
 }
 
+const char *
+sc_session_mode(const struct sc_session *s)
+{
+	return s->mode;
+}
+
+void
+sc_session_set_mode(struct sc_session *s, const char *mode)
+{
+	free(s->mode);
+	s->mode = mode != NULL ? xstrdup(mode) : NULL;
+}
+
 bool
 sc_session_relay_allowed(const struct sc_session *s)
 {
@@ -671,6 +684,7 @@ sc_session_close(struct sc_session *s)
 			e->s = NULL;
 	free(s->helo);
 	free(s->auth_user);
+	free(s->mode);
 	free(s);
 }
 

@@ -16,7 +16,8 @@ dnsmasq runs in the foreground on 127.0.0.1:<free port>, answers only
 from the records given (--no-resolv --no-hosts), and is authoritative for
 the zones in `local` (default: test, example, invalid): names under them
 that have no record get NXDOMAIN, not REFUSED. Record types: MX (pref,
-host; host "." is the null MX), A, AAAA, TXT, CNAME, PTR (the target; the
+host; host "." is the null MX), A, AAAA, TXT (a comma splits the text into
+character-strings), CNAME, PTR (the target; the
 name is the reverse name, e.g. '25.0.18.198.in-addr.arpa') and any other
 type as hex rdata (TLSA, ...) through --dns-rr. Nothing is signed, so a
 validating resolver sees the answers as insecure.
@@ -239,7 +240,10 @@ class DnsServer:
                     elif rtype == 'AAAA':
                         hosts6.append(v)
                     elif rtype == 'TXT':
-                        args.append('--txt-record=%s,"%s"' % (name, v))
+                        # no quotes: on the command line dnsmasq would
+                        # keep them in the record; a comma starts a new
+                        # character-string
+                        args.append('--txt-record=%s,%s' % (name, v))
                     elif rtype == 'CNAME':
                         args.append('--cname=%s,%s' % (name, v))
                     elif rtype == 'PTR':

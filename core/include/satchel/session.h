@@ -47,6 +47,14 @@ SC_API void sc_session_set_auth_user(struct sc_session *s, const char *user);
 SC_API bool sc_session_relay_allowed(const struct sc_session *s);
 SC_API void sc_session_set_relay_allowed(struct sc_session *s, bool allowed);
 
+/* The kind of listener the session came in on, as its protocol module
+ * names it: smtp sets "mx" or "submission" (its listener's `mode`), so a
+ * module can act on some listeners only (the milter module's `modes`).
+ * NULL when the protocol module set none. The setter copies (NULL clears).
+ * Since ABI 1.2. */
+SC_API const char *sc_session_mode(const struct sc_session *s);
+SC_API void sc_session_set_mode(struct sc_session *s, const char *mode);
+
 /* True once TLS is active on the connection. */
 SC_API bool sc_session_tls(const struct sc_session *s);
 
