@@ -275,6 +275,12 @@ SC_INTERNAL int sc_tls_ensure_certificate(const struct sc_main_config *cfg,
  * state_dir when cfg configures none; 0 otherwise. */
 SC_INTERNAL int sc_tls_ensure_generated(const struct sc_main_config *cfg,
 					char **error_r);
+/* A reload: reads the certificate and key anew (configured ones through
+ * the privileged helper after the drop; the generated one made anew near
+ * its end) and replaces the session ticket key. 0, or -1 with a malloc'd
+ * error saying what is served instead. */
+SC_INTERNAL int sc_net_tls_reload(const struct sc_main_config *cfg,
+				  char **error_r);
 /* The connection's socket addresses (kept from accept or connect). */
 SC_INTERNAL const struct sockaddr *sc_conn_peer_addr(const struct sc_conn *c);
 SC_INTERNAL const struct sockaddr *sc_conn_local_addr(const struct sc_conn *c);
@@ -357,6 +363,30 @@ SC_INTERNAL void sc_dns_deinit(void);
 SC_INTERNAL int sc_privsep_start(char **error_r);
 SC_INTERNAL void sc_privsep_stop(void);
 
+/* ---- privops.c: the privileged reload helper ---- */
+
+/* Forks the helper (as root, before the drop); it reads config_path
+ * itself for every request. 0, or -1 with a malloc'd error. */
+SC_INTERNAL int sc_privops_start(const char *config_path, char **error_r);
+SC_INTERNAL void sc_privops_stop(void);
+/* Is the helper there to ask? */
+SC_INTERNAL bool sc_privops_available(void);
+/* The configured certificate and key as the helper read them (as root). */
+struct sc_privops_tls {
+	char *cert_path, *key_path;	/* as configured                 */
+	char *cert, *key;		/* PEM, NUL-terminated; the key
+					 * is wiped by _free              */
+	size_t cert_len, key_len;
+};
+/* 1 with *out filled, 0 when the config has no tls.certificate (the
+ * generated one is the daemon's to read), -1 with a malloc'd error. */
+SC_INTERNAL int sc_privops_tls(struct sc_privops_tls *out, char **error_r);
+SC_INTERNAL void sc_privops_tls_free(struct sc_privops_tls *t);
+/* A listening socket for addr, bound by the helper; the config must name
+ * the address. The fd, or -1 with a malloc'd error. */
+SC_INTERNAL int sc_privops_bind(const struct sc_sockaddr *addr,
+				char **error_r);
+
 /* ---- ctl.c: the control socket for satchelctl ---- */
 
 SC_INTERNAL int sc_ctl_start(const char *state_dir, char **error_r);
@@ -412,6 +442,21 @@ struct sc_ctl_server {
 	struct ctl_client *clients;
 };
 
+/* The privileged reload helper (core/privops.c), loop thread. */
+struct sc_privops {
+	bool up;			/* started and answering             */
+	pid_t pid;
+	int fd;				/* our end of the socketpair         */
+};
+
+/* The key of TLS session tickets (net_tls.c): new for every process and
+ * every reload, so a ticket outlives neither; wiped when replaced. */
+struct sc_tls_ticket {
+	bool set;
+	unsigned size;
+	unsigned char key[64];
+};
+
 struct sc_core {
 	uv_loop_t *loop;
 	struct sc_gen *gen;		/* the current generation            */
@@ -422,12 +467,16 @@ struct sc_core {
 	unsigned work_pending;		/* pool jobs (_inst too) not done    */
 	struct sc_session_list sessions;
 	struct sc_ctl_server ctl;
+	struct sc_privops privops;
+	struct sc_tls_ticket tls_ticket;
 };
 /* The one process-wide context. */
 SC_INTERNAL extern struct sc_core *sc_core;
 
-/* Reloads the config (SIGHUP, satchelctl reload). 0, or -1 with the
- * error logged and the old config kept. */
+/* Reloads the config (SIGHUP, satchelctl reload). 0; -1 with the error
+ * logged and the old config kept; 1 when the new config runs but parts
+ * did not take (the TLS certificate, keys that need a restart), listed in
+ * the malloc'd *error_r and logged. */
 SC_INTERNAL int sc_core_reload(char **error_r);
 
 #endif

@@ -23,6 +23,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/net_listen.c \
 	core/net_tls.c \
 	core/privdir.c \
+	core/privops.c \
 	core/privsep.c \
 	core/queue.c \
 	core/queue_dispatch.c \
