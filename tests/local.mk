@@ -34,6 +34,8 @@ TESTS += tests/test_privdrop.py
 EXTRA_DIST += tests/test_privdrop.py
 TESTS += tests/test_reload_privileged.py
 EXTRA_DIST += tests/test_reload_privileged.py
+TESTS += tests/test_tls_server.py
+EXTRA_DIST += tests/test_tls_server.py
 # ... nor does satchelctl run as root.
 TESTS += tests/test_satchelctl_root.py
 EXTRA_DIST += tests/test_satchelctl_root.py
