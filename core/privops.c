@@ -406,6 +406,8 @@ po_helper_main(int sock, pid_t parent, const char *config_path)
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != parent)
 		_exit(0);
+	/* ps(1) and tests tell it from the PAM helper by this name */
+	(void)prctl(PR_SET_NAME, "satcheld-reload");
 	if (sock != 3) {
 		if (dup2(sock, 3) < 0)
 			_exit(1);
