@@ -374,8 +374,11 @@ SC_INTERNAL bool sc_privops_available(void);
 /* The configured certificate and key as the helper read them (as root). */
 struct sc_privops_tls {
 	char *cert_path, *key_path;	/* as configured                 */
-	char *cert, *key;		/* PEM, NUL-terminated; the key
-					 * is wiped by _free              */
+	char *cert;			/* PEM, NUL-terminated            */
+	char *key;			/* DER (PKCS#8): the daemon never
+					 * parses its PEM (GnuTLS leaves
+					 * copies of what it decodes);
+					 * wiped by _free                 */
 	size_t cert_len, key_len;
 };
 /* 1 with *out filled, 0 when the config has no tls.certificate (the

@@ -803,33 +803,53 @@ tls_ticket_rotate(void)
 	gnutls_free(k.data);
 }
 
-/* load_cred_mem - credentials from the PEM the privileged helper read */
+/* load_cred_mem - credentials from what the privileged helper read: the
+ * certificate chain in PEM, the key in DER (GnuTLS copies the key into
+ * the credentials, and wipes its own copies when it frees them) */
 static int
 load_cred_mem(const struct sc_privops_tls *t,
 	      gnutls_certificate_credentials_t *cred_r, char **error_r)
 {
-	gnutls_certificate_credentials_t cred;
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_x509_privkey_t pk = NULL;
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned ncrt = 0;
 	gnutls_datum_t c = { (unsigned char *)t->cert,
 			     (unsigned)t->cert_len };
 	gnutls_datum_t k = { (unsigned char *)t->key, (unsigned)t->key_len };
+	const char *what = t->cert_path;
 	int r;
 
-	if (gnutls_certificate_allocate_credentials(&cred) < 0) {
-		*error_r = strdup("out of memory");
-		return -1;
-	}
-	r = gnutls_certificate_set_x509_key_mem(cred, &c, &k,
-						GNUTLS_X509_FMT_PEM);
-	if (r < 0) {
-		if (asprintf(error_r, "TLS certificate %s / key %s: %s",
-			     t->cert_path, t->key_path,
-			     gnutls_strerror(r)) < 0)
-			*error_r = NULL;
-		gnutls_certificate_free_credentials(cred);
-		return -1;
-	}
+	if ((r = gnutls_certificate_allocate_credentials(&cred)) < 0 ||
+	    (r = gnutls_x509_crt_list_import2(&crts, &ncrt, &c,
+					      GNUTLS_X509_FMT_PEM, 0)) < 0)
+		goto fail;
+	what = t->key_path;
+	if ((r = gnutls_x509_privkey_init(&pk)) < 0 ||
+	    (r = gnutls_x509_privkey_import2(pk, &k, GNUTLS_X509_FMT_DER,
+					     NULL, 0)) < 0)
+		goto fail;
+	what = t->cert_path;
+	if ((r = gnutls_certificate_set_x509_key(cred, crts, ncrt, pk)) < 0)
+		goto fail;
 	*cred_r = cred;
-	return 0;
+	cred = NULL;
+	r = 0;
+	goto out;
+fail:
+	if (asprintf(error_r, "TLS certificate %s / key %s: %s: %s",
+		     t->cert_path, t->key_path, what, gnutls_strerror(r)) < 0)
+		*error_r = NULL;
+	r = -1;
+out:
+	if (pk != NULL)
+		gnutls_x509_privkey_deinit(pk);
+	for (unsigned i = 0; i < ncrt; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	gnutls_free(crts);
+	if (cred != NULL)
+		gnutls_certificate_free_credentials(cred);
+	return r;
 }
 
 /* reload_cred - the certificate and key of cfg, anew: a configured pair

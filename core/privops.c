@@ -6,8 +6,8 @@
  * sc_privops_start() forks, before the drop, a helper that keeps root and
  * answers two requests on a socketpair only the daemon holds:
  *   - the configured TLS certificate and key (certbot leaves privkey.pem
- *     0600 root): their contents, so the daemon loads them from memory and
- *     wipes the key;
+ *     0600 root): the certificate's PEM and the key in DER, so the daemon
+ *     loads them from memory and wipes the key;
  *   - a listening socket for an address the config names (a port below
  *     1024 after the drop), bound here and passed with SCM_RIGHTS, as
  *     nginx's master process does for its workers.
@@ -39,6 +39,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 /*
  * Wire format, host byte order (both ends are the same binary):
@@ -46,7 +48,7 @@
  *             ('B': the address as the config writes it, normalised)
  *   reply   = u32 body_len, u8 status ('0' done, 'N' nothing configured,
  *             'E' error), then fields: u32 len, bytes
- *             'T' done: cert path, key path, cert PEM, key PEM
+ *             'T' done: cert path, key path, cert PEM, key DER (PKCS#8)
  *             'B' done: no field; the socket rides on the first byte
  *             'E': the message
  */
@@ -190,6 +192,47 @@ read_small(const char *real, const char *path, struct po_reply *r)
 	return 0;
 }
 
+/* key_der - the key at real as one field, in DER (PKCS#8): the daemon
+ * never parses its PEM, whose base64 GnuTLS copies into buffers it frees
+ * unwiped */
+static int
+key_der(const char *real, const char *path, struct po_reply *r)
+{
+	gnutls_x509_privkey_t pk = NULL;
+	gnutls_datum_t pem, der = { NULL, 0 };
+	size_t start = r->len;
+	int ret = -1, e;
+
+	if (read_small(real, path, r) < 0)
+		return -1;
+	pem.data = r->buf + start + 4;
+	pem.size = (unsigned)(r->len - start - 4);
+	if ((e = gnutls_x509_privkey_init(&pk)) < 0 ||
+	    (e = gnutls_x509_privkey_import2(pk, &pem, GNUTLS_X509_FMT_PEM,
+					     NULL, 0)) < 0 ||
+	    (e = gnutls_x509_privkey_export2_pkcs8(pk, GNUTLS_X509_FMT_DER,
+						   NULL, GNUTLS_PKCS_PLAIN,
+						   &der)) < 0) {
+		rep_error(r, "%s: not a usable private key: %s", path,
+			  gnutls_strerror(e));
+		goto out;
+	}
+	explicit_bzero(r->buf + start, r->len - start);
+	r->len = start;
+	if (rep_add(r, der.data, der.size) < 0)
+		rep_error(r, "%s: too long", path);
+	else
+		ret = 0;
+out:
+	if (der.data != NULL) {
+		explicit_bzero(der.data, der.size);
+		gnutls_free(der.data);
+	}
+	if (pk != NULL)
+		gnutls_x509_privkey_deinit(pk);
+	return ret;
+}
+
 /* do_tls - the configured certificate and key, read as root */
 static void
 do_tls(const struct sc_main_config *cfg, struct po_reply *r)
@@ -219,7 +262,7 @@ do_tls(const struct sc_main_config *cfg, struct po_reply *r)
 	}
 	if (read_small(creal, cert, r) < 0)
 		return;
-	(void)read_small(kreal, key, r);
+	(void)key_der(kreal, key, r);
 }
 
 /* names_address - does a scalar of an enabled instance's file parse to

@@ -20,6 +20,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
 static struct {
 	struct sc_core core;
 	char dir[64];
@@ -189,17 +192,38 @@ START_TEST(test_tls_files)
 	/* none configured: the generated one is the daemon's own */
 	ck_assert_int_eq(sc_privops_tls(&tls, &err), 0);
 	ck_assert_ptr_null(err);
-	/* configured: read anew at each request (the config too) */
+	/* configured: read anew at each request (the config too); the
+	 * certificate as it is, the key in DER */
+	gnutls_x509_privkey_t pk;
+	gnutls_datum_t pem, der;
+
+	ck_assert_int_ge(gnutls_x509_privkey_init(&pk), 0);
+	ck_assert_int_ge(gnutls_x509_privkey_generate(pk, GNUTLS_PK_ECDSA,
+		GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0), 0);
+	ck_assert_int_ge(gnutls_x509_privkey_export2(pk, GNUTLS_X509_FMT_PEM,
+						     &pem), 0);
+	ck_assert_int_ge(gnutls_x509_privkey_export2_pkcs8(pk,
+		GNUTLS_X509_FMT_DER, NULL, GNUTLS_PKCS_PLAIN, &der), 0);
 	write_file("cert.pem", "CERT DATA\n");
-	write_file("key.pem", "KEY DATA\n");
+	write_file("key.pem", (const char *)pem.data);
 	write_config(true);
 	ck_assert_int_eq(sc_privops_tls(&tls, &err), 1);
 	ck_assert_str_eq(tls.cert, "CERT DATA\n");
-	ck_assert_str_eq(tls.key, "KEY DATA\n");
-	ck_assert_uint_eq(tls.key_len, 9);
+	ck_assert_uint_eq(tls.key_len, der.size);
+	ck_assert_mem_eq(tls.key, der.data, der.size);
 	ck_assert_ptr_nonnull(strstr(tls.cert_path, "/cert.pem"));
 	sc_privops_tls_free(&tls);
 	ck_assert_ptr_null(tls.key);
+	gnutls_free(pem.data);
+	gnutls_free(der.data);
+	gnutls_x509_privkey_deinit(pk);
+	/* not a key: an error naming it */
+	write_file("key.pem", "KEY DATA\n");
+	ck_assert_int_eq(sc_privops_tls(&tls, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "key.pem: not a usable private "
+				     "key"));
+	free(err);
+	err = NULL;
 	/* a key that is missing: an error naming it */
 	{
 		char path[256];

@@ -82,7 +82,8 @@ def served_starttls_gnutls_cli(d):
 
 
 def key_lines(key):
-    """The base64 lines of a PEM key: what must not linger in memory."""
+    """The base64 lines of a PEM key: its transport form, which must not
+    linger in the daemon's memory (the key itself is in use there)."""
     with open(key) as f:
         text = f.read()
     body = text[text.index('-----BEGIN'):text.index('-----END')]
@@ -157,7 +158,8 @@ class CertificateReload(unittest.TestCase):
                 self.assertIn(key, r.stderr)
                 self.assertIn('still serving the old certificate', r.stderr)
                 self.assertEqual(served_der(d), first)
-                d.wait_log(r'not all of it took: .*TLS certificate')
+                d.wait_log(r'not all of it took: .*privkey\.pem: not a '
+                           r'usable private key')
         finally:
             shutil.rmtree(tlsdir, ignore_errors=True)
 
