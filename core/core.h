@@ -363,6 +363,19 @@ SC_INTERNAL void sc_dns_deinit(void);
 SC_INTERNAL int sc_privsep_start(char **error_r);
 SC_INTERNAL void sc_privsep_stop(void);
 
+/* ---- privchild.c: what the two privileged helpers share ---- */
+
+/* In a helper just forked from the daemon (parent): default signals,
+ * gone with the daemon, sock at fd 3 and every other fd but stderr
+ * closed, named name (ps(1), /proc/PID/comm) unless NULL. Returns the
+ * socket; exits when the daemon is gone already. */
+SC_INTERNAL int sc_helper_child_init(int sock, pid_t parent,
+				     const char *name);
+/* Reads exactly len bytes: 1, 0 at EOF, -1 on an error. */
+SC_INTERNAL int sc_helper_read_full(int fd, void *buf, size_t len);
+/* Waits a bounded time (0.5 s) for the helper *pid to exit; *pid = 0. */
+SC_INTERNAL void sc_helper_reap(pid_t *pid);
+
 /* ---- privops.c: the privileged reload helper ---- */
 
 /* Forks the helper (as root, before the drop); it reads config_path

@@ -22,6 +22,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/net_int.h \
 	core/net_listen.c \
 	core/net_tls.c \
+	core/privchild.c \
 	core/privdir.c \
 	core/privops.c \
 	core/privsep.c \

@@ -29,13 +29,11 @@
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -365,27 +363,6 @@ po_send(int sock, const unsigned char *buf, size_t len, int fd)
 	return 0;
 }
 
-/* po_read_full - exactly len bytes; 1 ok, 0 EOF, -1 error */
-static int
-po_read_full(int fd, void *buf, size_t len)
-{
-	unsigned char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			return 0;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 1;
-}
-
 /* po_serve - answers one request body */
 static int
 po_serve(int sock, const char *config_path, const unsigned char *body,
@@ -426,55 +403,22 @@ po_serve(int sock, const char *config_path, const unsigned char *body,
 static void __attribute__((noreturn))
 po_helper_main(int sock, pid_t parent, const char *config_path)
 {
-	static const int reset[] = { SIGTERM, SIGQUIT, SIGCHLD, SIGUSR1,
-				     SIGUSR2, SIGALRM };
 	struct po_reply r = { .alloc = PO_REP_MAX };
 	unsigned char body[PO_REQ_MAX];
-	struct sigaction sa;
-	sigset_t none;
-	int devnull;
 
-	/* As the PAM helper: the daemon's libuv handlers mean nothing
-	 * here; a terminal's SIGINT/SIGHUP is the daemon's to handle. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (size_t i = 0; i < sizeof(reset) / sizeof(*reset); i++)
-		(void)sigaction(reset[i], &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	(void)sigaction(SIGPIPE, &sa, NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
-	(void)sigaction(SIGHUP, &sa, NULL);
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != parent)
-		_exit(0);
 	/* ps(1) and tests tell it from the PAM helper by this name */
-	(void)prctl(PR_SET_NAME, "satcheld-reload");
-	if (sock != 3) {
-		if (dup2(sock, 3) < 0)
-			_exit(1);
-		sock = 3;
-	}
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull >= 0) {
-		(void)dup2(devnull, 0);
-		(void)dup2(devnull, 1);
-	}
-	/* the listeners, the queue, the log: none of the helper's business */
-	(void)close_range(4, ~0U, 0);
-	(void)fcntl(sock, F_SETFD, FD_CLOEXEC);
+	sock = sc_helper_child_init(sock, parent, "satcheld-reload");
 	r.buf = malloc(r.alloc);
 	if (r.buf == NULL)
 		_exit(1);
 	for (;;) {
 		uint32_t len;
 
-		if (po_read_full(sock, &len, 4) <= 0)
+		if (sc_helper_read_full(sock, &len, 4) <= 0)
 			_exit(0);
 		if (len < 1 || len > sizeof(body))
 			_exit(2);	/* out of step: nothing to trust */
-		if (po_read_full(sock, body, len) <= 0)
+		if (sc_helper_read_full(sock, body, len) <= 0)
 			_exit(0);
 		if (po_serve(sock, config_path, body, len, &r) < 0)
 			_exit(0);
@@ -810,14 +754,5 @@ sc_privops_stop(void)
 		po->fd = -1;
 		po->up = false;
 	}
-	for (int i = 0; i < 50 && po->pid > 0; i++) {
-		int status;
-		pid_t r = waitpid(po->pid, &status, WNOHANG);
-
-		if (r == po->pid || (r < 0 && errno == ECHILD))
-			po->pid = 0;
-		else
-			usleep(10000);
-	}
-	po->pid = 0;
+	sc_helper_reap(&po->pid);
 }
