@@ -37,6 +37,7 @@ struct main_raw {
 	struct { char *certificate, *key; } tls;
 	struct { struct sc_str_list servers; } dns;
 	uint64_t shutdown_grace;
+	uint64_t delay_warning;
 };
 
 static const struct sc_config_key log_keys[] = {
@@ -77,6 +78,10 @@ static const struct sc_config_key main_keys[] = {
 	{ "shutdown_grace", SC_KEY_DURATION,
 	  offsetof(struct main_raw, shutdown_grace), "30s", 0,
 	  "how long SIGTERM waits for sessions", NULL, NULL, 0 },
+	{ "delay_warning", SC_KEY_DURATION,
+	  offsetof(struct main_raw, delay_warning), "4h", 0,
+	  "queued this long, a sender who asked (NOTIFY=DELAY) hears "
+	  "of the delay; 0 never", NULL, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 }
 };
 
@@ -562,6 +567,7 @@ parse_main(struct sc_main_config *cfg, const struct sc_ynode *root,
 	cfg->tls_key = raw.tls.key;
 	cfg->dns_servers = raw.dns.servers;
 	cfg->shutdown_grace_ms = raw.shutdown_grace;
+	cfg->delay_warning_ms = raw.delay_warning;
 	memset(&raw, 0, sizeof(raw));
 	if (cfg->hostname == NULL || cfg->user == NULL) {
 		sc_config_error(error_r, NULL, "out of memory");
@@ -688,6 +694,14 @@ const char *
 sc_config_user(void)
 {
 	return current_config != NULL ? current_config->user : "";
+}
+
+/* sc_config_delay_warning_ms - see core.h */
+uint64_t
+sc_config_delay_warning_ms(void)
+{
+	return current_config != NULL ? current_config->delay_warning_ms :
+		SC_DELAY_WARNING_MS;
 }
 
 enum sc_routing

@@ -61,6 +61,7 @@ struct sc_main_config {
 	char *tls_key;
 	struct sc_str_list dns_servers;	/* "ip:port" or "ip"; empty = system */
 	uint64_t shutdown_grace_ms;	/* `shutdown_grace:` default 30s     */
+	uint64_t delay_warning_ms;	/* `delay_warning:` default 4h; 0 off */
 	size_t domain_count;
 	struct sc_domain_conf *domains;
 	size_t inst_count;
@@ -85,6 +86,10 @@ SC_INTERNAL void sc_config_free_keys(const struct sc_config_key *keys,
 				     void *out);
 /* Makes cfg the one sc_config_hostname() & co. read. */
 SC_INTERNAL void sc_config_set_current(const struct sc_main_config *cfg);
+/* `delay_warning:` of the current config (SC_DELAY_WARNING_MS without
+ * one): how long a message waits before its delay notices; 0 = never. */
+#define SC_DELAY_WARNING_MS	(4ull * 3600 * 1000)
+SC_INTERNAL uint64_t sc_config_delay_warning_ms(void);
 
 /* YAML helpers shared by config.c (the main file, documents) and
  * config_keys.c (module keys); nothing outside the config part uses them. */
@@ -166,6 +171,7 @@ struct sc_instance {
 	size_t slot;			/* index for session data slots      */
 	unsigned jobs;			/* sc_work_submit_inst jobs whose
 					 * done has not run yet              */
+	struct sc_inst_state *state;	/* held (instance_state.c)           */
 };
 
 struct sc_gen {
@@ -216,6 +222,9 @@ SC_INTERNAL void sc_gen_job_begin(struct sc_instance *inst);
  * job. inst may be freed on return, so no module code may be running
  * for it up the stack. */
 SC_INTERNAL void sc_gen_job_end(struct sc_instance *inst);
+/* Drops inst's hold on its state; frees it with the last (after
+ * instance_free, before the module may be unloaded). instance_state.c. */
+SC_INTERNAL void sc_instance_state_release(struct sc_instance *inst);
 /* Fills an error for a module file: "module NAME (PATH): built for ABI
  * X.Y, satcheld has ABI A.B; rebuild the module" etc. */
 SC_INTERNAL int sc_module_check(const struct sc_module *mod, const char *stem,
@@ -250,6 +259,63 @@ struct sc_queue_tx;
 SC_INTERNAL void sc_session_set_tx(struct sc_session *s,
 				   struct sc_queue_tx *tx);
 SC_INTERNAL void sc_queue_tx_session_gone(struct sc_queue_tx *tx);
+/* The session's message from sc_queue_tx_begin until it closes (commit)
+ * or is freed; sc_hook_message gives it only once it is finished. At the
+ * session's close session.c calls sc_message_session_gone. */
+struct sc_message;
+SC_INTERNAL void sc_session_set_message(struct sc_session *s,
+					struct sc_message *m);
+SC_INTERNAL struct sc_message *sc_session_message(const struct sc_session *s);
+
+/* ---- message.c (with queue.c) ---- */
+
+/* How queue.c stores an edited message (sc_message_plan): the new
+ * envelope, the header block with the empty line after it, and the body
+ * to copy (body_fd is the plan's own: close it). */
+struct sc_message_plan {
+	bool rewrite;
+	struct sc_envelope env;		/* points into the message       */
+	char *block;			/* malloc'd                       */
+	size_t block_len;
+	int body_fd;
+	uint64_t body_off, body_size;
+	size_t received;		/* Received: fields in the block  */
+	const char *quarantine;		/* or NULL; the message's         */
+};
+SC_INTERNAL struct sc_message *sc_message_new(struct sc_queue_tx *tx,
+					      const char *id,
+					      const char *path,
+					      const struct sc_envelope *env,
+					      struct sc_session *s);
+SC_INTERNAL void sc_message_free(struct sc_message *m);
+SC_INTERNAL void sc_message_session_gone(struct sc_message *m);
+SC_INTERNAL char *sc_message_prefix(struct sc_message *m, size_t *len_r);
+SC_INTERNAL void sc_message_capture(struct sc_message *m, const char *p,
+				    size_t len);
+SC_INTERNAL void sc_message_close(struct sc_message *m);
+SC_INTERNAL int sc_message_plan(struct sc_message *m,
+				struct sc_message_plan *plan);
+/* queue.c for message.c: the tx's message; writes the prefix now (no data
+ * came); flushes the written data, giving its offset in the file and its
+ * size (0 or -1). */
+SC_INTERNAL struct sc_message *sc_queue_tx_msg(struct sc_queue_tx *tx);
+/* Digits of a queue file's "size" field (filled in at commit). */
+#define SC_QUEUE_SIZE_DIGITS 20
+/* The envelope header of a queue file (malloc'd; NULL when out of
+ * memory) and where its 20-digit size field is. */
+SC_INTERNAL char *sc_queue_header_text(const char *id,
+				       const struct sc_envelope *env,
+				       time_t arrival, off_t *size_field_r);
+/* queue_rewrite.c: an edited message's file written anew (pool). */
+SC_INTERNAL int sc_queue_rewrite(const char *tmpdir, const char *activedir,
+				 const char *id, time_t arrival,
+				 const struct sc_message_plan *p,
+				 uint64_t *size_r);
+/* write(2) until all of it is written (EINTR retried). 0 or -1 + errno. */
+SC_INTERNAL int sc_queue_write_all(int fd, const void *data, size_t len);
+SC_INTERNAL void sc_queue_tx_data_flush_prefix(struct sc_queue_tx *tx);
+SC_INTERNAL int sc_queue_tx_data_sync(struct sc_queue_tx *tx,
+				      uint64_t *data_off_r, uint64_t *size_r);
 
 /* ---- net_conn.c, net_listen.c, net_tls.c ---- */
 
@@ -336,8 +402,28 @@ SC_INTERNAL void sc_queue_set_dirs(const char *queue_dir);
 /* Loads a committed message from active/ and schedules it (queue.c calls
  * it after each commit). */
 SC_INTERNAL void sc_queue_runner_add(const char *id);
-/* Builds a multipart/report DSN (RFC 3464), malloc'd; pure, so it runs on
- * a pool thread. replies[i] is the last reply for rcpts[i]. */
+/* What one DSN (RFC 3464) reports. */
+struct sc_dsn_spec {
+	const char *id;			/* the original's queue id           */
+	const char *to;			/* who gets the DSN (To:)            */
+	const char *mail_params;	/* the original's MAIL parameters    */
+	time_t arrival;
+	const char *const *rcpts;
+	const char *const *rcpt_params;	/* NULL, or ORCPT= & co. per rcpt    */
+	const char *const *replies;	/* the last reply of each            */
+	/* "failed", "delayed", "delivered" or "relayed" (RFC 3464 2.3.3) */
+	const char *const *actions;
+	size_t n;
+	bool postmaster;		/* a double bounce: for postmaster@  */
+	const char *headers;		/* what is attached (NULL: nothing)  */
+	size_t headers_len;
+	bool full;			/* headers is the whole message      */
+};
+/* Builds the multipart/report DSN of s, malloc'd; pure, so it runs on a
+ * pool thread. Its text says truly what is attached. */
+SC_INTERNAL char *sc_queue_dsn_build(const struct sc_dsn_spec *s);
+/* sc_queue_dsn_build for recipients that all failed (or, with delay, are
+ * all delayed): sender gets it. replies[i] is the last reply for rcpts[i]. */
 SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
 				    const char *mail_params, time_t arrival,
 				    const char *const *rcpts,
@@ -345,6 +431,18 @@ SC_INTERNAL char *sc_queue_dsn_text(const char *id, const char *sender,
 				    const char *const *replies, size_t n,
 				    bool delay, const char *headers,
 				    size_t headers_len, bool full);
+
+/* ---- route_warn.c ---- */
+
+/* What doctor, check and reload say of a remote or backup domain whose
+ * best MX is this machine (routing is SC_ROUTING_REMOTE or _BACKUP). */
+SC_INTERNAL const char *sc_routing_trap_text(const char *domain,
+					     enum sc_routing routing,
+					     char *buf, size_t len);
+/* After start and each reload: looks up the MX of every remote and backup
+ * domain of cfg (copied; core/dns.c, bounded) and logs a warning in those
+ * words for each whose best MX is this machine. Loop thread. */
+SC_INTERNAL void sc_route_warn_start(const struct sc_main_config *cfg);
 
 /* ---- dns.c ---- */
 
@@ -356,6 +454,12 @@ SC_INTERNAL int sc_dns_init(const struct sc_main_config *cfg, char **error_r);
 SC_INTERNAL void sc_dns_stop(void);
 /* sc_dns_stop, then frees the resolver. */
 SC_INTERNAL void sc_dns_deinit(void);
+
+/* ---- store.c ---- */
+
+/* The daemon stops: answers every pending store operation now (FAIL) and
+ * closes the connections; sc_work_drain calls it. */
+SC_INTERNAL void sc_store_stop(void);
 
 /* ---- privsep.c ---- */
 
@@ -485,6 +589,8 @@ struct sc_core {
 	struct sc_ctl_server ctl;
 	struct sc_privops privops;
 	struct sc_tls_ticket tls_ticket;
+	struct sc_inst_state *inst_states; /* instance_state.c            */
+	struct store_ctx *stores;	/* store.c: connections to stores    */
 };
 /* The one process-wide context. */
 SC_INTERNAL extern struct sc_core *sc_core;

@@ -16,7 +16,11 @@ core_libsatchel_core_la_SOURCES = \
 	core/dns_answer.h \
 	core/event.c \
 	core/hook.c \
+	core/instance_state.c \
 	core/log.c \
+	core/message.c \
+	core/message_edit.c \
+	core/message_int.h \
 	core/module.c \
 	core/net_conn.c \
 	core/net_int.h \
@@ -29,16 +33,22 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue.c \
 	core/queue_dispatch.c \
 	core/queue_dsn.c \
+	core/route_warn.c \
 	core/queue_int.h \
+	core/queue_rewrite.c \
 	core/queue_runner.c \
 	core/sasl.c \
 	core/session.c \
+	core/store.c \
+	core/store_int.h \
+	core/store_redis.c \
 	core/work.c
 # Relinked when the Makefile changes, so a file moved out of the list (as
 # ctl.c was) leaves the archive at once instead of clashing at link time.
 EXTRA_core_libsatchel_core_la_DEPENDENCIES = Makefile
 core_libsatchel_core_la_LIBADD = $(LIBUV_LIBS) $(GNUTLS_LIBS) \
 	$(GNUTLS_DANE_LIBS) $(YAML_LIBS) $(UNBOUND_LIBS) $(PAM_LIBS) \
+	$(HIREDIS_LIBS) \
 	$(LIBCRYPT_LIBS) $(LIBS)
 
 # Modules are dlopen()ed with RTLD_NOW and may call any SC_API function, so
@@ -66,6 +76,7 @@ satchelinc_HEADERS += \
 	core/include/satchel/event.h \
 	core/include/satchel/hook.h \
 	core/include/satchel/log.h \
+	core/include/satchel/message.h \
 	core/include/satchel/module.h \
 	core/include/satchel/net.h \
 	core/include/satchel/privsep.h \
@@ -73,7 +84,9 @@ satchelinc_HEADERS += \
 	core/include/satchel/sasl.h \
 	core/include/satchel/satchel.h \
 	core/include/satchel/session.h \
+	core/include/satchel/store.h \
 	core/include/satchel/work.h
 nodist_satchelinc_HEADERS += core/include/satchel/version.h
 EXTRA_DIST += satchel.pc.in core/include/satchel/version.h.in
-dist_man_MANS += man/satcheld.8 man/satchelctl.8 man/satchel.yaml.5
+dist_man_MANS += man/satcheld.8 man/satchelctl.8 man/satchel.yaml.5 \
+	man/satchel-sdk.7 man/satchel-modules.3

@@ -292,11 +292,13 @@ sc_core_reload(char **error_r)
 	if (notes != NULL) {
 		sc_log_error("configuration reloaded (generation %u), but "
 			     "not all of it took: %s", gen->serial, notes);
+		sc_route_warn_start(gen->cfg);	/* logs routing traps */
 		sc_event_emit(&ev);
 		*error_r = notes;
 		return 1;
 	}
 	sc_log_notice("configuration reloaded (generation %u)", gen->serial);
+	sc_route_warn_start(gen->cfg);		/* logs routing traps */
 	sc_event_emit(&ev);
 	return 0;
 
@@ -522,6 +524,7 @@ main(int argc, char **argv)
 		      "instance(s))", SC_VERSION, gen->serial,
 		      gen->inst_count);
 	daemon_ready(&d);
+	sc_route_warn_start(gen->cfg);		/* logs routing traps */
 	uv_run(d.core.loop, UV_RUN_DEFAULT);
 	teardown(&d);
 	sc_log_info("satcheld stopped");

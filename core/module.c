@@ -565,6 +565,8 @@ gen_teardown(struct gen_priv *gp)
 
 		if (i < gp->created && mod->instance_free != NULL)
 			mod->instance_free(inst, inst->data);
+		/* the state's free_fn is module code: before the unload */
+		sc_instance_state_release(inst);
 		inst_release(inst);
 	}
 	for (size_t h = 0; h < SC_HOOK_COUNT; h++)

@@ -11,6 +11,12 @@
  *   <size bytes of message> END received=N
  *   then appended records: D idx ms reply | T idx ms next_ms attempts reply
  *   | F idx ms reply | X parent address | N idx | B
+ *   | S idx delivered|relayed (a success DSN is owed: NOTIFY=SUCCESS)
+ *   | Q reason (written at commit: quarantined, see satchel/message.h)
+ *
+ * A message edited through the message API is written anew at commit
+ * (rewrite_file, on the pool): the same id, a new envelope and header
+ * block, the body copied from the received file or the replacement.
  */
 #include "core.h"
 
@@ -29,7 +35,6 @@
 #define QUEUE_MAGIC "satchel-queue 1"
 /* after a record cut by a crash: the record before it is void */
 #define TORN_MARK "-"
-#define SIZE_DIGITS 20
 #define TX_WBUF 8192
 
 struct sc_queue_tx {
@@ -49,6 +54,10 @@ struct sc_queue_tx {
 	size_t pfx_len;
 	size_t received;
 	char *sender;			/* for the QUEUED event         */
+	struct sc_message *msg;		/* its message (message.c)      */
+	uint64_t data_off;		/* where the data starts        */
+	time_t arrival;
+	struct sc_message_plan plan;	/* an edited message's rewrite  */
 	size_t wlen;
 	char wbuf[TX_WBUF];
 };
@@ -132,9 +141,9 @@ value_ok(const char *v)
 	return v == NULL || strpbrk(v, "\r\n") == NULL;
 }
 
-/* header_text - the envelope header of a queue file (malloc'd) */
-static char *
-header_text(const char *id, const struct sc_envelope *env, time_t arrival,
+/* sc_queue_header_text - the envelope header of a queue file (malloc'd) */
+char *
+sc_queue_header_text(const char *id, const struct sc_envelope *env, time_t arrival,
 	    off_t *size_field_r)
 {
 	char *buf = NULL;
@@ -162,7 +171,7 @@ header_text(const char *id, const struct sc_envelope *env, time_t arrival,
 	}
 	fputs("size ", f);
 	pos = ftell(f);
-	fprintf(f, "%0*d\ndata\n", SIZE_DIGITS, 0);
+	fprintf(f, "%0*d\ndata\n", SC_QUEUE_SIZE_DIGITS, 0);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -196,8 +205,8 @@ env_check(const struct sc_envelope *env, const char **error_r)
 	return 0;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
+int
+sc_queue_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -241,7 +250,7 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 		  const char **error_r)
 {
 	struct sc_queue_tx *tx;
-	char *hdr;
+	char *hdr, *path;
 
 	if (q.tmp == NULL) {
 		*error_r = "queue not initialised";
@@ -256,6 +265,7 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 	}
 	tx->session = s;
 	tx->in_headers = tx->line_start = true;
+	tx->plan.body_fd = -1;
 	tx->sender = strdup(env->sender != NULL ? env->sender : "");
 	tx->fd = open_tmp(tx->id);
 	if (tx->fd < 0) {
@@ -267,13 +277,20 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 		free(tx);
 		return NULL;
 	}
-	hdr = header_text(tx->id, env, time(NULL), &tx->size_field);
-	if (hdr == NULL || write_all(tx->fd, hdr, strlen(hdr)) < 0) {
+	tx->arrival = time(NULL);
+	hdr = sc_queue_header_text(tx->id, env, tx->arrival, &tx->size_field);
+	path = path2(q.tmp, tx->id);
+	if (path != NULL)
+		tx->msg = sc_message_new(tx, tx->id, path, env, s);
+	free(path);
+	if (hdr == NULL || tx->msg == NULL ||
+	    sc_queue_write_all(tx->fd, hdr, strlen(hdr)) < 0) {
 		*error_r = "cannot write the queue file";
 		free(hdr);
 		sc_queue_tx_abort(tx);
 		return NULL;
 	}
+	tx->data_off = strlen(hdr);
 	free(hdr);
 	return tx;
 }
@@ -318,7 +335,7 @@ static int
 tx_flush(struct sc_queue_tx *tx)
 {
 	if (tx->wlen > 0 && !tx->failed &&
-	    write_all(tx->fd, tx->wbuf, tx->wlen) < 0) {
+	    sc_queue_write_all(tx->fd, tx->wbuf, tx->wlen) < 0) {
 		tx->failed = true;
 		tx->err = errno;
 	}
@@ -326,18 +343,61 @@ tx_flush(struct sc_queue_tx *tx)
 	return tx->failed ? -1 : 0;
 }
 
+static int tx_write_data(struct sc_queue_tx *tx, const void *data,
+			 size_t len);
+
 int
 sc_queue_tx_write(struct sc_queue_tx *tx, const void *data, size_t len)
 {
 	if (tx->failed || tx->committed)
 		return -1;
+	sc_queue_tx_data_flush_prefix(tx);
+	return tx_write_data(tx, data, len);
+}
+
+/* sc_queue_tx_data_flush_prefix - the fields inserted before the data
+ * (smtp's Received:) go first, once */
+void
+sc_queue_tx_data_flush_prefix(struct sc_queue_tx *tx)
+{
+	size_t plen = 0;
+	char *pre = tx->msg != NULL ? sc_message_prefix(tx->msg, &plen) :
+		NULL;
+
+	if (pre != NULL && !tx->failed && !tx->committed)
+		tx_write_data(tx, pre, plen);
+	free(pre);
+}
+
+struct sc_message *
+sc_queue_tx_msg(struct sc_queue_tx *tx)
+{
+	return tx->msg;
+}
+
+int
+sc_queue_tx_data_sync(struct sc_queue_tx *tx, uint64_t *data_off_r,
+		      uint64_t *size_r)
+{
+	*data_off_r = tx->data_off;
+	*size_r = tx->size;
+	return tx_flush(tx);
+}
+
+static int
+tx_write_data(struct sc_queue_tx *tx, const void *data, size_t len)
+{
+	if (tx->failed || tx->committed)
+		return -1;
 	count_received(tx, data, len);
+	if (tx->msg != NULL)
+		sc_message_capture(tx->msg, data, len);
 	tx->size += len;
 	if (tx->wlen + len > sizeof(tx->wbuf)) {
 		if (tx_flush(tx) < 0)
 			return -1;
 		if (len > sizeof(tx->wbuf)) {
-			if (write_all(tx->fd, data, len) < 0) {
+			if (sc_queue_write_all(tx->fd, data, len) < 0) {
 				tx->failed = true;
 				tx->err = errno;
 				return -1;
@@ -367,6 +427,10 @@ tx_free(struct sc_queue_tx *tx)
 {
 	if (tx->fd >= 0)
 		close(tx->fd);
+	if (tx->plan.body_fd >= 0)
+		close(tx->plan.body_fd);
+	free(tx->plan.block);
+	sc_message_free(tx->msg);
 	free(tx->sender);
 	free(tx);
 }
@@ -379,6 +443,22 @@ tx_unlink(struct sc_queue_tx *tx, const char *dir)
 	if (p != NULL)
 		unlink(p);
 	free(p);
+}
+
+/* rewrite_file - on the pool: an edited message written anew
+ * (queue_rewrite.c); a failure fails the tx */
+static void
+rewrite_file(struct sc_queue_tx *tx)
+{
+	uint64_t size = 0;
+
+	if (sc_queue_rewrite(q.tmp, q.active, tx->id, tx->arrival, &tx->plan,
+			     &size) < 0) {
+		tx->failed = true;
+		tx->err = errno;
+	} else {
+		tx->size = size;
+	}
 }
 
 void
@@ -413,6 +493,11 @@ batch_work(uv_work_t *w)
 
 		if (tx->failed)
 			continue;
+		if (tx->plan.rewrite) {
+			rewrite_file(tx);
+			any = any || !tx->failed;
+			continue;
+		}
 		if (fdatasync(tx->fd) < 0) {
 			tx->failed = true;
 			tx->err = errno;
@@ -512,17 +597,33 @@ sc_queue_tx_commit(struct sc_queue_tx *tx, sc_queue_commit_fn done,
 		   void *arg)
 {
 	char end[64];
-	char size[SIZE_DIGITS + 1];
+	char size[SC_QUEUE_SIZE_DIGITS + 1];
 
 	tx->done = done;
 	tx->arg = arg;
+	sc_queue_tx_data_flush_prefix(tx);
 	tx_flush(tx);
-	snprintf(end, sizeof(end), "END received=%zu\n", tx->received);
-	snprintf(size, sizeof(size), "%0*" PRIu64, SIZE_DIGITS, tx->size);
-	if (!tx->failed &&
-	    (write_all(tx->fd, end, strlen(end)) < 0 ||
-	     pwrite(tx->fd, size, SIZE_DIGITS, tx->size_field) !=
-	     SIZE_DIGITS)) {
+	if (tx->msg != NULL && tx->failed)
+		sc_message_close(tx->msg);	/* it outlives the session */
+	else if (tx->msg != NULL && sc_message_plan(tx->msg, &tx->plan) < 0) {
+		tx->failed = true;
+		tx->err = errno;
+	}
+	if (tx->plan.rewrite) {
+		free(tx->sender);
+		tx->sender = strdup(tx->plan.env.sender);
+	}
+	snprintf(end, sizeof(end), "END received=%zu\n%s", tx->received,
+		 tx->plan.quarantine != NULL ? "Q " : "");
+	snprintf(size, sizeof(size), "%0*" PRIu64, SC_QUEUE_SIZE_DIGITS, tx->size);
+	if (!tx->failed && !tx->plan.rewrite &&
+	    (sc_queue_write_all(tx->fd, end, strlen(end)) < 0 ||
+	     (tx->plan.quarantine != NULL &&
+	      (sc_queue_write_all(tx->fd, tx->plan.quarantine,
+			 strlen(tx->plan.quarantine)) < 0 ||
+	       sc_queue_write_all(tx->fd, "\n", 1) < 0)) ||
+	     pwrite(tx->fd, size, SC_QUEUE_SIZE_DIGITS, tx->size_field) !=
+	     SC_QUEUE_SIZE_DIGITS)) {
 		tx->failed = true;
 		tx->err = errno;
 	}
@@ -567,17 +668,17 @@ sc_queue_store(const struct sc_envelope *env, const void *data, size_t len,
 	}
 	count_received(&scan, data, len);
 	received = scan.received;
-	hdr = header_text(id_r, env, time(NULL), &size_field);
+	hdr = sc_queue_header_text(id_r, env, time(NULL), &size_field);
 	snprintf(end, sizeof(end), "END received=%zu\n", received);
-	snprintf(size, sizeof(size), "%0*zu", SIZE_DIGITS, len);
+	snprintf(size, sizeof(size), "%0*zu", SC_QUEUE_SIZE_DIGITS, len);
 	from = path2(q.tmp, id_r);
 	to = path2(q.active, id_r);
 	if (hdr == NULL || from == NULL || to == NULL)
 		goto fail;
-	memcpy(hdr + size_field, size, SIZE_DIGITS);
-	if (write_all(fd, hdr, strlen(hdr)) < 0 ||
-	    write_all(fd, data, len) < 0 ||
-	    write_all(fd, end, strlen(end)) < 0 || fdatasync(fd) < 0 ||
+	memcpy(hdr + size_field, size, SC_QUEUE_SIZE_DIGITS);
+	if (sc_queue_write_all(fd, hdr, strlen(hdr)) < 0 ||
+	    sc_queue_write_all(fd, data, len) < 0 ||
+	    sc_queue_write_all(fd, end, strlen(end)) < 0 || fdatasync(fd) < 0 ||
 	    rename(from, to) < 0)
 		goto fail;
 	dfd = open(q.active, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -644,9 +745,9 @@ sc_queue_append(const char *path, const char *records)
 	if (fstat(fd, &st) < 0 || (st.st_size > 0 &&
 	    pread(fd, &last, 1, st.st_size - 1) != 1))
 		ret = -1;
-	else if (last != '\n' && write_all(fd, repair, sizeof(repair) - 1) < 0)
+	else if (last != '\n' && sc_queue_write_all(fd, repair, sizeof(repair) - 1) < 0)
 		ret = -1;
-	else if (write_all(fd, records, strlen(records)) < 0 ||
+	else if (sc_queue_write_all(fd, records, strlen(records)) < 0 ||
 		 fdatasync(fd) < 0)
 		ret = -1;
 	close(fd);

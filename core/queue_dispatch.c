@@ -80,8 +80,12 @@ sc_runner_emit(enum sc_event_type type, struct qmsg *m, struct qrcpt *r,
 		sc_event_emit(&ev);
 }
 
+/* rcpt_delivered - a D record; with NOTIFY=SUCCESS also an S record:
+ * action is "delivered" (into a mailbox here) or "relayed" (to a next
+ * hop without DSN, RFC 3461 5.2.2); NULL when the next hop reports */
 static void
-rcpt_delivered(struct attempt *a, size_t i, const char *reply)
+rcpt_delivered(struct attempt *a, size_t i, const char *reply,
+	       const char *action)
 {
 	struct qrcpt *r = &a->m->r[i];
 	char *line = one_line(reply);
@@ -90,6 +94,11 @@ rcpt_delivered(struct attempt *a, size_t i, const char *reply)
 	set_str(&r->reply, line);
 	sc_runner_rec_add(a, "D %zu %" PRIu64 " %s\n", i, wall_ms(),
 			  line ? line : "");
+	if (action != NULL && a->m->sender[0] != '\0' &&
+	    sc_runner_notify_allows(r->params, "SUCCESS")) {
+		r->success = action;
+		sc_runner_rec_add(a, "S %zu %s\n", i, action);
+	}
 	sc_log_info("%s: to=<%s> delivered: %s", a->m->id, r->addr,
 		    line ? line : "");
 	sc_runner_emit(SC_EVENT_DELIVERED, a->m, r, line);
@@ -748,6 +757,13 @@ sc_delivery_rcpt_result(struct sc_delivery *d, size_t i, enum sc_result r,
 }
 
 void
+sc_delivery_rcpt_relayed(struct sc_delivery *d, size_t i)
+{
+	if (i < d->n)
+		d->res[i].relayed = true;
+}
+
+void
 sc_delivery_done(struct sc_delivery *d)
 {
 	struct attempt *a = d->a;
@@ -764,7 +780,11 @@ sc_delivery_done(struct sc_delivery *d)
 		}
 		switch (d->res[k].result) {
 		case SC_OK:
-			rcpt_delivered(a, i, reply ? reply : "250 2.0.0 Ok");
+			rcpt_delivered(a, i, reply ? reply : "250 2.0.0 Ok",
+				       strcmp(d->drv->kind,
+					      SC_DELIVERY_LOCAL) == 0 ?
+				       "delivered" :
+				       d->res[k].relayed ? "relayed" : NULL);
 			break;
 		case SC_DENY:
 		case SC_DENYDISCONNECT:

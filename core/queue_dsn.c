@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * core/queue_dsn.c - the queue runner's bounces and DSNs: the RFC 3464
- * report (sc_queue_dsn_text, pure), failure DSNs when a message is
- * finished, delay notices, and the RFC 3461 parameters they follow
- * (NOTIFY, RET, ENVID, ORCPT). Loop thread; reading the original and
- * queueing the DSN run on the libuv thread pool.
+ * report (sc_queue_dsn_build, pure), failure and success DSNs when a
+ * message is finished, double bounces to the postmaster, delay notices,
+ * and the RFC 3461 parameters they follow (NOTIFY, RET, ENVID, ORCPT).
+ * Loop thread; reading the original and queueing the DSN run on the
+ * libuv thread pool.
  */
 #include "queue_int.h"
 
@@ -235,41 +236,76 @@ diag_parse(const char *reply, struct diag *d)
 	}
 }
 
-/* sc_queue_dsn_text - builds a multipart/report DSN (malloc'd). replies[i]
- * is the last reply for rcpts[i]; headers is the original header section
- * (or the whole message with full). Pure: safe on a pool thread. */
-char *
-sc_queue_dsn_text(const char *id, const char *sender,
-		  const char *mail_params, time_t arrival,
-		  const char *const *rcpts, const char *const *rcpt_params,
-		  const char *const *replies, size_t n, bool delay,
-		  const char *headers, size_t headers_len, bool full)
+/* dsn_count - how many recipients of s have action a */
+static size_t
+dsn_count(const struct sc_dsn_spec *s, const char *a)
 {
-	const char *host = sc_config_hostname();
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		n += strcmp(s->actions[i], a) == 0;
+	return n;
+}
+
+/* dsn_list - the recipients with action a and the words before them */
+static void
+dsn_list(FILE *f, const struct sc_dsn_spec *s, const char *a,
+	 const char *words)
+{
+	if (dsn_count(s, a) == 0)
+		return;
+	fputs(words, f);
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->actions[i], a) == 0)
+			fprintf(f, "<%s>: %s\r\n", s->rcpts[i],
+				human_reply(s->replies[i] ? s->replies[i] :
+					    ""));
+	fputs("\r\n", f);
+}
+
+/* sc_queue_dsn_build - see core.h */
+char *
+sc_queue_dsn_build(const struct sc_dsn_spec *s)
+{
+	const char *host = sc_config_hostname(), *subject, *tag;
 	char date[64], adate[64], boundary[96], envid[256], orcpt[512];
 	char status[16];
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f;
 	time_t now = time(NULL);
+	bool failed = dsn_count(s, "failed") > 0;
+	bool delayed = dsn_count(s, "delayed") > 0;
+	bool attached = s->headers != NULL && s->headers_len > 0;
 
 	if (host == NULL || *host == '\0')
 		host = "localhost";
+	if (s->postmaster) {
+		subject = "Postmaster Copy: Undelivered Mail";
+		tag = "2bounce";
+	} else if (failed) {
+		subject = "Undelivered Mail Returned to Sender";
+		tag = "dsn";
+	} else if (delayed) {
+		subject = "Delayed Mail (still being retried)";
+		tag = "delay";
+	} else {
+		subject = "Successful Mail Delivery Report";
+		tag = "success";
+	}
 	f = open_memstream(&buf, &len);
 	if (f == NULL)
 		return NULL;
 	rfc2822_date(now, date, sizeof(date));
-	rfc2822_date(arrival, adate, sizeof(adate));
-	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", id,
+	rfc2822_date(s->arrival, adate, sizeof(adate));
+	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", s->id,
 		 (long long)now, host);
 	fprintf(f, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", host);
-	fprintf(f, "To: <%s>\r\n", sender);
-	fprintf(f, "Subject: %s\r\n", delay ?
-		"Delayed Mail (still being retried)" :
-		"Undelivered Mail Returned to Sender");
+	fprintf(f, "To: <%s>\r\n", s->to);
+	fprintf(f, "Subject: %s\r\n", subject);
 	fprintf(f, "Date: %s\r\n", date);
-	fprintf(f, "Message-ID: <%s.%s.%lld@%s>\r\n", id,
-		delay ? "delay" : "dsn", (long long)now, host);
+	fprintf(f, "Message-ID: <%s.%s.%lld@%s>\r\n", s->id, tag,
+		(long long)now, host);
 	fprintf(f, "Auto-Submitted: auto-replied\r\n");
 	fprintf(f, "MIME-Version: 1.0\r\n");
 	fprintf(f, "Content-Type: multipart/report; "
@@ -281,40 +317,60 @@ sc_queue_dsn_text(const char *id, const char *sender,
 	fprintf(f, "Content-Type: text/plain; charset=us-ascii\r\n");
 	fprintf(f, "Content-Description: Notification\r\n\r\n");
 	fprintf(f, "This is the mail system at host %s.\r\n\r\n", host);
-	if (delay)
-		fprintf(f, "Your message could not be delivered yet to the "
-			"recipients below.\r\nIt is still in the queue and "
-			"will be retried; you need not send it again.\r\n"
-			"\r\n");
+	if (s->postmaster)
+		fprintf(f, "A delivery notice (a message from the null sender "
+			"<>) could not be\r\ndelivered. Nobody else can be "
+			"told, so this copy goes to the postmaster.\r\n\r\n");
+	dsn_list(f, s, "failed", s->postmaster ? "It failed for the "
+		 "recipients below.\r\n\r\n" : "Your message could not be "
+		 "delivered to the recipients below.\r\n\r\n");
+	dsn_list(f, s, "delayed", "Your message could not be delivered yet "
+		 "to the recipients below.\r\nIt is still in the queue and "
+		 "will be retried; you need not send it again.\r\n\r\n");
+	dsn_list(f, s, "delivered", "Your message was delivered to the "
+		 "mailbox of the recipients below.\r\n\r\n");
+	dsn_list(f, s, "relayed", "Your message was relayed to a server "
+		 "that does not report delivery (no DSN\r\nsupport) for the "
+		 "recipients below: you will hear no more of it.\r\n\r\n");
+	/* say what the third part truly holds (RFC 3461 4.3: RET) */
+	if (!attached)
+		fprintf(f, "The original message could not be read: nothing "
+			"of it is attached.\r\n");
+	else if (s->full)
+		fprintf(f, "The message is attached below, whole.\r\n");
 	else
-		fprintf(f, "Your message could not be delivered to one or "
-			"more recipients.\r\nIt is attached below.\r\n\r\n");
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "<%s>: %s\r\n", rcpts[i],
-			human_reply(replies[i] ? replies[i] : ""));
+		fprintf(f, "Only the header section of the message is "
+			"attached below, not its body.\r\n");
 	fprintf(f, "\r\n");
 
 	fprintf(f, "--%s\r\n", boundary);
 	fprintf(f, "Content-Type: message/delivery-status\r\n");
 	fprintf(f, "Content-Description: Delivery report\r\n\r\n");
 	fprintf(f, "Reporting-MTA: dns; %s\r\n", host);
-	fprintf(f, "X-Satchel-Queue-ID: %s\r\n", id);
-	if (param_get(mail_params, "ENVID", envid, sizeof(envid)))
+	fprintf(f, "X-Satchel-Queue-ID: %s\r\n", s->id);
+	if (param_get(s->mail_params, "ENVID", envid, sizeof(envid)))
 		fprintf(f, "Original-Envelope-Id: %s\r\n", envid);
 	fprintf(f, "Arrival-Date: %s\r\n", adate);
-	for (size_t i = 0; i < n; i++) {
-		const char *rp = replies[i] ? replies[i] : "";
+	for (size_t i = 0; i < s->n; i++) {
+		const char *rp = s->replies[i] ? s->replies[i] : "";
+		const char *act = s->actions[i];
+		bool ok = strcmp(act, "delivered") == 0 ||
+			strcmp(act, "relayed") == 0;
 		struct diag diag;
 
 		fprintf(f, "\r\n");
-		if (rcpt_params != NULL &&
-		    param_get(rcpt_params[i], "ORCPT", orcpt, sizeof(orcpt))) {
+		if (s->rcpt_params != NULL &&
+		    param_get(s->rcpt_params[i], "ORCPT", orcpt,
+			      sizeof(orcpt))) {
 			xtext_decode(orcpt);
 			fprintf(f, "Original-Recipient: %s\r\n", orcpt);
 		}
-		fprintf(f, "Final-Recipient: rfc822; %s\r\n", rcpts[i]);
-		fprintf(f, "Action: %s\r\n", delay ? "delayed" : "failed");
-		status_of(rp, delay, status, sizeof(status));
+		fprintf(f, "Final-Recipient: rfc822; %s\r\n", s->rcpts[i]);
+		fprintf(f, "Action: %s\r\n", act);
+		status_of(rp, strcmp(act, "delayed") == 0, status,
+			  sizeof(status));
+		if (ok && status[0] != '2')
+			snprintf(status, sizeof(status), "2.0.0");
 		fprintf(f, "Status: %s\r\n", status);
 		diag_parse(rp, &diag);
 		if (diag.mta_len > 0)
@@ -329,21 +385,25 @@ sc_queue_dsn_text(const char *id, const char *sender,
 	}
 	fprintf(f, "\r\n");
 
-	fprintf(f, "--%s\r\n", boundary);
-	if (full) {
-		fprintf(f, "Content-Type: message/rfc822\r\n");
-		fprintf(f, "Content-Description: Undelivered Message\r\n\r\n");
-	} else {
-		fprintf(f, "Content-Type: text/rfc822-headers\r\n");
-		fprintf(f, "Content-Description: Undelivered Message "
-			"Headers\r\n\r\n");
-	}
-	if (headers != NULL && headers_len > 0) {
-		fwrite(headers, 1, headers_len, f);
-		if (headers[headers_len - 1] != '\n')
+	if (attached) {
+		fprintf(f, "--%s\r\n", boundary);
+		const char *what = failed || delayed ? "Undelivered Message" :
+			"Message";
+
+		if (s->full) {
+			fprintf(f, "Content-Type: message/rfc822\r\n");
+			fprintf(f, "Content-Description: %s\r\n\r\n", what);
+		} else {
+			fprintf(f, "Content-Type: text/rfc822-headers\r\n");
+			fprintf(f, "Content-Description: %s Headers\r\n\r\n",
+				what);
+		}
+		fwrite(s->headers, 1, s->headers_len, f);
+		if (s->headers[s->headers_len - 1] != '\n')
 			fprintf(f, "\r\n");
+		fprintf(f, "\r\n");
 	}
-	fprintf(f, "\r\n--%s--\r\n", boundary);
+	fprintf(f, "--%s--\r\n", boundary);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -351,14 +411,43 @@ sc_queue_dsn_text(const char *id, const char *sender,
 	return buf;
 }
 
+/* sc_queue_dsn_text - see core.h: every recipient failed (or delayed) */
+char *
+sc_queue_dsn_text(const char *id, const char *sender,
+		  const char *mail_params, time_t arrival,
+		  const char *const *rcpts, const char *const *rcpt_params,
+		  const char *const *replies, size_t n, bool delay,
+		  const char *headers, size_t headers_len, bool full)
+{
+	const char **actions = calloc(n + 1, sizeof(*actions));
+	struct sc_dsn_spec s = {
+		.id = id, .to = sender, .mail_params = mail_params,
+		.arrival = arrival, .rcpts = rcpts,
+		.rcpt_params = rcpt_params, .replies = replies,
+		.actions = actions, .n = n, .headers = headers,
+		.headers_len = headers_len, .full = full,
+	};
+	char *text;
+
+	if (actions == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		actions[i] = delay ? "delayed" : "failed";
+	text = sc_queue_dsn_build(&s);
+	free(actions);
+	return text;
+}
+
 struct dsn_job {
 	uv_work_t work;
 	struct qmsg *m;
 	bool delay;
 	bool final;		/* unlink the message afterwards          */
+	bool postmaster;	/* a double bounce                        */
 	size_t n;
 	char **rcpts, **params, **replies;
-	char *path, *id, *sender, *mail_params;
+	const char **actions;	/* static strings                         */
+	char *path, *id, *to, *from, *mail_params;
 	time_t arrival;
 	uint64_t data_off, size;
 	char new_id[17];
@@ -410,27 +499,40 @@ dsn_work(uv_work_t *w)
 {
 	struct dsn_job *j = w->data;
 	char param[32];
-	bool full = param_get(j->mail_params, "RET", param, sizeof(param)) &&
-		strcasecmp(param, "FULL") == 0 && !j->delay;
+	bool failed = false, full;
 	size_t hlen = 0;
 	char *hdrs = NULL, *text;
 
+	for (size_t i = 0; i < j->n; i++)
+		failed |= strcmp(j->actions[i], "failed") == 0;
+	/* RET=FULL is for failures (RFC 3461 4.3); the postmaster sees the
+	 * whole bounce that could not be delivered */
+	full = j->postmaster || (failed && param_get(j->mail_params, "RET",
+						     param, sizeof(param)) &&
+				 strcasecmp(param, "FULL") == 0);
 	if (j->n > 0) {
+		struct sc_dsn_spec spec = {
+			.id = j->id, .to = j->to,
+			.mail_params = j->mail_params, .arrival = j->arrival,
+			.rcpts = (const char *const *)j->rcpts,
+			.rcpt_params = (const char *const *)j->params,
+			.replies = (const char *const *)j->replies,
+			.actions = j->actions, .n = j->n,
+			.postmaster = j->postmaster, .full = full,
+		};
+
 		hdrs = read_original(j->path, j->data_off, j->size, full,
 				     &hlen);
-		text = sc_queue_dsn_text(j->id, j->sender, j->mail_params,
-					 j->arrival,
-					 (const char *const *)j->rcpts,
-					 (const char *const *)j->params,
-					 (const char *const *)j->replies,
-					 j->n, j->delay, hdrs, hlen, full);
+		spec.headers = hdrs;
+		spec.headers_len = hlen;
+		text = sc_queue_dsn_build(&spec);
 		free(hdrs);
 		if (text != NULL) {
-			struct sc_env_rcpt rc = { .address = j->sender,
+			struct sc_env_rcpt rc = { .address = j->to,
 						  .params = "" };
 			struct sc_envelope env = {
-				.sender = "", .params = "", .rcpt_count = 1,
-				.rcpts = &rc,
+				.sender = j->from, .params = "",
+				.rcpt_count = 1, .rcpts = &rc,
 			};
 
 			if (sc_queue_store(&env, text, strlen(text),
@@ -459,9 +561,11 @@ dsn_job_free(struct dsn_job *j)
 	free(j->rcpts);
 	free(j->params);
 	free(j->replies);
+	free(j->actions);
 	free(j->path);
 	free(j->id);
-	free(j->sender);
+	free(j->to);
+	free(j->from);
 	free(j->mail_params);
 	free(j->error);
 	free(j);
@@ -474,10 +578,18 @@ dsn_done(uv_work_t *w, int status)
 	struct qmsg *m = j->m;
 
 	(void)status;
-	if (j->stored) {
-		sc_log_info("%s: %s DSN to <%s> queued as %s", j->id,
-			    j->delay ? "delay" : "failure", j->sender,
-			    j->new_id);
+	if (j->stored && j->postmaster) {
+		sc_log_notice("%s: undeliverable bounce: double bounce to "
+			      "<%s> queued as %s", j->id, j->to, j->new_id);
+		sc_queue_runner_add(j->new_id);
+	} else if (j->stored) {
+		const char *kind = j->delay ? "delay" : "success";
+
+		for (size_t i = 0; i < j->n; i++)
+			if (strcmp(j->actions[i], "failed") == 0)
+				kind = "failure";
+		sc_log_info("%s: %s DSN to <%s> queued as %s", j->id, kind,
+			    j->to, j->new_id);
 		sc_queue_runner_add(j->new_id);
 	} else if (j->n > 0) {
 		sc_log_error("%s: cannot queue the DSN: %s", j->id,
@@ -496,9 +608,11 @@ dsn_done(uv_work_t *w, int status)
 	sc_runner_kick();
 }
 
-/* dsn_job_new - a DSN for the recipients idx[0..n) of m */
+/* dsn_job_new - a DSN to the sender for the recipients idx[0..n) of m,
+ * acts[k] the action of idx[k] */
 static struct dsn_job *
-dsn_job_new(struct qmsg *m, const size_t *idx, size_t n, bool delay)
+dsn_job_new(struct qmsg *m, const size_t *idx, const char *const *acts,
+	    size_t n, bool delay)
 {
 	struct dsn_job *j = calloc(1, sizeof(*j));
 
@@ -510,14 +624,17 @@ dsn_job_new(struct qmsg *m, const size_t *idx, size_t n, bool delay)
 	j->rcpts = calloc(n + 1, sizeof(char *));
 	j->params = calloc(n + 1, sizeof(char *));
 	j->replies = calloc(n + 1, sizeof(char *));
+	j->actions = calloc(n + 1, sizeof(char *));
 	j->path = xstrdup(m->path);
 	j->id = xstrdup(m->id);
-	j->sender = xstrdup(m->sender);
+	j->to = xstrdup(m->sender);
+	j->from = xstrdup("");
 	j->mail_params = xstrdup(m->params);
 	j->arrival = m->arrival;
 	j->data_off = m->data_off;
 	j->size = m->size;
-	if (j->rcpts == NULL || j->params == NULL || j->replies == NULL) {
+	if (j->rcpts == NULL || j->params == NULL || j->replies == NULL ||
+	    j->actions == NULL || j->to == NULL || j->from == NULL) {
 		dsn_job_free(j);
 		return NULL;
 	}
@@ -537,31 +654,94 @@ dsn_job_new(struct qmsg *m, const size_t *idx, size_t n, bool delay)
 			j->params[i] = xstrdup(r->params);
 		}
 		j->replies[i] = xstrdup(r->reply);
+		j->actions[i] = acts[i];
 		j->n++;
 	}
 	return j;
 }
 
-/* sc_runner_msg_finish - every recipient is final: bounce the failed ones
- * (unless the sender is null or NOTIFY says no) and remove the message. */
+/* to_postmaster - makes j a double bounce: the failed bounce goes to
+ * postmaster@hostname (as Postfix's 2bounce notice does), from
+ * double-bounce@hostname, whose own failure is only logged. 0 or -1. */
+static int
+to_postmaster(struct dsn_job *j)
+{
+	const char *host = sc_config_hostname();
+
+	if (host == NULL || *host == '\0')
+		host = "localhost";
+	free(j->to);
+	free(j->from);
+	j->from = NULL;
+	if (asprintf(&j->to, "postmaster@%s", host) < 0) {
+		j->to = NULL;
+		return -1;
+	}
+	if (asprintf(&j->from, "double-bounce@%s", host) < 0) {
+		j->from = NULL;
+		return -1;
+	}
+	j->postmaster = true;
+	return 0;
+}
+
+/* is_double_bounce - is sender the double-bounce@hostname of a notice
+ * to the postmaster? Its failures go nowhere: a loop otherwise. */
+static bool
+is_double_bounce(const char *sender)
+{
+	const char *host = sc_config_hostname();
+
+	return strncasecmp(sender, "double-bounce@", 14) == 0 &&
+		host != NULL && strcasecmp(sender + 14, host) == 0;
+}
+
+/* sc_runner_msg_finish - every recipient is final: notify the sender of
+ * the failed ones (unless NOTIFY says no) and of the delivered or
+ * relayed ones that asked NOTIFY=SUCCESS, then remove the message. A
+ * bounce that failed goes to the postmaster instead; never silently
+ * nowhere. */
 void
 sc_runner_msg_finish(struct qmsg *m)
 {
 	size_t *idx = calloc(m->n + 1, sizeof(*idx)), n = 0;
+	const char **acts = calloc(m->n + 1, sizeof(*acts));
+	bool null_sender = m->sender[0] == '\0';
+	bool dbl = is_double_bounce(m->sender);
 	struct dsn_job *j;
 
-	if (idx == NULL)
+	if (idx == NULL || acts == NULL) {
+		free(idx);
+		free(acts);
 		return;
+	}
 	/* after a B record the DSN is out: only the unlink is left */
-	for (size_t i = 0; i < m->n && m->sender[0] != '\0' && !m->dsn_sent;
-	     i++)
-		if (m->r[i].state == R_FAILED &&
-		    sc_runner_notify_allows(m->r[i].params, "FAILURE"))
+	for (size_t i = 0; i < m->n && !m->dsn_sent; i++) {
+		struct qrcpt *r = &m->r[i];
+
+		if (r->state == R_FAILED && dbl) {
+			sc_log_error("%s: double bounce to <%s> undeliverable, "
+				     "discarded: %s", m->id, r->addr,
+				     r->reply ? r->reply : "");
+		} else if (r->state == R_FAILED && (null_sender ||
+			   sc_runner_notify_allows(r->params, "FAILURE"))) {
+			acts[n] = "failed";
 			idx[n++] = i;
-	j = dsn_job_new(m, idx, n, false);
+		} else if (r->state == R_DELIVERED && r->success != NULL &&
+			   !null_sender && !dbl) {
+			acts[n] = r->success;
+			idx[n++] = i;
+		}
+	}
+	j = dsn_job_new(m, idx, acts, n, false);
 	free(idx);
+	free(acts);
 	if (j == NULL)
 		return;
+	if (null_sender && j->n > 0 && to_postmaster(j) < 0) {
+		dsn_job_free(j);
+		return;
+	}
 	j->final = true;
 	m->busy = true;
 	if (uv_queue_work(run_loop(), &j->work, dsn_work, dsn_done) != 0) {
@@ -575,7 +755,15 @@ sc_runner_msg_finish(struct qmsg *m)
 void
 sc_runner_dsn_delay(struct qmsg *m, const size_t *idx, size_t n)
 {
-	struct dsn_job *j = dsn_job_new(m, idx, n, true);
+	const char **acts = calloc(n + 1, sizeof(*acts));
+	struct dsn_job *j;
+
+	if (acts == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		acts[i] = "delayed";
+	j = dsn_job_new(m, idx, acts, n, true);
+	free(acts);
 
 	if (j != NULL) {
 		j->m = NULL;	/* the message goes on meanwhile */

@@ -37,6 +37,9 @@ struct qrcpt {
 	uint64_t next_ms;	/* wall clock                              */
 	char *reply;		/* last reply                              */
 	bool delay_notified;
+	/* NOTIFY=SUCCESS: "delivered" or "relayed" once it is (an S
+	 * record), for the success DSN; NULL otherwise */
+	const char *success;
 	bool routing;		/* in the current attempt                  */
 	const char *kind;	/* chosen by the route (static strings)    */
 	char *nexthop;
@@ -56,6 +59,7 @@ struct qmsg {
 	bool busy;		/* an attempt, a DSN or a record write     */
 	bool deleted;
 	bool dsn_sent;		/* a B record: the failure DSN went out   */
+	char *quarantine;	/* a Q record: held, never delivered      */
 	uint64_t finish_ms;	/* a DSN failed: try again then           */
 };
 
@@ -92,6 +96,7 @@ struct attempt {
 struct dres {
 	enum sc_result result;
 	bool set;
+	bool relayed;		/* the next hop took no DSN request        */
 	char *reply;
 };
 

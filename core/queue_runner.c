@@ -90,6 +90,7 @@ sc_runner_msg_free(struct qmsg *m)
 	free(m->auth);
 	free(m->client);
 	free(m->helo);
+	free(m->quarantine);
 	free(m);
 }
 
@@ -192,9 +193,18 @@ load_field(void *arg, const char *key, const char *value)
 		r->self = strcasecmp(r->addr, m->r[i].addr) == 0;
 		r->orcpt = xstrdup(m->r[i].orcpt != NULL ? m->r[i].orcpt :
 				   m->r[i].addr);
+	} else if (strcmp(key, "S") == 0) {
+		if (sscanf(value, "%zu %n", &i, &off) < 1 || i >= m->n ||
+		    off == 0)
+			return 0;
+		m->r[i].success = strcmp(value + off, "relayed") == 0 ?
+			"relayed" : "delivered";
 	} else if (strcmp(key, "N") == 0) {
 		if (sscanf(value, "%zu", &i) == 1 && i < m->n)
 			m->r[i].delay_notified = true;
+	} else if (strcmp(key, "Q") == 0) {
+		/* quarantined at commit (message.h): held until deleted */
+		set_str(&m->quarantine, value);
 	} else if (strcmp(key, "B") == 0) {
 		/* the DSN went out; only the unlink was missing */
 		for (i = 0; i < m->n; i++)
@@ -258,6 +268,7 @@ sc_runner_rcpt_deferred(struct attempt *a, size_t i, const char *reply,
 	const uint64_t *retry = default_retry;
 	size_t nretry = sizeof(default_retry) / sizeof(default_retry[0]);
 	uint64_t maxq = DEFAULT_MAX_QUEUE_MS, now = wall_ms(), delay;
+	uint64_t warn_ms = sc_config_delay_warning_ms();
 	char *line = one_line(reply);
 
 	if (drv != NULL && drv->retry_ms != NULL && drv->retry_count > 0) {
@@ -292,7 +303,10 @@ sc_runner_rcpt_deferred(struct attempt *a, size_t i, const char *reply,
 		    "s): %s", m->id, r->addr, r->attempts, delay / 1000,
 		    line ? line : "");
 	sc_runner_emit(SC_EVENT_DEFERRED, m, r, line);
-	if (!r->delay_notified && m->sender[0] != '\0' &&
+	/* a delay notice once the message waited delay_warning, not at
+	 * the first deferral: most of those clear within minutes */
+	if (!r->delay_notified && m->sender[0] != '\0' && warn_ms > 0 &&
+	    now >= (uint64_t)m->arrival * 1000u + warn_ms &&
 	    sc_runner_notify_allows(r->params, "DELAY")) {
 		size_t *n = realloc(a->delay, (a->delay_n + 1) *
 				    sizeof(*n));
@@ -422,7 +436,7 @@ runner_run(uv_timer_t *t)
 		bool pending = false, due = false;
 
 		next = m->next;
-		if (m->busy)
+		if (m->busy || m->quarantine != NULL)
 			continue;
 		for (size_t i = 0; i < m->n; i++) {
 			if (m->r[i].state != R_PENDING)
@@ -574,9 +588,12 @@ sc_queue_list_text(void)
 	if (f == NULL)
 		return NULL;
 	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next) {
-		fprintf(f, "%s %llds %" PRIu64 " <%s>%s\n", m->id,
+		fprintf(f, "%s %llds %" PRIu64 " <%s>%s%s%s%s\n", m->id,
 			(long long)(now / 1000 - (uint64_t)m->arrival),
-			m->size, m->sender, m->busy ? " (active)" : "");
+			m->size, m->sender, m->busy ? " (active)" : "",
+			m->quarantine ? " (quarantined: " : "",
+			m->quarantine ? m->quarantine : "",
+			m->quarantine ? ")" : "");
 		for (size_t i = 0; i < m->n; i++) {
 			struct qrcpt *r = &m->r[i];
 

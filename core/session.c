@@ -37,6 +37,7 @@ struct sc_session {
 	struct sc_hook_run **runs;	/* pending hook runs              */
 	size_t run_count, run_alloc;
 	struct sc_queue_tx *tx;		/* commit in flight, or NULL      */
+	struct sc_message *msg;		/* DATA_POST's message, or NULL   */
 };
 
 /* session_addr_text - textual form of sa, v4-mapped v6 shown as v4 */
@@ -324,6 +325,18 @@ sc_session_set_tx(struct sc_session *s, struct sc_queue_tx *tx)
 	s->tx = tx;
 }
 
+void
+sc_session_set_message(struct sc_session *s, struct sc_message *m)
+{
+	s->msg = m;
+}
+
+struct sc_message *
+sc_session_message(const struct sc_session *s)
+{
+	return s->msg;
+}
+
 /* sc_session_close - the order matters: the connection goes first so no
  * more input arrives, then pending work is cancelled, then subscribers see
  * the disconnect while the data slots are still readable */
@@ -350,6 +363,11 @@ sc_session_close(struct sc_session *s)
 		struct sc_queue_tx *tx = s->tx;
 		s->tx = NULL;
 		sc_queue_tx_session_gone(tx);
+	}
+	if (s->msg != NULL) {
+		/* the protocol module aborts its tx later, in its teardown */
+		sc_message_session_gone(s->msg);
+		s->msg = NULL;
 	}
 
 	memset(&ev, 0, sizeof(ev));

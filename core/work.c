@@ -300,6 +300,7 @@ sc_work_drain(uint64_t timeout_ms)
 	/* Lookups end now (TEMPFAIL) rather than in up to 20 s; their
 	 * callbacks may still submit pool work, drained below. */
 	sc_dns_stop();
+	sc_store_stop();	/* likewise: store operations fail now */
 	if (sc_core == NULL || sc_core->work_pending == 0)
 		return 0;
 	/* UV_RUN_ONCE sleeps until an event: a completion, or the timer

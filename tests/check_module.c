@@ -3,7 +3,8 @@
  * tests/check_module.c - Check suite for the module loader (core/module.c):
  * the fixture modules of tests/modules/ are refused with the exact message
  * for each fault, and instances are created in file order and torn down in
- * reverse, only after their pool jobs (sc_work_submit_inst) completed.
+ * reverse, only after their pool jobs (sc_work_submit_inst) completed;
+ * instance state goes from one generation to the next (fx_state).
  * Loop thread only (fixture jobs run on the pool); each test works in its
  * own temporary directory.
  */
@@ -640,6 +641,181 @@ START_TEST(test_work_done_before_unref)
 }
 END_TEST
 
+/* ---- reload-surviving instance state (sc_instance_state_get/put) ---- */
+
+/* env_state - plugins.d/NAME.yaml: an instance of module (fx_state or
+ * fx_state_b) tagged tag */
+static void
+env_state(struct fx_env *env, const char *name, const char *module,
+	  const char *tag, bool fresh)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "module: %s\ntrace: %s/trace\ntag: %s\n"
+		 "fresh: %s\n", module, env->dir, tag,
+		 fresh ? "true" : "false");
+	env_plugin(env, name, text);
+}
+
+/* env_unplug - removes plugins.d/NAME.yaml */
+static void
+env_unplug(struct fx_env *env, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/plugins.d/%s.yaml", env->dir, name);
+	ck_assert_int_eq(unlink(path), 0);
+}
+
+/* state_gen - builds and starts a generation from the files as they are */
+static struct sc_gen *
+state_gen(struct fx_env *env)
+{
+	struct sc_gen *gen = NULL;
+	char *err = NULL;
+
+	ck_assert_msg(env_build(env, false, &gen, &err) == 0, "%s", err);
+	ck_assert_msg(sc_gen_start(gen, &err) == 0, "%s", err);
+	return gen;
+}
+
+static void
+state_setup(struct fx_env *env, struct sc_core *core)
+{
+	memset(core, 0, sizeof(*core));
+	core->loop = uv_default_loop();
+	sc_core = core;
+	env_init(env, NULL);
+}
+
+static void
+state_cleanup(struct fx_env *env, struct sc_core *core)
+{
+	/* every state went with its last holder */
+	ck_assert_ptr_null(core->inst_states);
+	work_cleanup(env);
+}
+
+/* Across two reloads the state goes from generation to generation, old
+ * and new holding it at once; it is freed after the last holder's
+ * instance_free, not before. */
+START_TEST(test_state_reload)
+{
+	struct fx_env env;
+	struct sc_core core;
+	struct sc_gen *g1, *g2, *g3;
+
+	state_setup(&env, &core);
+	env_state(&env, "10-s", "fx_state", "a", false);
+	g1 = state_gen(&env);
+	ck_assert_str_eq(env_read(&env, "trace"), "put a (0)\n");
+	env_state(&env, "10-s", "fx_state", "b", false);
+	g2 = state_gen(&env);
+	sc_gen_unref(&g1);
+	env_state(&env, "10-s", "fx_state", "c", false);
+	g3 = state_gen(&env);
+	sc_gen_unref(&g2);
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "put a (0)\ngot a in b (1)\nfree a (state a, 0)\n"
+			 "got a in c (2)\nfree b (state a, 0)\n");
+	sc_gen_unref(&g3);
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "put a (0)\ngot a in b (1)\nfree a (state a, 0)\n"
+			 "got a in c (2)\nfree b (state a, 0)\n"
+			 "free c (state a, 0)\nstate-free a after 2\n");
+	state_cleanup(&env, &core);
+}
+END_TEST
+
+/* A new state put by the successor (its config changed the layout) goes
+ * on from there while the old generation keeps the old one; a renamed
+ * instance starts empty; each state is freed with its last holder. */
+START_TEST(test_state_fresh_and_renamed)
+{
+	struct fx_env env;
+	struct sc_core core;
+	struct sc_gen *g1, *g2, *g3;
+
+	state_setup(&env, &core);
+	env_state(&env, "10-s", "fx_state", "a", false);
+	g1 = state_gen(&env);
+	env_state(&env, "10-s", "fx_state", "b", true);
+	env_state(&env, "20-t", "fx_state", "c", false);
+	g2 = state_gen(&env);
+	sc_gen_unref(&g1);
+	env_state(&env, "10-s", "fx_state", "d", false);
+	env_unplug(&env, "20-t");
+	env_state(&env, "30-u", "fx_state", "e", false);
+	g3 = state_gen(&env);
+	sc_gen_unref(&g2);
+	sc_gen_unref(&g3);
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "put a (0)\n"
+			 "put b (0)\nput c (0)\n"
+			 "free a (state a, 0)\nstate-free a after 0\n"
+			 "got b in d (1)\nput e (0)\n"
+			 "free c (state c, 0)\nstate-free c after 0\n"
+			 "free b (state b, 0)\n"
+			 "free e (state e, 0)\nstate-free e after 0\n"
+			 "free d (state b, 0)\nstate-free b after 1\n");
+	state_cleanup(&env, &core);
+}
+END_TEST
+
+/* An instance of the same name but another module never gets the state. */
+START_TEST(test_state_other_module)
+{
+	struct fx_env env;
+	struct sc_core core;
+	struct sc_gen *g1, *g2;
+
+	state_setup(&env, &core);
+	env_state(&env, "10-s", "fx_state", "a", false);
+	g1 = state_gen(&env);
+	env_state(&env, "10-s", "fx_state_b", "b", false);
+	g2 = state_gen(&env);
+	sc_gen_unref(&g1);
+	sc_gen_unref(&g2);
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "put a (0)\nput b (0)\n"
+			 "free a (state a, 0)\nstate-free a after 0\n"
+			 "free b (state b, 0)\nstate-free b after 0\n");
+	state_cleanup(&env, &core);
+}
+END_TEST
+
+/* A reload that fails after the new instance got the state: the new
+ * instance lets go of it, the running one keeps it, and the next reload
+ * gets it again. */
+START_TEST(test_state_failed_reload)
+{
+	struct fx_env env;
+	struct sc_core core;
+	struct sc_gen *g1, *g2 = NULL, *g3;
+	char *err = NULL;
+
+	state_setup(&env, &core);
+	env_state(&env, "10-s", "fx_state", "a", false);
+	g1 = state_gen(&env);
+	env_state(&env, "10-s", "fx_state", "b", false);
+	env_plugin(&env, "30-fail", "module: fx_fail\n");
+	ck_assert_int_eq(env_build(&env, false, &g2, &err), -1);
+	ck_assert_ptr_null(g2);
+	free(err);
+	sc_config_set_current(g1->cfg);
+	env_unplug(&env, "30-fail");
+	env_state(&env, "10-s", "fx_state", "c", false);
+	g3 = state_gen(&env);
+	sc_gen_unref(&g1);
+	sc_gen_unref(&g3);
+	ck_assert_str_eq(env_read(&env, "trace"),
+			 "put a (0)\ngot a in b (1)\nfree b (state a, 0)\n"
+			 "got a in c (2)\nfree a (state a, 0)\n"
+			 "free c (state a, 0)\nstate-free a after 2\n");
+	state_cleanup(&env, &core);
+}
+END_TEST
+
 static Suite *
 module_suite(void)
 {
@@ -667,6 +843,12 @@ module_suite(void)
 	tcase_add_test(tc, test_work_outlives_unref);
 	tcase_add_test(tc, test_work_chain_dead_gen);
 	tcase_add_test(tc, test_work_done_before_unref);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("state");
+	tcase_add_test(tc, test_state_reload);
+	tcase_add_test(tc, test_state_fresh_and_renamed);
+	tcase_add_test(tc, test_state_other_module);
+	tcase_add_test(tc, test_state_failed_reload);
 	suite_add_tcase(s, tc);
 	return s;
 }

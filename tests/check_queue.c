@@ -481,7 +481,10 @@ START_TEST(test_runner)
 	ck_assert_uint_eq(count_dir("active"), 0);
 	ck_assert_int_eq(t.ngot, 0);
 
-	/* NOTIFY=NEVER and the null sender never bounce */
+	/* NOTIFY=NEVER never bounces; a bounce (the null sender) that
+	 * fails is not bounced to <> but goes to the postmaster, once
+	 * (postmaster@hostname: the hostname is the local domain here) */
+	t.cfg.hostname = "example.test";
 	r[0].address = "bad@example.test";
 	r[0].params = "NOTIFY=NEVER";
 	env.rcpt_count = 1;
@@ -494,8 +497,13 @@ START_TEST(test_runner)
 	spin_until(runner_idle, 5000);
 	ck_assert(runner_idle());
 	spin_until(NULL, 50);
-	ck_assert_int_eq(t.ngot, 0);
+	ck_assert_int_eq(t.ngot, 1);
+	ck_assert_str_eq(t.got[0].rcpt, "postmaster@example.test");
+	ck_assert_str_eq(t.got[0].sender, "double-bounce@example.test");
+	ck_assert(strstr(t.got[0].body, "Postmaster Copy") != NULL);
 	ck_assert_uint_eq(count_dir("active"), 0);
+	t.ngot = 0;
+	t.cfg.hostname = "mail.example.test";
 
 	/* driver texts that are replies already are recorded and reported
 	 * with their code once */

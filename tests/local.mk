@@ -5,9 +5,12 @@ include tests/runtime.mk
 include tests/net.mk
 EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py tests/valgrind.supp \
 	tests/harness/dnsserver.py \
-	tests/harness/procmem.py
+	tests/harness/procmem.py \
+	tests/harness/redis_server.py
 TESTS += tests/test_satchelctl_diag.py
 EXTRA_DIST += tests/test_satchelctl_diag.py
+TESTS += tests/test_docs.py tests/test_dovecot_imap.py
+EXTRA_DIST += tests/test_docs.py tests/test_dovecot_imap.py
 TESTS += tests/test_exports.sh
 EXTRA_DIST += tests/test_exports.sh
 TESTS += tests/test_install_conf.sh
@@ -20,6 +23,16 @@ tests_check_work_CPPFLAGS = $(CORE_CPPFLAGS)
 tests_check_work_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
 tests_check_work_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
 tests_check_work_LDFLAGS = $(SANITIZE_LDFLAGS)
+
+# The store against a real redis-server, in the network namespace.
+check_PROGRAMS += tests/check_store
+TESTS += tests/check_store.sh
+EXTRA_DIST += tests/check_store.sh
+tests_check_store_SOURCES = tests/check_store.c
+tests_check_store_CPPFLAGS = $(CORE_CPPFLAGS) -I$(top_srcdir)/core
+tests_check_store_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_store_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_store_LDFLAGS = $(SANITIZE_LDFLAGS)
 
 check_PROGRAMS += tests/check_sasl
 TESTS += tests/check_sasl
@@ -42,3 +55,8 @@ EXTRA_DIST += tests/test_satchelctl_root.py
 
 TESTS += tests/test_dane_no_etc.sh
 EXTRA_DIST += tests/test_dane_no_etc.sh
+
+# The message API (issue 12) through an out-of-tree module built against
+# the installed headers (tests/sdk/msgedit.c).
+TESTS += tests/test_message_api.py
+EXTRA_DIST += tests/test_message_api.py tests/sdk/msgedit.c

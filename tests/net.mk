@@ -24,3 +24,12 @@ tests_check_privops_CPPFLAGS = $(CORE_CPPFLAGS)
 tests_check_privops_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
 tests_check_privops_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
 tests_check_privops_LDFLAGS = $(SANITIZE_LDFLAGS)
+
+# The message API (core/message.c) with the real queue.
+check_PROGRAMS += tests/check_message
+TESTS += tests/check_message
+tests_check_message_SOURCES = tests/check_message.c
+tests_check_message_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_check_message_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_message_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_message_LDFLAGS = $(SANITIZE_LDFLAGS)

@@ -61,6 +61,16 @@ tests_modules_fx_dns_la_SOURCES = tests/modules/fx_dns.c
 tests_modules_fx_dns_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_dns_la_CFLAGS = $(MODULE_CFLAGS)
 tests_modules_fx_dns_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+# Reload-surviving instance state, as two modules from one source.
+check_LTLIBRARIES += tests/modules/fx_state.la tests/modules/fx_state_b.la
+tests_modules_fx_state_la_SOURCES = tests/modules/fx_state.c
+tests_modules_fx_state_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_state_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_state_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_state_b_la_SOURCES = tests/modules/fx_state.c
+tests_modules_fx_state_b_la_CPPFLAGS = $(MODULE_CPPFLAGS) -DFXS_OTHER
+tests_modules_fx_state_b_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_state_b_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 
 # The unit tests export the core's API to the fixtures like satcheld does.
 check_PROGRAMS += tests/check_module tests/check_hook

@@ -36,6 +36,7 @@ RECORDS = {
     'nullmx.test': {'MX': [(0, '.')]},
     'backup.test': {'MX': [(10, 'mx.elsewhere.test'), (20, HOST)]},
     'noemx.test': {'A': ['127.0.0.2']},
+    'bk-here.test': {'MX': [(10, HOST), (20, 'mx.elsewhere.test')]},
 }
 
 
@@ -219,8 +220,11 @@ class DoctorTest(unittest.TestCase):
                        r'here')
             check_line(self, r.stdout, 'ok', r'hostname mail\.example\.test'
                        r': resolves to 127\.0\.0\.1 \(this machine\)')
-            self.assertIn('     check: dig MX example.test', lines(r.stdout))
-            self.assertIn('     check: dig A mail.example.test',
+            # dig asks the configured dns.servers, as the daemon does
+            at = '@127.0.0.1 -p %d' % self.dns.port
+            self.assertIn('     check: dig %s MX example.test' % at,
+                          lines(r.stdout))
+            self.assertIn('     check: dig %s A mail.example.test' % at,
                           lines(r.stdout))
             # without a daemon: said, and no limits configured
             check_line(self, r.stdout, 'warn', r'daemon: not reachable')
@@ -240,7 +244,8 @@ class DoctorTest(unittest.TestCase):
                 'warn routing elsewhere.test: mail for elsewhere.test goes '
                 'to mx.elsewhere.test, not here: set routing: remote, or '
                 'point the MX at mail.example.test', lines(r.stdout))
-            self.assertIn('     check: dig A mx.elsewhere.test',
+            self.assertIn('     check: dig @127.0.0.1 -p %d A '
+                          'mx.elsewhere.test' % self.dns.port,
                           lines(r.stdout))
 
     def test_routing_remote_mx_here_fails(self):
@@ -252,6 +257,59 @@ class DoctorTest(unittest.TestCase):
                           'local or auto', lines(r.stdout))
             self.assertRegex(r.stdout, r'\n1 problem \(FAIL\), \d+ '
                              r'warnings?\n$')
+
+    def test_check_and_reload_warn_routing_traps(self):
+        """check and reload warn, in doctor's words, when a remote or
+        backup domain's best MX is this machine (issue 13); other domains
+        are not named; the exit status stays 0."""
+        loop = ('warn routing example.test: mail for example.test would '
+                'loop back to myself (5.4.6): set routing: local or auto')
+        backup = ('warn routing bk-here.test: backup, but this server is '
+                  'the best MX: there is no primary to relay to; set '
+                  'routing: local, or give the primary a lower preference '
+                  'number')
+        with self.daemon(domains={
+                'example.test': {'routing': 'remote'},
+                'bk-here.test': {'routing': 'backup'},
+                'backup.test': {'routing': 'backup'},
+                'elsewhere.test': {'routing': 'remote'}}, users={}) as d:
+            d.write_config()
+            r = d.ctl('check', timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn(loop, lines(r.stdout))
+            self.assertIn(backup, lines(r.stdout))
+            self.assertNotIn('backup.test:', r.stdout)
+            self.assertNotIn('elsewhere.test', r.stdout)
+            # doctor says the same words
+            r = self.doctor(d)
+            self.assertIn(loop.replace('warn', 'FAIL', 1), lines(r.stdout))
+            self.assertIn(backup, lines(r.stdout))
+            # the daemon looks too, at start and at each reload (SIGHUP
+            # as well), and logs the same words
+            d.start()
+            for text in (loop, backup):
+                d.wait_log(r'warning: ' + re.escape(text[5:]), timeout=30)
+            mark = d.log_mark()
+            r = d.ctl('reload', timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn('configuration reloaded', r.stdout)
+            self.assertIn(loop, lines(r.stdout))
+            self.assertIn(backup, lines(r.stdout))
+            for text in (loop, backup):
+                d.wait_log(r'warning: ' + re.escape(text[5:]), timeout=30,
+                           since=mark)
+            log = d.log_text()
+            self.assertNotIn('routing backup.test', log)
+            self.assertNotIn('routing elsewhere.test', log)
+
+    def test_check_warns_without_domains(self):
+        with self.daemon(main={'domains': {}}, users={}) as d:
+            d.write_config()
+            r = d.ctl('check', timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            check_line(self, r.stdout, 'warn', r'domains: none configured '
+                       r'in .*satchel\.yaml: this server accepts mail for '
+                       r'no domain$')
 
     def test_null_mx_backup_auto_and_domain_args(self):
         with self.daemon(domains={

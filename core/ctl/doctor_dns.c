@@ -19,6 +19,39 @@
 /* One DNS query may take this long (a dead forwarder must not hang us). */
 #define DIAG_DNS_TIMEOUT_MS	8000
 
+/* dns_server_split - a dns.servers entry ("ip", "ip:port", "[v6]:port"
+ * or a bare v6 address) into host and port ("" when none). 0 or -1. */
+static int
+dns_server_split(const char *s, char host[INET6_ADDRSTRLEN + 1],
+		 char port[8])
+{
+	const char *p = NULL;
+	size_t hl;
+
+	if (s[0] == '[') {
+		const char *e = strchr(s, ']');
+		hl = e != NULL ? (size_t)(e - s - 1) : 0;
+		if (e != NULL && e[1] == ':')
+			p = e + 2;
+		s++;
+	} else {
+		const char *c = strchr(s, ':');
+		if (c != NULL && strchr(c + 1, ':') == NULL) {
+			hl = (size_t)(c - s);
+			p = c + 1;
+		} else {
+			hl = strlen(s);
+		}
+	}
+	if (hl == 0 || hl > INET6_ADDRSTRLEN ||
+	    (p != NULL && (strlen(p) == 0 || strlen(p) > 5)))
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	snprintf(port, 8, "%s", p != NULL ? p : "");
+	return 0;
+}
+
 /* dns_open - a resolver like core/dns.c's: dns.servers as forwarders
  * (else resolv.conf), loopback servers allowed, and the RFC 6761 names'
  * built-in empty zones removed so a local server's records are seen */
@@ -41,36 +74,17 @@ dns_open(struct doctor *d)
 	if ((err = ub_ctx_async(ub, 1)) != 0)
 		goto fail;
 	for (size_t i = 0; i < cfg->dns_servers.n; i++) {
-		const char *s = cfg->dns_servers.v[i];
-		char host[INET6_ADDRSTRLEN + 1], fwd[INET6_ADDRSTRLEN + 8];
-		const char *port = NULL;
-		size_t hl;
+		char host[INET6_ADDRSTRLEN + 1], port[8];
+		char fwd[INET6_ADDRSTRLEN + 16];
 
-		if (s[0] == '[') {
-			const char *e = strchr(s, ']');
-			hl = e != NULL ? (size_t)(e - s - 1) : 0;
-			if (e != NULL && e[1] == ':')
-				port = e + 2;
-			s++;
-		} else {
-			const char *c = strchr(s, ':');
-			if (c != NULL && strchr(c + 1, ':') == NULL) {
-				hl = (size_t)(c - s);
-				port = c + 1;
-			} else {
-				hl = strlen(s);
-			}
-		}
-		if (hl == 0 || hl >= sizeof(host)) {
+		if (dns_server_split(cfg->dns_servers.v[i], host, port) < 0) {
 			if (asprintf(&d->ub_error, "bad dns.servers entry "
 				     "'%s'", cfg->dns_servers.v[i]) < 0)
 				d->ub_error = NULL;
 			ub_ctx_delete(ub);
 			return -1;
 		}
-		memcpy(host, s, hl);
-		host[hl] = '\0';
-		if (port != NULL)
+		if (port[0] != '\0')
 			snprintf(fwd, sizeof(fwd), "%s@%s", host, port);
 		else
 			snprintf(fwd, sizeof(fwd), "%s", host);
@@ -270,8 +284,23 @@ host_lookup(struct doctor *d, const char *name, struct mxhost *h)
 	free(a);
 }
 
+/* hint_dig - the dig command that shows the record, asking the resolver
+ * the daemon uses */
 void
 hint_dig(struct doctor *d, const char *type, const char *name)
 {
+	const struct sc_str_list *sv = &d->cfg->dns_servers;
+	char host[INET6_ADDRSTRLEN + 1], port[8];
+
+	/* ask what the daemon asks: its first forwarder, not the system's
+	 * resolver, which may see other records */
+	if (sv->n > 0 && dns_server_split(sv->v[0], host, port) == 0) {
+		if (port[0] != '\0' && strcmp(port, "53") != 0)
+			report(d, 3, "check: dig @%s -p %s %s %s", host, port,
+			       type, name);
+		else
+			report(d, 3, "check: dig @%s %s %s", host, type, name);
+		return;
+	}
 	report(d, 3, "check: dig %s %s", type, name);
 }

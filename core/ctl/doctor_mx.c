@@ -2,7 +2,8 @@
 /*
  * core/ctl/doctor_mx.c - doctor's domain check: the MX records of each
  * domain (or its A/AAAA, when it has none) against the routing the config
- * gives it: mail that would not arrive, or would loop back here.
+ * gives it: mail that would not arrive, or would loop back here; and the
+ * routing traps `check` and `reload` warn about in the same words.
  * satchelctl process.
  */
 #include "doctor.h"
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unbound.h>
 
 /* mxhost_cmp - by preference; the name orders equal ones, so the output
  * does not depend on the DNS server's order */
@@ -23,6 +25,84 @@ mxhost_cmp(const void *a, const void *b)
 	if (x->pref != y->pref)
 		return x->pref < y->pref ? -1 : 1;
 	return strcasecmp(x->name, y->name);
+}
+
+/* best_mx_here - is this machine among the best-preference MX hosts of
+ * domain (or its own address, without MX)? false when DNS cannot tell */
+static bool
+best_mx_here(struct doctor *d, const char *domain)
+{
+	struct dq_answer *a = malloc(sizeof(*a));
+	struct mxhost *h = malloc(sizeof(*h));
+	uint16_t best = 0xffff;
+	bool here = false;
+
+	if (a == NULL || h == NULL)
+		goto out;
+	dq(d, domain, SC_DNS_MX, a);
+	if (a->status == DQ_NODATA) {
+		/* RFC 5321 5.1: the domain's own address is its MX */
+		host_lookup(d, domain, h);
+		here = h->here;
+		goto out;
+	}
+	if (a->status != DQ_OK)
+		goto out;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->name[i], ".") != 0 && a->pref[i] < best)
+			best = a->pref[i];
+	for (size_t i = 0; i < a->n && !here; i++) {
+		if (strcmp(a->name[i], ".") == 0 || a->pref[i] != best)
+			continue;
+		host_lookup(d, a->name[i], h);
+		here = h->here;
+	}
+out:
+	free(a);
+	free(h);
+	return here;
+}
+
+/* sc_ctl_route_traps - see satchelctl.h */
+unsigned
+sc_ctl_route_traps(const struct sc_main_config *cfg, FILE *out)
+{
+	struct doctor d;
+	unsigned warns = 0;
+	char trap[512];
+
+	if (cfg->domain_count == 0) {
+		fprintf(out, "warn domains: none configured in %s: this "
+			"server accepts mail for no domain\n", cfg->file);
+		return 1;
+	}
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	for (size_t i = 0; i < cfg->domain_count; i++) {
+		const struct sc_domain_conf *dc = &cfg->domains[i];
+
+		if (dc->routing != SC_ROUTING_REMOTE &&
+		    dc->routing != SC_ROUTING_BACKUP)
+			continue;
+		/* the resolver only when a domain needs it; a dead server
+		 * costs one bounded wait (dq), then every lookup stops */
+		if (d.ub == NULL && d.ub_error == NULL && dns_open(&d) < 0) {
+			fprintf(out, "warn dns: %s: routing not checked "
+				"against the MX records\n", d.ub_error ?
+				d.ub_error : "out of memory");
+			warns++;
+			break;
+		}
+		if (!best_mx_here(&d, dc->name))
+			continue;
+		fprintf(out, "warn %s\n", sc_routing_trap_text(dc->name,
+			dc->routing, trap, sizeof(trap)));
+		warns++;
+	}
+	if (d.ub != NULL)
+		ub_ctx_delete(d.ub);
+	free(d.ub_error);
+	return warns;
 }
 
 /* doctor_domain - MX records of domain against its routing */
@@ -40,7 +120,7 @@ doctor_domain(struct doctor *d, const char *domain)
 	bool any_here = false, best_here = false, null_mx = false;
 	bool fallback = false;
 	uint16_t best = 0xffff;
-	char list[1024];
+	char list[1024], trap[512];
 	size_t off = 0;
 
 	if (a == NULL || hosts == NULL) {
@@ -170,9 +250,8 @@ doctor_domain(struct doctor *d, const char *domain)
 		break;
 	case SC_ROUTING_REMOTE:
 		if (best_here)
-			report(d, 2, "routing %s: mail for %s would loop "
-			       "back to myself (5.4.6): set routing: local "
-			       "or auto", domain, domain);
+			report(d, 2, "%s", sc_routing_trap_text(domain,
+			       routing, trap, sizeof(trap)));
 		else
 			report(d, 0, "routing %s: remote, mail is relayed "
 			       "to %s", domain, hosts[0].name);
@@ -185,10 +264,8 @@ doctor_domain(struct doctor *d, const char *domain)
 			       "the primary, or set routing: remote",
 			       domain, me, me);
 		else if (best_here)
-			report(d, 1, "routing %s: backup, but this server "
-			       "is the best MX: there is no primary to "
-			       "relay to; set routing: local, or give the "
-			       "primary a lower preference number", domain);
+			report(d, 1, "%s", sc_routing_trap_text(domain,
+			       routing, trap, sizeof(trap)));
 		else
 			report(d, 0, "routing %s: backup, this server is a "
 			       "lower-preference MX", domain);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 struct rc {
@@ -36,10 +37,38 @@ struct view {
 	size_t n;
 	struct rc r[256];
 	size_t extra;		/* recipients beyond the array */
+	char *quarantine;	/* a Q record: the reason      */
 	char *lines;		/* envelope lines for `show` */
 	size_t lines_len;
 	FILE *lf;
 };
+
+static void
+age_text(long long secs, char *buf, size_t len)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(buf, len, "%llds", secs);
+	else if (secs < 7200)
+		snprintf(buf, len, "%lldm", secs / 60);
+	else if (secs < 172800)
+		snprintf(buf, len, "%lldh", secs / 3600);
+	else
+		snprintf(buf, len, "%lldd", secs / 86400);
+}
+
+/* date_text - unix seconds as a local date with its offset */
+static void
+date_text(long long secs, char *buf, size_t len)
+{
+	time_t t = (time_t)secs;
+	struct tm tm;
+
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm) == 0)
+		snprintf(buf, len, "%lld", secs);
+}
 
 static int
 view_field(void *arg, const char *key, const char *value)
@@ -49,9 +78,18 @@ view_field(void *arg, const char *key, const char *value)
 	size_t i;
 	int off = 0;
 
-	if (v->lf != NULL && strcmp(key, "data") != 0 &&
-	    strcmp(key, "size") != 0 && strlen(key) > 1)
+	if (v->lf != NULL && strcmp(key, "arrival") == 0) {
+		char when[64], age[32];
+
+		/* the file keeps unix seconds; people read dates */
+		date_text(strtoll(value, NULL, 10), when, sizeof(when));
+		age_text((long long)time(NULL) - strtoll(value, NULL, 10),
+			 age, sizeof(age));
+		fprintf(v->lf, "  %-8s %s (%s ago)\n", key, when, age);
+	} else if (v->lf != NULL && strcmp(key, "data") != 0 &&
+		   strcmp(key, "size") != 0 && strlen(key) > 1) {
 		fprintf(v->lf, "  %-8s %s\n", key, value);
+	}
 	if (strcmp(key, "id") == 0) {
 		snprintf(v->id, sizeof(v->id), "%s", value);
 	} else if (strcmp(key, "arrival") == 0) {
@@ -90,6 +128,9 @@ view_field(void *arg, const char *key, const char *value)
 			 key[0] == 'D' ? "delivered" : "failed");
 		free(v->r[i].reply);
 		v->r[i].reply = off > 0 ? strdup(value + off) : NULL;
+	} else if (strcmp(key, "Q") == 0) {
+		free(v->quarantine);
+		v->quarantine = strdup(value);
 	} else if (strcmp(key, "T") == 0) {
 		if (sscanf(value, "%zu %llu %llu %llu %n", &i, &a, &b, &c,
 			   &off) < 4 || i >= v->n)
@@ -112,6 +153,7 @@ view_free(struct view *v)
 	}
 	free(v->sender);
 	free(v->lines);
+	free(v->quarantine);
 }
 
 static uint64_t
@@ -124,25 +166,10 @@ now_ms(void)
 }
 
 static void
-age_text(long long secs, char *buf, size_t len)
-{
-	if (secs < 0)
-		secs = 0;
-	if (secs < 120)
-		snprintf(buf, len, "%llds", secs);
-	else if (secs < 7200)
-		snprintf(buf, len, "%lldm", secs / 60);
-	else if (secs < 172800)
-		snprintf(buf, len, "%lldh", secs / 3600);
-	else
-		snprintf(buf, len, "%lldd", secs / 86400);
-}
-
-static void
 print_rcpts(const struct view *v)
 {
 	uint64_t now = now_ms();
-	char when[32];
+	char when[32], at[64];
 
 	for (size_t i = 0; i < v->n; i++) {
 		const struct rc *r = &v->r[i];
@@ -152,8 +179,10 @@ print_rcpts(const struct view *v)
 			age_text(r->next_ms > now ?
 				 (long long)((r->next_ms - now) / 1000) : 0,
 				 when, sizeof(when));
-			printf(" attempts %u, next try in %s", r->attempts,
-			       when);
+			date_text((long long)(r->next_ms / 1000), at,
+				  sizeof(at));
+			printf(" attempts %u, next try in %s (%s)",
+			       r->attempts, when, at);
 		}
 		if (r->reply != NULL && *r->reply)
 			printf("\n              last reply: %s", r->reply);
@@ -240,6 +269,8 @@ queue_list(const struct sc_main_config *cfg)
 				 sizeof(age));
 			printf("%-16s %6s %10" PRIu64 "  <%s>\n", names[i],
 			       age, v.size, v.sender ? v.sender : "");
+			if (v.quarantine != NULL)
+				printf("    quarantined: %s\n", v.quarantine);
 			print_rcpts(&v);
 		}
 		view_free(&v);
@@ -291,6 +322,8 @@ queue_show(const struct sc_main_config *cfg, const char *id)
 	v.lf = NULL;
 	printf("message %s, %" PRIu64 " bytes\nenvelope:\n%s", id, v.size,
 	       v.lines);
+	if (v.quarantine != NULL)
+		printf("quarantined: %s\n", v.quarantine);
 	printf("recipients:\n");
 	print_rcpts(&v);
 	printf("headers:\n");

@@ -69,6 +69,8 @@ cmd_check(struct sc_main_config *cfg)
 	}
 	printf("%s: valid (%zu module instance%s)\n", gen->cfg->file,
 	       gen->inst_count, gen->inst_count == 1 ? "" : "s");
+	/* valid, but mail would loop or go nowhere: say so (exit 0) */
+	sc_ctl_route_traps(gen->cfg, stdout);
 	sc_config_set_current(NULL);
 	sc_gen_unref(&gen);
 	return 0;
@@ -160,6 +162,10 @@ main(int argc, char **argv)
 		ret = sc_ctl_modules(cfg, cfg->module_dir, keys);
 	} else if (strcmp(cmd, "reload") == 0) {
 		ret = ctl_simple(cfg, "reload");
+		/* the config the daemon now runs: the same warnings as
+		 * check (it was loaded from the same file just before) */
+		if (ret == 0)
+			sc_ctl_route_traps(cfg, stdout);
 	} else if (strcmp(cmd, "status") == 0) {
 		ret = ctl_simple(cfg, "status");
 	} else if (strcmp(cmd, "connect") == 0) {

@@ -8,6 +8,7 @@
 
 #include "core.h"
 
+#include <stdio.h>
 #include <sys/types.h>
 
 /* Root's ids while satchelctl works as the daemon's user (asuser.c). */
@@ -60,5 +61,10 @@ int sc_ctl_connect_main(const struct sc_main_config *cfg, int argc,
  * the config at path itself, so an invalid one is reported as a check.
  * Returns the exit code: 0 when no check FAILed, 1 otherwise. */
 int sc_ctl_doctor_main(const char *path, int argc, char **argv);
+/* check and reload (doctor_mx.c): "warn ..." lines on out, in doctor's
+ * words, for no domain at all and for each remote or backup domain whose
+ * best MX is this machine (DNS through dns.servers, each query bounded);
+ * the number of warnings. */
+unsigned sc_ctl_route_traps(const struct sc_main_config *cfg, FILE *out);
 
 #endif

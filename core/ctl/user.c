@@ -359,7 +359,9 @@ user_password_ok(const char *pw)
 	return true;
 }
 
-/* user_hash - yescrypt hash of pw as "{YESCRYPT}$y$..." (malloc'd) */
+/* user_hash - yescrypt hash of pw as "{CRYPT}$y$..." (malloc'd): the
+ * scheme name Dovecot's passwd-file reads too (it has no {YESCRYPT});
+ * crypt(3) tells the algorithm from the $y$ */
 static char *
 user_hash(const char *pw)
 {
@@ -380,7 +382,7 @@ user_hash(const char *pw)
 	h = crypt_r(pw, setting, cd);
 	if (h == NULL || h[0] == '*') {
 		fprintf(stderr, "satchelctl: yescrypt hashing failed\n");
-	} else if (asprintf(&out, "{YESCRYPT}%s", h) < 0) {
+	} else if (asprintf(&out, "{CRYPT}%s", h) < 0) {
 		out = NULL;
 	}
 	explicit_bzero(cd, sizeof(*cd));

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pop_before_smtp - lets an IP relay for a while after a POP3/IMAP login.
+ * pop_before_smtp - lets an IP relay for a while after a POP3/IMAP login:
+ * the table, its file, the feed and the hooks (sharing through a store:
+ * pop_before_smtp_store.c).
  * Event and hook callbacks and timers run on the event loop; the table
  * file (state_dir/modules/pop_before_smtp/table) and the feed file are read
  * and written on the thread pool.
  */
 #define _GNU_SOURCE	/* memrchr, asprintf */
-#include <satchel/satchel.h>
+#include "pop_before_smtp_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,12 +29,6 @@
 #define PBS_PURGE_MS		60000
 #define PBS_TABLE_HEADER	"# satchel pop_before_smtp table v1"
 
-struct pbs_conf {
-	uint64_t window;
-	char *feed;
-	uint64_t max_entries;
-};
-
 static const struct sc_config_key pbs_keys[] = {
 	{ .name = "window", .type = SC_KEY_DURATION,
 	  .offset = offsetof(struct pbs_conf, window), .def = "30m",
@@ -43,65 +39,26 @@ static const struct sc_config_key pbs_keys[] = {
 	{ .name = "max_entries", .type = SC_KEY_UINT,
 	  .offset = offsetof(struct pbs_conf, max_entries), .def = "10000",
 	  .doc = "table size bound; when full the oldest entry is dropped" },
+	{ .name = "store", .type = SC_KEY_STR,
+	  .offset = offsetof(struct pbs_conf, store),
+	  .doc = "redis://HOST:PORT/DB or unix:/PATH: logins seen by any "
+		 "satcheld using that store open relay on every one" },
+	{ .name = "store_password_file", .type = SC_KEY_PATH,
+	  .offset = offsetof(struct pbs_conf, store_password_file),
+	  .doc = "file whose first line is the store's password" },
+	{ .name = "store_failure", .type = SC_KEY_ENUM,
+	  .offset = offsetof(struct pbs_conf, store_failure), .def = "local",
+	  .enum_values = "local|tempfail",
+	  .doc = "store down or slow: local (this host's logins only) or "
+		 "tempfail (451)" },
+	{ .name = "store_timeout", .type = SC_KEY_DURATION,
+	  .offset = offsetof(struct pbs_conf, store_timeout), .def = "200ms",
+	  .doc = "how long a relay check waits for the store" },
+	{ .name = "store_prefix", .type = SC_KEY_STR,
+	  .offset = offsetof(struct pbs_conf, store_prefix),
+	  .doc = "prefix of the store keys (default satchel:NAME: with the "
+		 "instance name)" },
 	{ .name = NULL }
-};
-
-/* An IP in binary form: family plus 16 bytes (v4 in the first 4). */
-struct pbs_ip {
-	int family;
-	unsigned char a[16];
-};
-
-/* One table entry; kept in a hash chain and in a list ordered by the
- * last update, so the oldest is dropped first when the table is full. */
-struct pbs_ent {
-	struct pbs_ent *hnext;
-	struct pbs_ent *prev, *next;
-	struct pbs_ip ip;
-	int64_t expires;	/* wall clock, ms since the epoch */
-};
-
-/* Entries read from or written to the table file. */
-struct pbs_rec {
-	struct pbs_ip ip;
-	int64_t expires;
-};
-
-/*
- * Instance data. Reference counted: pool jobs (table writes, feed reads)
- * hold a reference; the core runs their done before instance_free
- * (sc_work_submit_inst), and a done after it would drop its result.
- */
-struct pbs_inst {
-	unsigned refs;
-	bool dead;			/* instance_free ran */
-	struct sc_instance *inst;
-	uint64_t window;
-	uint64_t max_entries;
-	char *feed;
-	char *table_path;		/* NULL until instance_start */
-	char *lock_path;
-	/* the table */
-	size_t nbuckets;
-	struct pbs_ent **buckets;
-	struct pbs_ent *head, *tail;	/* oldest ... newest */
-	size_t count;
-	/* saving */
-	bool dirty, saving;
-	uint64_t last_save_ms;
-	struct sc_timer *save_timer;
-	struct sc_timer *purge_timer;
-	/* polling: the feed, and the table file written by other instances
-	 * (the old one during a reload) */
-	struct sc_timer *poll_timer;
-	bool polling;
-	bool feed_known;		/* feed_ino/feed_off are valid */
-	dev_t feed_dev;
-	ino_t feed_ino;
-	uint64_t feed_off;
-	struct timespec table_mtime;
-	ino_t table_ino;
-	uint64_t allowed;
 };
 
 static int64_t
@@ -137,7 +94,7 @@ pbs_ip_parse(const char *text, struct pbs_ip *ip)
 	return -1;
 }
 
-static void
+void
 pbs_ip_format(const struct pbs_ip *ip, char *buf, size_t len)
 {
 	if (inet_ntop(ip->family, ip->a, buf, (socklen_t)len) == NULL)
@@ -808,6 +765,18 @@ pbs_login(const struct sc_event *ev, void *data)
 			       ev->user != NULL ? ev->user : "?");
 		pbs_save_schedule(pd);
 	}
+	if (pd->store != NULL)
+		pbs_store_login(pd, &ip);
+}
+
+void
+pbs_allowed(struct pbs_inst *pd, struct sc_session *s, const char *ip,
+	    const char *rcpt, const char *where)
+{
+	pd->allowed++;
+	sc_log_session(SC_LOG_INFO, s, "pop_before_smtp: relay allowed for "
+		       "%s to %s (login within the last %" PRIu64 "s%s)", ip,
+		       rcpt, pd->window / 1000, where);
 }
 
 /* pbs_relay - SC_HOOK_RELAY: OK for an IP with a recent login */
@@ -818,25 +787,23 @@ pbs_relay(struct sc_hook_call *call, void *data)
 	struct sc_session *s = sc_hook_session(call);
 	const struct sc_rcpt_request *rq = sc_hook_arg(call);
 	struct pbs_ent **ep, *e;
-	const char *ipt;
+	const char *ipt, *rcpt;
 	struct pbs_ip ip;
 
 	if (s == NULL || (ipt = sc_session_client_ip(s)) == NULL ||
 	    pbs_ip_parse(ipt, &ip) < 0)
 		return SC_CONT;
+	rcpt = rq != NULL && rq->address != NULL ? rq->address : "?";
 	ep = pbs_find(pd, &ip);
-	if (*ep == NULL)
-		return SC_CONT;
 	e = *ep;
-	if (e->expires <= pbs_now()) {
+	if (e != NULL && e->expires <= pbs_now()) {
 		pbs_remove(pd, ep);	/* lazy expiry */
-		return SC_CONT;
+		e = NULL;
 	}
-	pd->allowed++;
-	sc_log_session(SC_LOG_INFO, s, "pop_before_smtp: relay allowed for "
-		       "%s to %s (login within the last %" PRIu64 "s)", ipt,
-		       rq != NULL && rq->address != NULL ? rq->address : "?",
-		       pd->window / 1000);
+	if (e == NULL)
+		return pd->store != NULL ?
+			pbs_store_relay(pd, call, &ip, rcpt) : SC_CONT;
+	pbs_allowed(pd, s, ipt, rcpt, "");
 	return SC_OK;
 }
 
@@ -847,8 +814,12 @@ pbs_status(char *buf, size_t len, void *data)
 	int n;
 
 	n = snprintf(buf, len, "pop_before_smtp entries: %zu/%" PRIu64 "\n"
-		     "pop_before_smtp relays allowed: %" PRIu64,
-		     pd->count, pd->max_entries, pd->allowed);
+		     "pop_before_smtp relays allowed: %" PRIu64 "%s%s%s%s",
+		     pd->count, pd->max_entries, pd->allowed,
+		     pd->store != NULL ? "\npop_before_smtp store: " : "",
+		     pd->store != NULL ? sc_store_url(pd->store) : "",
+		     pd->store == NULL ? "" : sc_store_up(pd->store) ?
+		     " up" : " down", "");
 	if (n < 0)
 		return 0;
 	return (size_t)n < len ? (size_t)n : len - 1;
@@ -872,11 +843,18 @@ pbs_instance_new(struct sc_instance *inst, const void *config,
 		*error_r = "max_entries: must be at least 1";
 		return -1;
 	}
+	if (conf->store != NULL && sc_store_url_check(conf->store, error_r) < 0)
+		return -1;
+	if (conf->store_timeout == 0 || conf->store_timeout > 10000) {
+		*error_r = "store_timeout: must be between 1ms and 10s";
+		return -1;
+	}
 	pd = calloc(1, sizeof(*pd));
 	if (pd == NULL)
 		goto nomem;
 	pd->refs = 1;
 	pd->inst = inst;
+	pd->conf = conf;
 	pd->window = conf->window;
 	pd->max_entries = conf->max_entries;
 	/* buckets: a power of two near max_entries, capped */
@@ -959,7 +937,7 @@ pbs_instance_start(struct sc_instance *inst, void *data,
 		return -1;
 	}
 	(void)sc_status_register(inst, pbs_status, pd);
-	return 0;
+	return pbs_store_start(pd, error_r);
 nomem:
 	*error_r = "out of memory";
 	return -1;
@@ -971,6 +949,7 @@ pbs_instance_free(struct sc_instance *inst, void *data)
 	struct pbs_inst *pd = data;
 
 	(void)inst;
+	sc_store_close(&pd->store);
 	sc_timer_free(&pd->save_timer);
 	sc_timer_free(&pd->purge_timer);
 	sc_timer_free(&pd->poll_timer);

@@ -13,20 +13,9 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
-#include <satchel/satchel.h>
-
-struct rl_conf {
-	uint64_t max_connections;
-	uint64_t max_connections_per_ip;
-	struct sc_rate connections_per_ip;
-	struct sc_rate messages_per_sender;
-	struct sc_rate auth_failures_per_ip;
-	struct sc_cidr_list exempt;
-	uint64_t ipv6_prefix;
-	uint64_t max_tracked;
-	struct sc_str_list protocols;
-};
+#include "ratelimit_int.h"
 
 static const struct sc_config_key rl_keys[] = {
 	{ "max_connections", SC_KEY_UINT,
@@ -61,91 +50,31 @@ static const struct sc_config_key rl_keys[] = {
 	{ "protocols", SC_KEY_STR_LIST, offsetof(struct rl_conf, protocols),
 	  "[smtp]", 0, "listener protocols whose connections are limited",
 	  NULL, NULL, 0 },
+	{ "store", SC_KEY_STR, offsetof(struct rl_conf, store), NULL, 0,
+	  "redis://HOST:PORT/DB or unix:/PATH: share the per-IP, sender and "
+	  "AUTH limits with every satcheld using that store", NULL, NULL, 0 },
+	{ "store_password_file", SC_KEY_PATH,
+	  offsetof(struct rl_conf, store_password_file), NULL, 0,
+	  "file whose first line is the store's password", NULL, NULL, 0 },
+	{ "store_failure", SC_KEY_ENUM, offsetof(struct rl_conf, store_failure),
+	  "local", 0, "store down or slow: local (decide from this host's "
+	  "counts) or tempfail (4xx)", "local|tempfail", NULL, 0 },
+	{ "store_timeout", SC_KEY_DURATION,
+	  offsetof(struct rl_conf, store_timeout), "200ms", 0,
+	  "how long a check waits for the store", NULL, NULL, 0 },
+	{ "store_prefix", SC_KEY_STR, offsetof(struct rl_conf, store_prefix),
+	  NULL, 0, "prefix of the store keys (default satchel:NAME: with "
+	  "the instance name)", NULL, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, NULL, NULL, NULL, 0 }
 };
 
-/* A token bucket: `tokens` refill at count per period_ms, capped at count. */
-struct rl_bucket {
-	double tokens;
-	uint64_t stamp_ms;
-};
-
-enum rl_kind {
-	RL_HIT_MAX_CONN = 0,
-	RL_HIT_IP_CONN,
-	RL_HIT_IP_RATE,
-	RL_HIT_SENDER,
-	RL_HIT_AUTH,
-	RL_HIT_COUNT
-};
-
-static const char *const rl_kind_names[RL_HIT_COUNT] = {
+const char *const rl_kind_names[RL_HIT_COUNT] = {
 	"max_connections", "max_connections_per_ip", "connections_per_ip",
 	"messages_per_sender", "auth_failures_per_ip",
 };
 
-/* One client network (an IPv4 address or an IPv6 /prefix). */
-struct rl_ip {
-	unsigned char key[16];	/* v4 in the first 4 bytes, family tag */
-	unsigned char family;	/* 0 = free slot                       */
-	uint32_t concurrent;
-	uint64_t last_seen_ms;
-	uint64_t locked_until_ms;	/* AUTH lockout                   */
-	uint64_t logged_until_ms[RL_HIT_COUNT];
-	struct rl_bucket conn_rate;
-	struct rl_bucket auth_fail;
-};
-
-/* One sender; only a 64-bit hash is kept, to bound memory. */
-struct rl_sender {
-	uint64_t hash;		/* 0 = free slot */
-	uint64_t last_seen_ms;
-	uint64_t logged_until_ms;
-	struct rl_bucket msgs;
-};
-
-/*
- * The counters. They live outside the instance because a reload replaces
- * the instance while sessions counted by the old one are still open: the
- * new instance of the same name attaches to the same counters, so limits
- * stay exact across reloads (issue 7).
- */
-struct rl_state {
-	struct rl_state *next;
-	char *name;
-	unsigned refs;
-	uint64_t max_tracked;		/* entries per table, at most     */
-	uint64_t connections;
-	uint64_t hits[RL_HIT_COUNT];
-	uint64_t global_logged_until_ms;
-	size_t ip_cap, ip_used;
-	struct rl_ip *ips;
-	size_t sender_cap, sender_used;
-	struct rl_sender *senders;
-	uint64_t hash_seed;
-};
-
-/* XXX: the one module-level variable: the list of counter sets by instance
- * name, which must survive the instance (see struct rl_state). A core API
- * for reload-surviving instance state would remove it. */
-static struct rl_state *rl_states;
-
-/* What a session remembers to undo its connection count at close. */
-struct rl_session {
-	struct rl_state *st;
-	unsigned char key[16];
-	unsigned char family;
-	bool counted_ip;
-};
-
-struct rl_inst {
-	struct sc_instance *inst;
-	const struct rl_conf *conf;
-	struct rl_state *st;
-};
-
 /* rl_bucket_take - refill b for rate at now; take one token if there is. */
-static bool
+bool
 rl_bucket_take(struct rl_bucket *b, const struct sc_rate *rate, uint64_t now)
 {
 	if (rate->count == 0 || rate->period_ms == 0)
@@ -180,7 +109,7 @@ rl_hash(uint64_t seed, const void *data, size_t len)
 }
 
 /* rl_ip_key - the table key of a client address (IPv6 masked to prefix). */
-static bool
+bool
 rl_ip_key(const struct sockaddr *sa, unsigned prefix, unsigned char key[16],
 	  unsigned char *family_r)
 {
@@ -219,7 +148,7 @@ rl_ip_key(const struct sockaddr *sa, unsigned prefix, unsigned char key[16],
  * grow it. NULL when the window has only busy entries (the caller then
  * skips per-IP accounting; max_connections still bounds those).
  */
-static struct rl_ip *
+struct rl_ip *
 rl_ip_find(struct rl_state *st, const unsigned char key[16],
 	   unsigned char family, uint64_t now, bool create)
 {
@@ -298,74 +227,60 @@ rl_pow2(uint64_t n)
 	return p;
 }
 
-/* rl_state_attach - the counters of instance name, created on first use. */
+/* rl_state_free - the last instance holding the counters went. */
+static void
+rl_state_free(void *p)
+{
+	struct rl_state *st = p;
+
+	free(st->ips);
+	free(st->senders);
+	free(st);
+}
+
+/* rl_state_attach - the counters of the instance before this one (a
+ * reload), else new ones. */
 static struct rl_state *
-rl_state_attach(const char *name, const struct rl_conf *conf,
+rl_state_attach(struct sc_instance *inst, const struct rl_conf *conf,
 		const char **error_r)
 {
-	struct rl_state *st;
+	struct rl_state *st = sc_instance_state_get(inst);
+	uint64_t id;
 
-	for (st = rl_states; st != NULL; st = st->next) {
-		if (strcmp(st->name, name) == 0) {
-			st->refs++;
-			return st;
-		}
-	}
+	if (st != NULL)
+		return st;
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		goto nomem;
-	st->name = strdup(name);
 	/* Twice the bound: the tables stay at most half full. */
 	st->ip_cap = rl_pow2(conf->max_tracked * 2);
 	st->sender_cap = st->ip_cap;
 	st->ips = calloc(st->ip_cap, sizeof(*st->ips));
 	st->senders = calloc(st->sender_cap, sizeof(*st->senders));
-	if (st->name == NULL || st->ips == NULL || st->senders == NULL) {
-		free(st->name);
-		free(st->ips);
-		free(st->senders);
-		free(st);
+	if (st->ips == NULL || st->senders == NULL)
 		goto nomem;
-	}
 	st->max_tracked = conf->max_tracked;
 	/* A secret seed: clients must not be able to aim at one window. */
 	if (getrandom(&st->hash_seed, sizeof(st->hash_seed), 0) !=
 	    (ssize_t)sizeof(st->hash_seed))
 		st->hash_seed = (uint64_t)(uintptr_t)st ^ (uint64_t)time(NULL);
-	st->refs = 1;
-	st->next = rl_states;
-	rl_states = st;
+	/* Names this process' leases in a store shared with other hosts. */
+	if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id))
+		id = st->hash_seed * 31 + (uint64_t)getpid();
+	snprintf(st->host_id, sizeof(st->host_id), "%016llx",
+		 (unsigned long long)id);
+	if (sc_instance_state_put(inst, st, rl_state_free) < 0)
+		goto nomem;
 	return st;
 nomem:
+	if (st != NULL)
+		rl_state_free(st);
 	*error_r = "ratelimit: out of memory";
 	return NULL;
 }
 
-/* rl_state_release - drops a reference; the last one frees the counters. */
-static void
-rl_state_release(struct rl_state *st)
-{
-	if (--st->refs > 0)
-		return;
-	for (struct rl_state **pp = &rl_states; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == st) {
-			*pp = st->next;
-			break;
-		}
-	}
-	free(st->ips);
-	free(st->senders);
-	free(st->name);
-	free(st);
-}
-
 /* rl_log_once - logs a limit hit unless this key was logged this period. */
-static void
-rl_log_once(uint64_t *logged_until, uint64_t now, uint64_t period_ms,
-	    const struct sc_session *s, const char *fmt, ...)
-	SC_PRINTF(5, 6);
-
-static void
+void
 rl_log_once(uint64_t *logged_until, uint64_t now, uint64_t period_ms,
 	    const struct sc_session *s, const char *fmt, ...)
 {
@@ -413,11 +328,81 @@ rl_session_free(void *p)
 		if (e != NULL && e->concurrent > 0)
 			e->concurrent--;
 	}
-	rl_state_release(st);
+	rl_store_session_end(rs);
 	free(rs);
 }
 
-/* rl_connect - the 421 limits, decided before TLS, DNS or anything else. */
+void
+rl_count_session(struct rl_inst *ri, struct sc_session *s,
+		 const unsigned char key[16], unsigned char family,
+		 bool per_ip, const char *holder, const char *lease_key)
+{
+	struct rl_state *st = ri->st;
+	struct rl_session *rs = calloc(1, sizeof(*rs));
+	struct rl_ip *e = NULL;
+
+	if (rs == NULL)
+		return;	/* fail open: a limit, not a security check */
+	rs->st = st;
+	rs->ri = ri;
+	st->connections++;
+	if (per_ip)
+		e = rl_ip_find(st, key, family, sc_now_ms(), true);
+	if (e != NULL) {
+		e->concurrent++;
+		memcpy(rs->key, key, 16);
+		rs->family = family;
+		rs->counted_ip = true;
+	}
+	if (holder != NULL) {
+		snprintf(rs->holder, sizeof(rs->holder), "%s", holder);
+		snprintf(rs->lease_key, sizeof(rs->lease_key), "%s",
+			 lease_key);
+		rs->next = st->leased;
+		if (st->leased != NULL)
+			st->leased->prev = rs;
+		st->leased = rs;
+	}
+	if (sc_session_set_data(s, ri->inst, rs, rl_session_free) != 0)
+		rl_session_free(rs);
+}
+
+void
+rl_key_text(const unsigned char key[16], unsigned char family,
+	    unsigned prefix, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (family == 4) {
+		inet_ntop(AF_INET, key, buf, (socklen_t)len);
+		return;
+	}
+	inet_ntop(AF_INET6, key, a, sizeof(a));
+	snprintf(buf, len, "%s/%u", a, prefix);
+}
+
+enum sc_result
+rl_refuse_ip(struct sc_hook_call *call, struct rl_inst *ri,
+	     struct sc_session *s, enum rl_kind hit,
+	     const unsigned char key[16], unsigned char family)
+{
+	const char *ip = sc_session_client_ip(s);
+	uint64_t now = sc_now_ms();
+	struct rl_ip *e = rl_ip_find(ri->st, key, family, now, false);
+	uint64_t dummy = 0;
+
+	ri->st->hits[hit]++;
+	rl_log_once(e != NULL ? &e->logged_until_ms[hit] : &dummy, now,
+		    ri->conf->connections_per_ip.period_ms, s,
+		    "%s limit hit by %s", rl_kind_names[hit], ip);
+	sc_reply_set(call, 421, "4.7.0", "Too many connections from %s; "
+		     "please try again later", ip);
+	return SC_DENYSOFTDISCONNECT;
+}
+
+/* rl_connect - the 421 limits, decided before TLS, DNS or anything else.
+ * max_connections is this host's alone (it guards this host's memory);
+ * with a store the per-IP limits are every host's. */
 static enum sc_result
 rl_connect(struct sc_hook_call *call, void *data)
 {
@@ -426,10 +411,10 @@ rl_connect(struct sc_hook_call *call, void *data)
 	const struct rl_conf *conf = ri->conf;
 	struct sc_session *s = sc_hook_session(call);
 	uint64_t now = sc_now_ms();
-	struct rl_session *rs;
 	struct rl_ip *e = NULL;
 	unsigned char key[16], family;
 	const char *ip = sc_session_client_ip(s);
+	enum rl_kind hit = RL_HIT_COUNT;
 
 	if (!rl_protocol_limited(conf, s))
 		return SC_CONT;
@@ -446,47 +431,48 @@ rl_connect(struct sc_hook_call *call, void *data)
 			     sc_config_hostname());
 		return SC_DENYSOFTDISCONNECT;
 	}
-	bool exempt = rl_exempt(conf, s);
-	if (!exempt && rl_ip_key(sc_session_client_addr(s),
-				 (unsigned)conf->ipv6_prefix, key, &family))
-		e = rl_ip_find(st, key, family, now, true);
+	if (rl_exempt(conf, s) ||
+	    !rl_ip_key(sc_session_client_addr(s), (unsigned)conf->ipv6_prefix,
+		       key, &family)) {
+		rl_count_session(ri, s, NULL, 0, false, NULL, NULL);
+		return SC_CONT;
+	}
+	/* the in-process verdict: the decision without a store, the
+	 * fallback with one (store_failure: local) */
+	e = rl_ip_find(st, key, family, now, true);
 	if (e != NULL) {
 		e->last_seen_ms = now;
-		enum rl_kind hit = RL_HIT_COUNT;
 		if (conf->max_connections_per_ip != 0 &&
 		    e->concurrent >= conf->max_connections_per_ip)
 			hit = RL_HIT_IP_CONN;
 		else if (!rl_bucket_take(&e->conn_rate,
 					 &conf->connections_per_ip, now))
 			hit = RL_HIT_IP_RATE;
-		if (hit != RL_HIT_COUNT) {
-			st->hits[hit]++;
-			rl_log_once(&e->logged_until_ms[hit], now,
-				    conf->connections_per_ip.period_ms, s,
-				    "%s limit hit by %s", rl_kind_names[hit],
-				    ip);
-			sc_reply_set(call, 421, "4.7.0", "Too many connections "
-				     "from %s; please try again later", ip);
-			return SC_DENYSOFTDISCONNECT;
-		}
 	}
-	rs = calloc(1, sizeof(*rs));
-	if (rs == NULL)
-		return SC_CONT;	/* fail open: a limit, not a security check */
-	rs->st = st;
-	st->refs++;
-	st->connections++;
-	if (e != NULL) {
-		e->concurrent++;
-		memcpy(rs->key, key, 16);
-		rs->family = family;
-		rs->counted_ip = true;
-	}
-	if (sc_session_set_data(s, ri->inst, rs, rl_session_free) != 0) {
-		rl_session_free(rs);
-		return SC_CONT;
-	}
+	if (ri->store != NULL)
+		return rl_store_connect(call, ri, s, key, family, hit);
+	if (hit != RL_HIT_COUNT)
+		return rl_refuse_ip(call, ri, s, hit, key, family);
+	rl_count_session(ri, s, key, family, e != NULL, NULL, NULL);
 	return SC_CONT;
+}
+
+enum sc_result
+rl_refuse_sender(struct sc_hook_call *call, struct rl_inst *ri,
+		 struct sc_session *s, const char *key, const char *who)
+{
+	uint64_t now = sc_now_ms(), none = 0;
+	struct rl_sender *e = rl_sender_find(ri->st,
+		rl_hash(ri->st->hash_seed, key, strlen(key)), now);
+
+	ri->st->hits[RL_HIT_SENDER]++;
+	rl_log_once(e != NULL ? &e->logged_until_ms : &none, now,
+		    ri->conf->messages_per_sender.period_ms, s,
+		    "messages_per_sender limit hit by %s (%s)",
+		    who[0] != '\0' ? who : "<>", sc_session_client_ip(s));
+	sc_reply_set(call, 450, "4.7.1", "<%s>: message rate exceeded; please "
+		     "try again later", who);
+	return SC_DENYSOFT;
 }
 
 /* rl_mail - messages_per_sender, keyed by the login, else MAIL FROM. */
@@ -500,7 +486,7 @@ rl_mail(struct sc_hook_call *call, void *data)
 	uint64_t now = sc_now_ms();
 	char key[600];
 	const char *user = sc_session_auth_user(s);
-	const char *sender = req->address[0] ? req->address : "<>";
+	bool over;
 
 	if (conf->messages_per_sender.count == 0 || rl_exempt(conf, s))
 		return SC_CONT;
@@ -515,18 +501,16 @@ rl_mail(struct sc_hook_call *call, void *data)
 			*p = (char)(*p - 'A' + 'a');
 	struct rl_sender *e = rl_sender_find(ri->st,
 		rl_hash(ri->st->hash_seed, key, strlen(key)), now);
-	if (e == NULL)
+	if (e != NULL)
+		e->last_seen_ms = now;
+	over = e != NULL && !rl_bucket_take(&e->msgs,
+					    &conf->messages_per_sender, now);
+	if (ri->store != NULL)
+		return rl_store_mail(call, ri, s, key, user ? user :
+				     req->address, over);
+	if (!over)
 		return SC_CONT;
-	e->last_seen_ms = now;
-	if (rl_bucket_take(&e->msgs, &conf->messages_per_sender, now))
-		return SC_CONT;
-	ri->st->hits[RL_HIT_SENDER]++;
-	rl_log_once(&e->logged_until_ms, now, conf->messages_per_sender.period_ms,
-		    s, "messages_per_sender limit hit by %s (%s)",
-		    user ? user : sender, sc_session_client_ip(s));
-	sc_reply_set(call, 450, "4.7.1", "<%s>: message rate exceeded; please "
-		     "try again later", user ? user : req->address);
-	return SC_DENYSOFT;
+	return rl_refuse_sender(call, ri, s, key, user ? user : req->address);
 }
 
 static struct rl_ip *
@@ -540,6 +524,16 @@ rl_session_ip(struct rl_inst *ri, const struct sc_session *s, uint64_t now)
 	return rl_ip_find(ri->st, key, family, now, true);
 }
 
+enum sc_result
+rl_refuse_auth(struct sc_hook_call *call, struct rl_inst *ri,
+	       struct sc_session *s)
+{
+	ri->st->hits[RL_HIT_AUTH]++;
+	sc_reply_set(call, 454, "4.7.0", "Too many authentication failures "
+		     "from %s; please try again later", sc_session_client_ip(s));
+	return SC_DENYSOFT;
+}
+
 /* rl_auth - refuses AUTH from an address that is locked out. */
 static enum sc_result
 rl_auth(struct sc_hook_call *call, void *data)
@@ -547,16 +541,17 @@ rl_auth(struct sc_hook_call *call, void *data)
 	struct rl_inst *ri = data;
 	struct sc_session *s = sc_hook_session(call);
 	uint64_t now = sc_now_ms();
+	bool locked;
 
 	if (s == NULL || rl_exempt(ri->conf, s))
 		return SC_CONT;
 	struct rl_ip *e = rl_session_ip(ri, s, now);
-	if (e == NULL || now >= e->locked_until_ms)
+	locked = e != NULL && now < e->locked_until_ms;
+	if (ri->store != NULL)
+		return rl_store_auth(call, ri, s, locked);
+	if (!locked)
 		return SC_CONT;
-	ri->st->hits[RL_HIT_AUTH]++;
-	sc_reply_set(call, 454, "4.7.0", "Too many authentication failures "
-		     "from %s; please try again later", sc_session_client_ip(s));
-	return SC_DENYSOFT;
+	return rl_refuse_auth(call, ri, s);
 }
 
 /* rl_auth_failed - counts a failure; locks the address out when over. */
@@ -570,6 +565,8 @@ rl_auth_failed(const struct sc_event *ev, void *data)
 	if (ev->session == NULL || conf->auth_failures_per_ip.count == 0 ||
 	    rl_exempt(conf, ev->session))
 		return;
+	if (ri->store != NULL)
+		rl_store_auth_failed(ri, ev->session);
 	struct rl_ip *e = rl_session_ip(ri, ev->session, now);
 	if (e == NULL)
 		return;
@@ -585,19 +582,6 @@ rl_auth_failed(const struct sc_event *ev, void *data)
 		    ev->client_ip ? ev->client_ip : "?",
 		    (unsigned long long)(conf->auth_failures_per_ip.period_ms /
 					 1000));
-}
-
-/* rl_format_ip - the textual form of a table key. */
-static void
-rl_format_ip(const struct rl_ip *e, unsigned prefix, char *buf, size_t len)
-{
-	if (e->family == 4) {
-		inet_ntop(AF_INET, e->key, buf, (socklen_t)len);
-		return;
-	}
-	char a[INET6_ADDRSTRLEN];
-	inet_ntop(AF_INET6, e->key, a, sizeof(a));
-	snprintf(buf, len, "%s/%u", a, prefix);
 }
 
 /* rl_appendf - appends to buf (len bytes, *off used), truncating quietly. */
@@ -657,10 +641,12 @@ rl_status(char *buf, size_t len, void *data)
 	}
 	for (int t = 0; t < 5 && top[t] != NULL; t++) {
 		char ip[INET6_ADDRSTRLEN + 8];
-		rl_format_ip(top[t], (unsigned)conf->ipv6_prefix, ip, sizeof(ip));
+		rl_key_text(top[t]->key, top[t]->family,
+			    (unsigned)conf->ipv6_prefix, ip, sizeof(ip));
 		rl_appendf(buf, len, &off, "top_client: %s %u/%llu\n", ip, top[t]->concurrent,
 			  (unsigned long long)conf->max_connections_per_ip);
 	}
+	off += rl_store_status(ri, buf + off, len - off);
 	return off;
 }
 
@@ -679,6 +665,12 @@ rl_instance_new(struct sc_instance *inst, const void *config, void **data_r,
 		*error_r = "ipv6_prefix: must be between 0 and 128";
 		return -1;
 	}
+	if (conf->store != NULL && sc_store_url_check(conf->store, error_r) < 0)
+		return -1;
+	if (conf->store_timeout == 0 || conf->store_timeout > 10000) {
+		*error_r = "store_timeout: must be between 1ms and 10s";
+		return -1;
+	}
 	ri = calloc(1, sizeof(*ri));
 	if (ri == NULL) {
 		*error_r = "ratelimit: out of memory";
@@ -695,8 +687,8 @@ rl_instance_start(struct sc_instance *inst, void *data, const char **error_r)
 {
 	struct rl_inst *ri = data;
 
-	ri->st = rl_state_attach(sc_instance_name(inst), ri->conf, error_r);
-	if (ri->st == NULL)
+	ri->st = rl_state_attach(inst, ri->conf, error_r);
+	if (ri->st == NULL || rl_store_start(ri, error_r) < 0)
 		return -1;
 	/* The policy phase: every limit runs before the modules that
 	 * decide (auth_file's OK to the right password would otherwise
@@ -722,8 +714,7 @@ rl_instance_free(struct sc_instance *inst, void *data)
 {
 	struct rl_inst *ri = data;
 
-	if (ri->st != NULL)
-		rl_state_release(ri->st);
+	rl_store_stop(ri);
 	free(ri);
 }
 

@@ -66,6 +66,10 @@ job_result(struct relay_job *job, size_t k, enum sc_result res, int code,
 	       res == SC_OK ? "delivered" : res == SC_DENY ? "failed"
 							  : "deferred",
 	       text);
+	/* a peer without DSN cannot report delivery: the core tells a
+	 * sender who asked NOTIFY=SUCCESS that the message was relayed */
+	if (res == SC_OK && !job->ext_dsn)
+		sc_delivery_rcpt_relayed(job->batch->d, job->idx[k]);
 	sc_delivery_rcpt_result(job->batch->d, job->idx[k], res, code, esc,
 				"%s", text);
 }

@@ -110,6 +110,9 @@ struct smtp_tx {
 	char hdr_start[10];
 	size_t header_count;
 	size_t received_count;
+	/* what the DATA_POST hooks left, for the log line */
+	size_t final_rcpts;
+	char *final_sender;
 	/* write buffer */
 	size_t wlen;
 	char *wbuf;

@@ -43,6 +43,7 @@ smtp_tx_free(struct smtp_tx **txp)
 	}
 	free(tx->rcpts);
 	free(tx->env_rcpts);
+	free(tx->final_sender);
 	free(tx->bdat_text);
 	free(tx->wbuf);
 	free(tx);
@@ -214,7 +215,7 @@ msg_begin(struct smtp_session *ss, const char **why_r)
 	const char *err = NULL, *helo = sc_session_helo(ss->s);
 	const char *tlsd = sc_conn_tls_desc(ss->c);
 	const char *auth = sc_session_auth_user(ss->s);
-	char date[64], hdr[2048], proto[16];
+	char date[64], val[2048], proto[16];
 	struct tm tm;
 	time_t now = time(NULL);
 	int n;
@@ -255,11 +256,12 @@ msg_begin(struct smtp_session *ss, const char **why_r)
 		 tlsd ? "S" : "", auth ? "A" : "");
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	n = snprintf(hdr, sizeof(hdr),
-		     "Received: from %s (unknown [%s])\r\n"
+	/* through the message API, so DATA_POST sees it as field 0 */
+	n = snprintf(val, sizeof(val),
+		     "from %s (unknown [%s])\r\n"
 		     "\tby %s (satchel) with %s%s%s%s\r\n"
 		     "\tid %s%s%s%s;\r\n"
-		     "\t%s\r\n",
+		     "\t%s",
 		     helo ? helo : "unknown", sc_session_client_ip(ss->s),
 		     sc_config_hostname(), proto,
 		     tlsd ? " (" : "", tlsd ? tlsd : "", tlsd ? ")" : "",
@@ -267,8 +269,9 @@ msg_begin(struct smtp_session *ss, const char **why_r)
 		     tx->rcpt_count == 1 ? "\r\n\tfor <" : "",
 		     tx->rcpt_count == 1 ? tx->rcpts[0].address : "",
 		     tx->rcpt_count == 1 ? ">" : "", date);
-	if (n < 0 || (size_t)n >= sizeof(hdr) ||
-	    sc_queue_tx_write(tx->qtx, hdr, (size_t)n) != 0)
+	if (n < 0 || (size_t)n >= sizeof(val) ||
+	    sc_message_header_insert(sc_queue_tx_message(tx->qtx),
+				     SC_HEADER_TOP, "Received", val) != 0)
 		tx->write_failed = true;
 	tx->data_started = true;
 	return 0;
@@ -287,6 +290,7 @@ static void
 msg_commit_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 {
 	struct smtp_tx *tx = ss->tx;
+	struct sc_message *m;
 
 	if (out->result != SC_CONT && out->result != SC_OK) {
 		smtp_reply_outcome(ss, out, 550, "5.7.1", "Message rejected");
@@ -295,6 +299,23 @@ msg_commit_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 		return;
 	}
 	smtp_enter_state(ss, S_READY);
+	m = sc_queue_tx_message(tx->qtx);
+	if (sc_message_discarded(m)) {
+		/* a module took it (milter DISCARD, every recipient
+		 * removed): the client hears what it would otherwise */
+		sc_log_session(SC_LOG_INFO, ss->s, "smtp: %s: from=<%s> "
+			       "discarded by %s", sc_queue_tx_id(tx->qtx),
+			       tx->sender, sc_message_rcpt_count(m) == 0 ?
+			       "a module (no recipient left)" : "a module");
+		smtp_reply(ss, 250, "2.0.0", "Ok: queued as %s",
+			   sc_queue_tx_id(tx->qtx));
+		smtp_tx_reset(ss);
+		return;
+	}
+	/* what is stored, for the log line once it is durable */
+	tx->final_rcpts = sc_message_rcpt_count(m);
+	free(tx->final_sender);
+	tx->final_sender = strdup(sc_message_sender(m));
 	ss->committing = true;
 	smtp_ss_pause(ss);
 	sc_queue_tx_commit(tx->qtx, commit_done, ss);
@@ -316,8 +337,10 @@ commit_done(void *arg, const char *queue_id, const char *error)
 		smtp_reply(ss, 451, "4.3.0", "Error: queue file write error");
 	} else {
 		sc_log_session(SC_LOG_INFO, ss->s, "smtp: %s: from=<%s> "
-			       "nrcpt=%zu size=%llu%s%s", queue_id, tx->sender,
-			       tx->rcpt_count, (unsigned long long)tx->size,
+			       "nrcpt=%zu size=%llu%s%s", queue_id,
+			       tx->final_sender ? tx->final_sender :
+			       tx->sender, tx->final_rcpts,
+			       (unsigned long long)tx->size,
 			       sc_session_auth_user(ss->s) ? " auth=" : "",
 			       sc_session_auth_user(ss->s) ?
 			       sc_session_auth_user(ss->s) : "");
@@ -361,11 +384,28 @@ msg_end(struct smtp_session *ss)
 		smtp_tx_reset(ss);
 		return;
 	}
+	if (sc_message_finish(sc_queue_tx_message(tx->qtx)) != 0) {
+		if (errno == E2BIG)
+			smtp_reply(ss, 552, "5.3.4", "Message header section "
+				   "exceeds %u bytes", SC_MESSAGE_HEADER_MAX);
+		else
+			smtp_reply(ss, 451, "4.3.0", "Error: queue file "
+				   "write error");
+		smtp_tx_reset(ss);
+		return;
+	}
 	ss->dreq.queue_id_hint = sc_queue_tx_id(tx->qtx);
 	ss->dreq.size = tx->size;
 	ss->dreq.header_count = tx->header_count;
 	ss->dreq.received_count = tx->received_count;
 	smtp_run_hook(ss, SC_HOOK_DATA_POST, &ss->dreq, msg_commit_then);
+	/* While modules check the message (a milter may take minutes), keep
+	 * watching the connection: a client that resets it ends the session,
+	 * which cancels the check and drops the message it will never hear
+	 * about. Input pipelined meanwhile waits in the buffer (the core
+	 * stops reading at its cap); a FIN (half-close) is only noted. */
+	if (ss->pending && !ss->closing && !ss->committing)
+		sc_conn_read_start(ss->c);
 }
 
 static void

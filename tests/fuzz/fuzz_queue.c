@@ -143,13 +143,20 @@ interpret(struct parsed *ps, const uint8_t *raw, size_t size)
 	}
 }
 
-/* check_dsn - every line the builder wrote itself ends in CRLF */
+/* check_dsn - every line the builder wrote itself ends in CRLF; the
+ * original's part is there when there was an original to attach */
 static void
-check_dsn(const char *dsn, const struct parsed *ps)
+check_dsn(const char *dsn, const struct parsed *ps, size_t hl)
 {
 	const char *end = strstr(dsn, "Content-Description: Undelivered "
 				 "Message");
 
+	if (hl == 0) {
+		FUZZ_CHECK(end == NULL, "a message part with nothing in it");
+		FUZZ_CHECK(strstr(dsn, "nothing of it is attached") != NULL,
+			   "DSN without a word on its missing attachment");
+		end = dsn + strlen(dsn);
+	}
 	FUZZ_CHECK(end != NULL, "DSN without the original message part");
 	for (size_t i = 0; i < ps->n; i++)
 		FUZZ_CHECK(strstr(dsn, ps->rcpt[i]) != NULL,
@@ -217,7 +224,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					(const char *)data + ps.data_off, hl,
 					size % 3 == 0);
 		FUZZ_CHECK(dsn != NULL, "no DSN");
-		check_dsn(dsn, &ps);
+		check_dsn(dsn, &ps, hl);
 		free(dsn);
 	}
 	for (size_t k = 0; k < ps.nkv; k++) {

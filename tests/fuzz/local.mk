@@ -49,6 +49,22 @@ tests_fuzz_fuzz_sasl_CFLAGS = $(FUZZ_C_FLAGS)
 tests_fuzz_fuzz_sasl_LDADD = core/libsatchel-core.la
 tests_fuzz_fuzz_sasl_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
 
+# message: the message API's header scan, edits and commit plan
+FUZZ_TARGETS += message
+check_PROGRAMS += tests/fuzz/replay_message
+TESTS += tests/fuzz/replay_message
+FUZZ_BINS += tests/fuzz/fuzz_message
+tests_fuzz_replay_message_SOURCES = tests/fuzz/fuzz_message.c $(FUZZ_COMMON) $(FUZZ_REPLAY)
+tests_fuzz_replay_message_CPPFLAGS = $(FUZZ_CPP_FLAGS) -DFUZZ_TARGET='"message"'
+tests_fuzz_replay_message_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_replay_message_LDADD = core/libsatchel-core.la
+tests_fuzz_replay_message_LDFLAGS = $(FUZZ_REPLAY_LD_FLAGS)
+tests_fuzz_fuzz_message_SOURCES = tests/fuzz/fuzz_message.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_message_CPPFLAGS = $(FUZZ_CPP_FLAGS)
+tests_fuzz_fuzz_message_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_fuzz_message_LDADD = core/libsatchel-core.la
+tests_fuzz_fuzz_message_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
+
 # config: YAML config loader, every key type
 FUZZ_TARGETS += config
 check_PROGRAMS += tests/fuzz/replay_config
@@ -117,6 +133,7 @@ tests_fuzz_fuzz_alias_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
 # files it leaves real.
 FUZZ_SHIM = tests/fuzz/shim.h tests/fuzz/shim_int.h tests/fuzz/shim.c \
 	tests/fuzz/shim_net.c tests/fuzz/shim_hook.c tests/fuzz/shim_queue.c \
+	tests/fuzz/shim_message.c \
 	core/address.c core/sasl.c core/config.c core/config_keys.c \
 	core/config_yaml.c core/config_check.c
 FUZZ_SHIM_LIBS = $(YAML_LIBS)

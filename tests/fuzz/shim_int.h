@@ -153,6 +153,8 @@ struct sc_queue_tx {
 	sc_queue_commit_fn done;
 	void *arg;
 	size_t nrcpt;
+	char *sender;
+	bool finished;		/* sc_message_finish was called      */
 };
 
 struct sc_delivery {

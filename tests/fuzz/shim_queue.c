@@ -27,6 +27,7 @@ void
 tx_free(struct sc_queue_tx *tx)
 {
 	free(tx->data);
+	free(tx->sender);
 	free(tx);
 }
 
@@ -73,6 +74,7 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 	tx = xcalloc(1, sizeof(*tx));
 	tx->s = s;
 	tx->nrcpt = env->rcpt_count;
+	tx->sender = xstrdup(env->sender);
 	snprintf(tx->id, sizeof(tx->id), "%016x", ++shim.serial);
 	return tx;
 }
@@ -129,6 +131,7 @@ sc_queue_tx_commit(struct sc_queue_tx *tx, sc_queue_commit_fn done,
 	FUZZ_CHECK(tx != NULL, "commit without a queue transaction");
 	FUZZ_CHECK(tx->done == NULL, "commit twice");
 	FUZZ_CHECK(done != NULL, "commit without a callback");
+	FUZZ_CHECK(tx->finished, "commit before sc_message_finish");
 	for (size_t i = 0; i < tx->len; i++) {
 		if (tx->data[i] == '\n')
 			FUZZ_CHECK(i > 0 && tx->data[i - 1] == '\r',
@@ -319,6 +322,13 @@ sc_delivery_attempts(const struct sc_delivery *d)
 {
 	(void)delivery_live(d);
 	return 0;
+}
+
+void
+sc_delivery_rcpt_relayed(struct sc_delivery *d, size_t i)
+{
+	FUZZ_CHECK(i < delivery_live(d)->n, "relayed: recipient %zu of %zu",
+		   i, d->n);
 }
 
 /* sc_delivery_rcpt_result - the text becomes a queue record line and a

@@ -9,8 +9,8 @@
  * FILE:LINE:COL before any other module code runs - at `satcheld -t` and
  * `satchelctl check` as well as at start and reload. The names module,
  * name, enabled and hook_timeout are the core's in every plugins.d file:
- * a module whose table declares one of them is refused at load. The filled struct is
- * owned by the core and freed with the instance.
+ * a module whose table declares one of them is refused at load. The
+ * filled struct is owned by the core and freed with the instance.
  */
 #ifndef SATCHEL_CONFIG_H
 #define SATCHEL_CONFIG_H
@@ -65,7 +65,7 @@ struct sc_config_key {
 	size_t offset;		/* offsetof(struct your_conf, field)        */
 	const char *def;	/* default, in YAML scalar syntax; NULL = none
 				   (zero/NULL/empty). For lists: "[a, b]"    */
-	unsigned flags;		/* SC_KEY_REQUIRED                          */
+	unsigned flags;		/* SC_KEY_REQUIRED, _NONEMPTY, _HOSTNAME    */
 	const char *doc;	/* one line for `satchelctl modules --keys`  */
 	/* SC_KEY_ENUM: the values, "none|starttls|implicit". Since ABI
 	 * 1.2, for SC_KEY_UINT, SC_KEY_SIZE, SC_KEY_DURATION and each item

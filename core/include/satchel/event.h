@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 enum sc_event_type {
-	SC_EVENT_CONNECT = 0,	/* a session began (after the connect hook OK) */
+	SC_EVENT_CONNECT = 0,	/* a session began (the connect hook passed) */
 	SC_EVENT_LOGIN,		/* successful authentication                 */
 	SC_EVENT_AUTH_FAILED,	/* failed authentication                     */
 	SC_EVENT_DISCONNECT,	/* a session ended                           */

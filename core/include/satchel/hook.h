@@ -167,9 +167,12 @@ SC_API const void *sc_hook_arg(struct sc_hook_call *call);
 SC_API enum sc_hook sc_hook_which(struct sc_hook_call *call);
 
 /* Completes a call that returned SC_PENDING. Exactly once; a second call is
- * logged and ignored. If the call was cancelled meanwhile (see
- * sc_hook_cancelled), the completion is ignored - the module must still
- * call it so the call object is released. */
+ * logged and ignored. It may also come before the callback returns (an
+ * answer at hand after all); the callback then returns SC_PENDING. If the
+ * call was cancelled meanwhile (see sc_hook_cancelled), the completion is
+ * ignored - the module must still call it so the call object is released
+ * (until then the call keeps its config generation, and so the module,
+ * loaded). */
 SC_API void sc_hook_done(struct sc_hook_call *call, enum sc_result result);
 
 /* True when a pending call can no longer change anything: its session went
@@ -180,14 +183,17 @@ SC_API void sc_hook_done(struct sc_hook_call *call, enum sc_result result);
 SC_API bool sc_hook_cancelled(struct sc_hook_call *call);
 
 /* Sets the reply of this call: code (e.g. 550), enhanced status code
- * ("5.7.1", may be NULL) and text without the code. The core checks the
- * class against the verdict (DENY needs 5xx, DENYSOFT 4xx); 421 always
- * disconnects. Without a reply the core uses a default for the result. */
+ * ("5.7.1", may be NULL) and text without the code. Only the reply of the
+ * call that ends the chain is used. The core checks the class against the
+ * verdict (DENY needs 5xx, DENYSOFT 4xx, OK 2xx or 3xx; otherwise it logs
+ * a warning and uses the default); 421 always disconnects. Without a
+ * reply the core uses a default for the result. */
 SC_API void sc_reply_set(struct sc_hook_call *call, int code, const char *esc,
 			 const char *fmt, ...) SC_PRINTF(4, 5);
 
 /* ROUTE only: choose the delivery kind (SC_DELIVERY_LOCAL/REMOTE) and an
- * optional next hop ("host:port", NULL = the recipient domain's MX). */
+ * optional next hop ("host:port", NULL = the recipient domain's MX).
+ * Counts only when the call then ends the chain with SC_OK. */
 SC_API void sc_route_set(struct sc_hook_call *call, const char *kind,
 			 const char *nexthop);
 

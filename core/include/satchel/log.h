@@ -25,7 +25,8 @@ enum sc_log_level {
 
 struct sc_session;
 
-/* Logs one line at level; a trailing newline is not needed. */
+/* Logs one line at level; a trailing newline is not needed. The only
+ * sc_ function a pool thread's work may call (see work.h). */
 SC_API void sc_log(enum sc_log_level level, const char *fmt, ...)
 	SC_PRINTF(2, 3);
 /* The same, prefixed with the session id ("[3f2a9c1d] "); s may be

@@ -104,11 +104,15 @@ struct sc_module {
 	 * hook returns (a string literal, or text in the module's own data;
 	 * not a buffer on the hook's stack). */
 
-	/* Once per process, before any instance. Optional. 0 or -1. */
+	/* When a generation first needs the module, before its keys are
+	 * parsed; not again while any instance of it lives (reloads keep
+	 * it loaded), and not for `satcheld -t`. Optional. 0 or -1. */
 	int (*load)(const char **error_r) SC_CXX_DEFAULT(nullptr);
-	/* Once per plugins.d file, before the privilege drop: validate the
-	 * parsed config (owned by the core, valid until instance_free) and
-	 * open listeners.  Store private state in *data_r.  0 or -1. */
+	/* Once per plugins.d file, in file order: at start-up as root,
+	 * before the privilege drop; at a reload as the daemon's user,
+	 * while the running generation still serves. Check the parsed
+	 * config (owned by the core, valid until instance_free) and open
+	 * listeners. Store private state in *data_r.  0 or -1. */
 	int (*instance_new)(struct sc_instance *inst, const void *config,
 			    void **data_r, const char **error_r)
 		SC_CXX_DEFAULT(nullptr);
@@ -116,7 +120,10 @@ struct sc_module {
 	 * Optional. 0 or -1. */
 	int (*instance_start)(struct sc_instance *inst, void *data,
 			      const char **error_r) SC_CXX_DEFAULT(nullptr);
-	/* Teardown, in reverse load order. Optional. */
+	/* Teardown, in reverse load order, once the instance's generation
+	 * is released (see sc_work_submit_inst); also for an instance that
+	 * was created but never started (a later one failed). Free timers,
+	 * fd watches and outbound connections here. Optional. */
 	void (*instance_free)(struct sc_instance *inst, void *data)
 		SC_CXX_DEFAULT(nullptr);
 	/* Once per process, after the last instance is freed. Optional. */
@@ -165,8 +172,63 @@ SC_API const char *sc_instance_file(const struct sc_instance *inst);
 
 /* A directory private to this instance's module under state_dir
  * (state_dir/modules/<module>), created on first call with mode 0750.
+ * Every instance of the module gets the same one: put the instance name
+ * in file names that must not be shared. Call it from instance_start or
+ * later, so that the daemon's user makes it, not root before the drop.
  * Returns NULL on error. The string is owned by the core. */
 SC_API const char *sc_instance_state_dir(struct sc_instance *inst);
+
+/*
+ * Instance state that survives a reload. Since ABI 1.2.
+ *
+ * A reload builds the new generation's instances while the old ones still
+ * serve the sessions that began under them; an old instance is freed when
+ * its last session has ended, long after its successor started. State that
+ * must span generations (counts of open connections, tables of recent
+ * logins) goes from an instance to its successor - the instance of the same
+ * name (the `name:` key) and the same loaded module in the new generation -
+ * through the core, never through a module-level variable. (nginx finds
+ * its shared memory zones again by name and tag when it rereads its
+ * config, and keeps their data when the size did not change; this is that,
+ * for plain memory and one process.)
+ *
+ * The state is a pointer plus a function that frees it. The core holds it
+ * on behalf of every instance that put or got it (its holders): while an
+ * old and a new instance of the same name both live, both hold the same
+ * state and may both use it - everything here runs on the loop thread, so
+ * no locking. The rules:
+ *
+ * - Call both functions on the loop thread, from instance_new or
+ *   instance_start or later, never from a pool thread. check_only builds
+ *   (`satcheld -t`) call no instance_new, so no state is ever made there.
+ * - sc_instance_state_get returns the state inst holds; when it holds none,
+ *   the one a living instance of the same name and module put last (or
+ *   got), which inst then holds too - its predecessor's, across a reload;
+ *   NULL when there is none (the first start, a renamed instance, or every
+ *   holder is gone already). The core passes the state on whatever changed
+ *   in the instance's config: a module whose config decides the layout of
+ *   its state (a table size) must check and adapt it, or put a new one.
+ * - sc_instance_state_put makes state the one inst holds and passes on
+ *   (replacing what inst held, which its other holders keep). The old
+ *   generation's instances keep what they hold. 0, or -1 when out of
+ *   memory (then inst holds what it held before, and free_fn was not
+ *   called). A state is put once; putting one that is already held is -1.
+ * - free_fn(state) runs on the loop thread once the last holder is freed,
+ *   right after that holder's instance_free returned and before its module
+ *   may be unloaded; also when a failed reload frees the new instances that
+ *   got it alone. It must not call sc_ functions other than the logging
+ *   ones. The state belongs to the core from put to free_fn: a module never
+ *   frees it itself.
+ * - Only the module code that put a state gets it: a state never goes to
+ *   an instance of another module, even of the same name.
+ * - Nothing survives the process: what must outlive a restart goes into
+ *   sc_instance_state_dir().
+ */
+typedef void (*sc_instance_state_free_fn)(void *state);
+
+SC_API void *sc_instance_state_get(struct sc_instance *inst);
+SC_API int sc_instance_state_put(struct sc_instance *inst, void *state,
+				 sc_instance_state_free_fn free_fn);
 
 /* Registers a function that appends human-readable status lines for
  * `satchelctl status` (one "key: value" per line, no trailing newline

@@ -32,7 +32,10 @@ typedef void (*sc_pam_fn)(void *arg, enum sc_pam_status status,
  * once on the loop. 0 or -1 (no helper running). A denial is delivered only
  * after PAM's fail delay (pam_fail_delay(3): pam_unix asks for about 2 s;
  * 2 s when PAM names none, at most 10 s), counted on a timer - the loop
- * and the helper serve others meanwhile; success and errors come at once. */
+ * and the helper serve others meanwhile; success and errors come at once.
+ * The request belongs to no instance and cannot be cancelled: make it
+ * while a hook call is pending (auth_pam does), which keeps the module
+ * loaded until that call's sc_hook_done(). */
 SC_API int sc_pam_authenticate(const char *service, const char *user,
 			       const char *password, sc_pam_fn done,
 			       void *arg);

@@ -14,8 +14,10 @@
 #include <satchel/queue.h>
 #include <satchel/work.h>
 #include <satchel/dns.h>
+#include <satchel/store.h>
 #include <satchel/address.h>
 #include <satchel/privsep.h>
 #include <satchel/sasl.h>
+#include <satchel/message.h>
 
 #endif

@@ -53,7 +53,9 @@ SC_API bool sc_session_tls(const struct sc_session *s);
 /* Per-instance session data. free_fn (may be NULL) runs when the session
  * ends, after the disconnect event's subscribers have run, so the data is
  * still readable in the disconnect event. Setting again frees the old
- * value first. 0 or -1. */
+ * value first. Only the instances of the session's config generation
+ * have a slot: for an instance of another one (after a reload) the setter
+ * returns -1 and the getter NULL. 0 or -1. */
 SC_API int sc_session_set_data(struct sc_session *s,
 			       const struct sc_instance *inst, void *data,
 			       void (*free_fn)(void *));

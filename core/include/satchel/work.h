@@ -38,7 +38,9 @@ SC_API int sc_work_submit_inst(struct sc_instance *inst, sc_work_fn work,
 struct sc_timer;
 typedef void (*sc_timer_fn)(struct sc_timer *t, void *arg);
 
-/* A timer on the loop; fires fn(t, arg). NULL on error. */
+/* A timer on the loop; fires fn(t, arg). NULL on error. A timer belongs
+ * to no instance: it keeps firing after a reload retired its instance,
+ * until stopped; free it in instance_free at the latest. */
 SC_API struct sc_timer *sc_timer_new(sc_timer_fn fn, void *arg);
 /* (Re)starts it: first after ms, then every repeat_ms (0 = once). */
 SC_API void sc_timer_start(struct sc_timer *t, uint64_t ms, uint64_t repeat_ms);

@@ -431,8 +431,9 @@ class SatchelctlUser(unittest.TestCase):
                              grp.getgrgid(st.st_gid).gr_name)
         (addr, field), = self.entries()
         self.assertEqual(addr, 'alice@example.test')
-        self.assertTrue(field.startswith('{YESCRYPT}$y$'), field)
-        h = field[len('{YESCRYPT}'):]
+        # {CRYPT}: what Dovecot's passwd-file reads too (issue 13)
+        self.assertTrue(field.startswith('{CRYPT}$y$'), field)
+        h = field[len('{CRYPT}'):]
         self.assertEqual(LC.crypt(b'alice-password', h.encode()).decode(), h)
 
     def test_refusals(self):
@@ -534,7 +535,7 @@ class SatchelctlUser(unittest.TestCase):
         self.assertIn('Retype password:', out)
         self.assertNotIn('tty-password-1', out)     # not echoed
         (addr, field), = self.entries()
-        h = field[len('{YESCRYPT}'):]
+        h = field[len('{CRYPT}'):]
         self.assertEqual(LC.crypt(b'tty-password-1', h.encode()).decode(), h)
         rc, out = self.tty_ctl(['tty-password-2', 'tty-password-3'],
                                'user', 'passwd', 'tty@example.test')
@@ -560,8 +561,8 @@ class SatchelctlUser(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.split(),
                          ['zed@other.test', 'SHA512-CRYPT',
-                          'a1@example.test', 'YESCRYPT',
-                          'a2@other.test', 'YESCRYPT'])
+                          'a1@example.test', 'CRYPT',
+                          'a2@other.test', 'CRYPT'])
         r = self.ctl('passwd', 'zed@other.test', '--password-stdin',
                      input='zed-new-password\n')
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -570,7 +571,7 @@ class SatchelctlUser(unittest.TestCase):
         self.assertTrue(text.startswith('# hand-written comment\n'))
         zed = [l for l in text.splitlines() if l.startswith('zed@')][0]
         self.assertTrue(zed.endswith(':extra:fields'), zed)
-        h = zed.split(':')[1][len('{YESCRYPT}'):]
+        h = zed.split(':')[1][len('{CRYPT}'):]
         self.assertEqual(LC.crypt(b'zed-new-password', h.encode()).decode(),
                          h)
         r = self.ctl('del', 'a1@example.test')

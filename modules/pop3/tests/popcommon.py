@@ -10,6 +10,13 @@ from satchel_harness import default_plugins, smtp, tls_context
 PASSWORD = 'secret-password'
 
 
+def relay_refusal(ip):
+    """The contract's 550 text for relaying without AUTH (after 550)."""
+    return ('5.7.1 Please turn on SMTP Authentication in your mail client. '
+            '%s is not permitted to relay through this server without '
+            'authentication.' % ip).encode()
+
+
 def pop3_plugins(window=None, feed=None):
     """default plugins + a pop3 instance with three listeners:
     port('pop3') starttls, port('pop3s') implicit, port('pop3plain') none

@@ -19,16 +19,11 @@ sys.path.insert(0, os.path.join(
     'modules', 'pop3', 'tests'))
 
 from satchel_harness import Daemon  # noqa: E402
-from popcommon import PASSWORD, pop3_plugins, pop_login  # noqa: E402
+from popcommon import (PASSWORD, pop3_plugins, pop_login,  # noqa: E402
+                       relay_refusal as refusal)
 
 ALICE = 'alice@example.test'
 REMOTE = 'bob@partner.test'
-
-
-def refusal(ip):
-    return ('5.7.1 Please turn on SMTP Authentication in your mail client. '
-            '%s is not permitted to relay through this server without '
-            'authentication.' % ip).encode()
 
 
 def relay(d, src):

@@ -85,6 +85,12 @@ class RelayQueueTest(RelayTestCase):
             show = d.ctl('queue', 'show', qid)
             self.assertEqual(show.returncode, 0, show.stdout + show.stderr)
             self.assertIn('rose@partner.test', show.stdout)
+            # dates people read, not unix seconds (issue 13)
+            date = r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}'
+            self.assertRegex(show.stdout, r'\n  arrival +%s \(\d+s ago\)\n'
+                             % date)
+            self.assertRegex(show.stdout, r'deferred +<rose@partner\.test> '
+                             r'attempts 1, next try in \d+m \(%s\)' % date)
             # flush: retried now, not in an hour
             before = peer.handler.rcpt_attempts['rose@partner.test']
             fl = d.ctl('queue', 'flush')
