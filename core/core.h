@@ -341,6 +341,12 @@ SC_INTERNAL int sc_tls_ensure_certificate(const struct sc_main_config *cfg,
  * state_dir when cfg configures none; 0 otherwise. */
 SC_INTERNAL int sc_tls_ensure_generated(const struct sc_main_config *cfg,
 					char **error_r);
+/* A reload: reads the certificate and key anew (configured ones through
+ * the privileged helper after the drop; the generated one made anew near
+ * its end) and replaces the session ticket key. 0, or -1 with a malloc'd
+ * error saying what is served instead. */
+SC_INTERNAL int sc_net_tls_reload(const struct sc_main_config *cfg,
+				  char **error_r);
 /* The connection's socket addresses (kept from accept or connect). */
 SC_INTERNAL const struct sockaddr *sc_conn_peer_addr(const struct sc_conn *c);
 SC_INTERNAL const struct sockaddr *sc_conn_local_addr(const struct sc_conn *c);
@@ -461,6 +467,46 @@ SC_INTERNAL void sc_store_stop(void);
 SC_INTERNAL int sc_privsep_start(char **error_r);
 SC_INTERNAL void sc_privsep_stop(void);
 
+/* ---- privchild.c: what the two privileged helpers share ---- */
+
+/* In a helper just forked from the daemon (parent): default signals,
+ * gone with the daemon, sock at fd 3 and every other fd but stderr
+ * closed, named name (ps(1), /proc/PID/comm) unless NULL. Returns the
+ * socket; exits when the daemon is gone already. */
+SC_INTERNAL int sc_helper_child_init(int sock, pid_t parent,
+				     const char *name);
+/* Reads exactly len bytes: 1, 0 at EOF, -1 on an error. */
+SC_INTERNAL int sc_helper_read_full(int fd, void *buf, size_t len);
+/* Waits a bounded time (0.5 s) for the helper *pid to exit; *pid = 0. */
+SC_INTERNAL void sc_helper_reap(pid_t *pid);
+
+/* ---- privops.c: the privileged reload helper ---- */
+
+/* Forks the helper (as root, before the drop); it reads config_path
+ * itself for every request. 0, or -1 with a malloc'd error. */
+SC_INTERNAL int sc_privops_start(const char *config_path, char **error_r);
+SC_INTERNAL void sc_privops_stop(void);
+/* Is the helper there to ask? */
+SC_INTERNAL bool sc_privops_available(void);
+/* The configured certificate and key as the helper read them (as root). */
+struct sc_privops_tls {
+	char *cert_path, *key_path;	/* as configured                 */
+	char *cert;			/* PEM, NUL-terminated            */
+	char *key;			/* DER (PKCS#8): the daemon never
+					 * parses its PEM (GnuTLS leaves
+					 * copies of what it decodes);
+					 * wiped by _free                 */
+	size_t cert_len, key_len;
+};
+/* 1 with *out filled, 0 when the config has no tls.certificate (the
+ * generated one is the daemon's to read), -1 with a malloc'd error. */
+SC_INTERNAL int sc_privops_tls(struct sc_privops_tls *out, char **error_r);
+SC_INTERNAL void sc_privops_tls_free(struct sc_privops_tls *t);
+/* A listening socket for addr, bound by the helper; the config must name
+ * the address. The fd, or -1 with a malloc'd error. */
+SC_INTERNAL int sc_privops_bind(const struct sc_sockaddr *addr,
+				char **error_r);
+
 /* ---- ctl.c: the control socket for satchelctl ---- */
 
 SC_INTERNAL int sc_ctl_start(const char *state_dir, char **error_r);
@@ -516,6 +562,21 @@ struct sc_ctl_server {
 	struct ctl_client *clients;
 };
 
+/* The privileged reload helper (core/privops.c), loop thread. */
+struct sc_privops {
+	bool up;			/* started and answering             */
+	pid_t pid;
+	int fd;				/* our end of the socketpair         */
+};
+
+/* The key of TLS session tickets (net_tls.c): new for every process and
+ * every reload, so a ticket outlives neither; wiped when replaced. */
+struct sc_tls_ticket {
+	bool set;
+	unsigned size;
+	unsigned char key[64];
+};
+
 struct sc_core {
 	uv_loop_t *loop;
 	struct sc_gen *gen;		/* the current generation            */
@@ -526,14 +587,18 @@ struct sc_core {
 	unsigned work_pending;		/* pool jobs (_inst too) not done    */
 	struct sc_session_list sessions;
 	struct sc_ctl_server ctl;
+	struct sc_privops privops;
+	struct sc_tls_ticket tls_ticket;
 	struct sc_inst_state *inst_states; /* instance_state.c            */
 	struct store_ctx *stores;	/* store.c: connections to stores    */
 };
 /* The one process-wide context. */
 SC_INTERNAL extern struct sc_core *sc_core;
 
-/* Reloads the config (SIGHUP, satchelctl reload). 0, or -1 with the
- * error logged and the old config kept. */
+/* Reloads the config (SIGHUP, satchelctl reload). 0; -1 with the error
+ * logged and the old config kept; 1 when the new config runs but parts
+ * did not take (the TLS certificate, keys that need a restart), listed in
+ * the malloc'd *error_r and logged. */
 SC_INTERNAL int sc_core_reload(char **error_r);
 
 #endif

@@ -173,6 +173,7 @@ static void
 ctl_execute(char *line, struct text *t)
 {
 	char *arg, *err = NULL;
+	int r;
 
 	arg = strchr(line, ' ');
 	if (arg != NULL) {
@@ -184,8 +185,17 @@ ctl_execute(char *line, struct text *t)
 	if (strcmp(line, "reload") == 0) {
 		if (sc_core->stopping) {
 			text_add(t, "ERR the daemon is stopping\n");
-		} else if (sc_core_reload(&err) < 0) {
+		} else if ((r = sc_core_reload(&err)) < 0) {
 			text_add(t, "ERR reload failed: %s\n",
+				 err ? err : "unknown error");
+			free(err);
+		} else if (r > 0) {
+			/* the status line says it failed: scripts (and
+			 * satchelctl's exit status) must not miss it */
+			text_add(t, "configuration reloaded (generation %u), "
+				 "but not all of it took\n"
+				 "ERR reload incomplete: %s\n",
+				 sc_core->gen->serial,
 				 err ? err : "unknown error");
 			free(err);
 		} else {

@@ -26,7 +26,9 @@ core_libsatchel_core_la_SOURCES = \
 	core/net_int.h \
 	core/net_listen.c \
 	core/net_tls.c \
+	core/privchild.c \
 	core/privdir.c \
+	core/privops.c \
 	core/privsep.c \
 	core/queue.c \
 	core/queue_dispatch.c \

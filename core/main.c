@@ -219,15 +219,44 @@ mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
+/* note_add - appends "; what" to the list of what did not take */
+static void
+note_add(char **notes, const char *what)
+{
+	char *n;
+
+	if (asprintf(&n, "%s%s%s", *notes ? *notes : "", *notes ? "; " : "",
+		     what) < 0)
+		return;
+	free(*notes);
+	*notes = n;
+}
+
+/* restart_only - keys a running daemon cannot change: noted, so that the
+ * reload's caller hears that they did not take */
+static void
+restart_only(const struct sc_main_config *old, const struct sc_main_config *new,
+	     char **notes)
+{
+	if (strcmp(old->state_dir, new->state_dir) != 0)
+		note_add(notes, "state_dir changed: it takes effect at the "
+			 "next restart");
+	if (strcmp(old->user ? old->user : "", new->user ? new->user : "") != 0)
+		note_add(notes, "user changed: it takes effect at the next "
+			 "restart");
+}
+
 /* sc_core_reload - build the new generation aside; swap it in only when
- * every step worked, so a bad config leaves the running one untouched */
+ * every step worked, so a bad config leaves the running one untouched.
+ * Then the parts that may fail on their own (the TLS certificate) and
+ * what needs a restart: 1 with *error_r listing what did not take. */
 int
 sc_core_reload(char **error_r)
 {
 	struct sc_main_config *cfg;
 	struct sc_gen *gen, *old = sc_core->gen;
 	struct sc_event ev;
-	char *err = NULL;
+	char *err = NULL, *notes = NULL;
 
 	*error_r = NULL;
 	if (sc_main_config_load(sc_core->config_path, &cfg, &err) < 0)
@@ -251,11 +280,25 @@ sc_core_reload(char **error_r)
 	}
 	sc_core->gen = gen;
 	sc_log_set_level(gen->cfg->log_level);
+	restart_only(old->cfg, gen->cfg, &notes);
 	sc_gen_unref(&old);
-	sc_log_notice("configuration reloaded (generation %u)", gen->serial);
-	sc_route_warn_start(gen->cfg);		/* logs routing traps */
+	if (sc_net_tls_reload(gen->cfg, &err) < 0) {
+		note_add(&notes, err ? err : "TLS: out of memory");
+		free(err);
+		err = NULL;
+	}
 	memset(&ev, 0, sizeof(ev));
 	ev.type = SC_EVENT_RELOAD;
+	if (notes != NULL) {
+		sc_log_error("configuration reloaded (generation %u), but "
+			     "not all of it took: %s", gen->serial, notes);
+		sc_route_warn_start(gen->cfg);	/* logs routing traps */
+		sc_event_emit(&ev);
+		*error_r = notes;
+		return 1;
+	}
+	sc_log_notice("configuration reloaded (generation %u)", gen->serial);
+	sc_route_warn_start(gen->cfg);		/* logs routing traps */
 	sc_event_emit(&ev);
 	return 0;
 
@@ -304,8 +347,8 @@ on_signal(uv_signal_t *h, int signum)
 		/* "reload" is logged only with the outcome: scripts wait
 		 * for it. */
 		sc_log_info("SIGHUP: reading %s", d->core.config_path);
-		if (sc_core_reload(&err) < 0)
-			free(err);
+		(void)sc_core_reload(&err);
+		free(err);
 		return;
 	}
 	if (d->core.stopping) {
@@ -354,6 +397,7 @@ teardown(struct daemon_ctx *d)
 	sc_queue_deinit();
 	sc_dns_deinit();
 	sc_privsep_stop();
+	sc_privops_stop();
 	sc_net_deinit();
 	for (int i = 0; i < 100 && uv_run(d->core.loop, UV_RUN_NOWAIT); i++)
 		;
@@ -377,6 +421,7 @@ main(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.ready_fd = -1;
+	d.core.privops.fd = -1;
 	while ((opt = getopt(argc, argv, "c:ftVh")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -441,6 +486,11 @@ main(int argc, char **argv)
 		sc_fatal("%s", err ? err : "TLS setup failed");
 	if (sc_privsep_start(&err) < 0)
 		sc_fatal("%s", err ? err : "cannot start the PAM helper");
+	/* what a reload needs root for after the drop: the configured key,
+	 * listeners on ports below 1024 */
+	if (will_drop(gen->cfg) &&
+	    sc_privops_start(d.core.config_path, &err) < 0)
+		sc_fatal("%s", err ? err : "cannot start the helper");
 	drop_privileges(gen->cfg);
 	d.core.privileged_dropped = geteuid() != 0;
 	/* state_dir's contents, as the user: the queue, and the generated

@@ -169,8 +169,8 @@ SC_INTERNAL void sc_net_conn_addrs(struct sc_conn *c);
 SC_INTERNAL void sc_net_tls_pump(struct sc_conn *c);
 /* Wipes and frees the decrypted record c holds, if any. */
 SC_INTERNAL void sc_net_tls_packet_free(struct sc_conn *c);
-/* (Re)loads the server certificate of cfg when its paths changed; with
- * cfg NULL only the priorities. 0, or -1 with a malloc'd error. */
+/* Loads the server certificate of cfg once (the start); with cfg NULL
+ * only the priorities. 0, or -1 with a malloc'd error. */
 SC_INTERNAL int sc_net_load_server_cred(const struct sc_main_config *cfg,
 					char **error_r);
 

@@ -165,6 +165,24 @@ bound_port(int fd)
 	return -1;
 }
 
+/* bind_privileged - after the drop, a port below 1024 (or any address
+ * root alone may bind) comes bound from the privileged helper, which
+ * checks that the config names it */
+static int
+bind_privileged(const struct sc_sockaddr *addr, const char **error_r)
+{
+	char *err = NULL;
+	int fd;
+
+	fd = sc_privops_bind(addr, &err);
+	if (fd < 0)
+		*error_r = sc_net_err("listen %s: the privileged helper "
+				      "could not bind it: %s", addr->text,
+				      err ? err : "out of memory");
+	free(err);
+	return fd;
+}
+
 int
 sc_listen_open(struct sc_instance *inst, const struct sc_sockaddr *addr,
 	       const char *protocol, sc_accept_fn fn, void *arg,
@@ -173,6 +191,7 @@ sc_listen_open(struct sc_instance *inst, const struct sc_sockaddr *addr,
 	struct sc_gen *gen = inst->gen;
 	struct listener *l, *old;
 	int fd = -1, one = 1;
+	bool via_helper = false;
 
 	for (old = listeners; old != NULL; old = old->next) {
 		if (old->gen != gen && listener_fd(old) >= 0 &&
@@ -207,10 +226,18 @@ sc_listen_open(struct sc_instance *inst, const struct sc_sockaddr *addr,
 		}
 		if (bind(fd, (const struct sockaddr *)&addr->ss,
 			 addr->len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-			*error_r = sc_net_err("listen %s: %s", addr->text,
-					      strerror(errno));
+			int e = errno;
+
 			close(fd);
-			return -1;
+			fd = -1;
+			if (e == EACCES && sc_privops_available())
+				fd = bind_privileged(addr, error_r);
+			else
+				*error_r = sc_net_err("listen %s: %s",
+						      addr->text, strerror(e));
+			if (fd < 0)
+				return -1;
+			via_helper = true;
 		}
 	}
 	l = calloc(1, sizeof(*l));
@@ -230,7 +257,8 @@ sc_listen_open(struct sc_instance *inst, const struct sc_sockaddr *addr,
 	l->next = listeners;
 	listeners = l;
 	sc_log_debug("listening on %s (port %d) for %s%s", addr->text,
-		     l->port, protocol, old != NULL ? ", taken over" : "");
+		     l->port, protocol, old != NULL ? ", taken over" :
+		     via_helper ? ", bound by the privileged helper" : "");
 	return 0;
 }
 

@@ -22,13 +22,19 @@
 #include <gnutls/crypto.h>
 #include <gnutls/dane.h>
 
-/* TLS 1.2+ with AEAD ciphers and forward secrecy only. */
+/* TLS 1.2+ with AEAD ciphers and forward secrecy only, in our order of
+ * preference (%SERVER_PRECEDENCE), not the client's. */
 #define SERVER_PRIORITY "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
 	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:" \
-	"-RSA:-DHE-RSA:%PROFILE_MEDIUM"
+	"-RSA:-DHE-RSA:%PROFILE_MEDIUM:%SERVER_PRECEDENCE"
 /* Outbound: still TLS 1.2+, but a wider cipher choice, since any
  * encryption beats plaintext when talking to other MTAs. */
 #define CLIENT_PRIORITY "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* A generated self-signed certificate lives a year (browsers and CAs
+ * allow no more than about that) and is made anew within a month of its
+ * end, at a start or a reload. */
+#define GENERATED_DAYS		365
+#define GENERATED_RENEW_DAYS	30
 
 /* Credentials, priorities and the DANE state: process-wide, loop thread
  * only. */
@@ -393,6 +399,15 @@ sc_conn_starttls(struct sc_conn *c, sc_conn_tls_fn done, void *arg)
 			    net_tls.server_prio) < 0)
 		return -1;
 	gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_IGNORE);
+	if (sc_core != NULL && sc_core->tls_ticket.set) {
+		/* resumption: a returning client skips the full handshake;
+		 * GnuTLS copies the key and rotates what it derives from it */
+		gnutls_datum_t k = { sc_core->tls_ticket.key,
+				     sc_core->tls_ticket.size };
+
+		if (gnutls_session_ticket_enable_server(c->tls, &k) < 0)
+			sc_log_debug("TLS: session tickets unavailable");
+	}
 	tls_begin(c, done, arg);
 	return 0;
 }
@@ -520,7 +535,7 @@ write_file_atomic(const char *path, const void *data, size_t len,
 }
 
 /* generate_certificate - a self-signed ECDSA P-256 certificate for
- * hostname, valid 10 years, with SAN dNSName = hostname. */
+ * hostname, valid GENERATED_DAYS, with SAN dNSName = hostname. */
 static int
 generate_certificate(const char *hostname, const char *cert_path,
 		     const char *key_path, char **error_r)
@@ -547,7 +562,7 @@ generate_certificate(const char *hostname, const char *cert_path,
 					    sizeof(serial))) < 0 ||
 	    (r = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
 	    (r = gnutls_x509_crt_set_expiration_time(crt,
-			now + 10L * 365 * 24 * 3600)) < 0 ||
+			now + GENERATED_DAYS * 24L * 3600)) < 0 ||
 	    (r = gnutls_x509_crt_set_dn_by_oid(crt,
 			GNUTLS_OID_X520_COMMON_NAME, 0, hostname,
 			strlen(hostname))) < 0 ||
@@ -657,8 +672,37 @@ generated_deferred(const struct sc_main_config *cfg)
 		cfg->user != NULL && cfg->user[0] != '\0';
 }
 
-/* ensure_generated - state_dir/tls/{cert,key}.pem: made once, then
- * checked; runs as the daemon's user when it drops privileges */
+/* expires_soon - the generated certificate at path ends within
+ * GENERATED_RENEW_DAYS (or cannot be read: made anew as well) */
+static bool
+expires_soon(const char *path)
+{
+	gnutls_datum_t pem = { NULL, 0 };
+	gnutls_x509_crt_t crt = NULL;
+	time_t exp = (time_t)-1;
+
+	if (gnutls_load_file(path, &pem) < 0)
+		return true;
+	if (gnutls_x509_crt_init(&crt) >= 0 &&
+	    gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) >= 0)
+		exp = gnutls_x509_crt_get_expiration_time(crt);
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	gnutls_free(pem.data);
+	if (exp == (time_t)-1)
+		return true;
+	if (exp - time(NULL) < GENERATED_RENEW_DAYS * 86400L) {
+		sc_log_notice("the generated TLS certificate %s ends within "
+			      "%d days: making a new one", path,
+			      GENERATED_RENEW_DAYS);
+		return true;
+	}
+	return false;
+}
+
+/* ensure_generated - state_dir/tls/{cert,key}.pem: made once (again
+ * when it nears its end), then checked; runs as the daemon's user when
+ * it drops privileges */
 static int
 ensure_generated(const struct sc_main_config *cfg, char **error_r)
 {
@@ -687,7 +731,8 @@ ensure_generated(const struct sc_main_config *cfg, char **error_r)
 			*error_r = NULL;
 		return -1;
 	}
-	if (stat(cert, &st) < 0 || stat(key, &st) < 0) {
+	if (stat(cert, &st) < 0 || stat(key, &st) < 0 ||
+	    expires_soon(cert)) {
 		const char *host = cfg->hostname != NULL &&
 			cfg->hostname[0] ? cfg->hostname : "localhost";
 
@@ -734,9 +779,151 @@ sc_tls_ensure_generated(const struct sc_main_config *cfg, char **error_r)
 	return ensure_generated(cfg, error_r);
 }
 
-/* sc_net_load_server_cred - (re)loads the server certificate of cfg when its
- * paths changed. After the privilege drop the key may be unreadable: the
- * old credentials then stay, with a warning. */
+/* tls_ticket_rotate - a new session ticket key: per process and per
+ * reload, so no ticket outlives the certificate it was issued under */
+static void
+tls_ticket_rotate(void)
+{
+	gnutls_datum_t k = { NULL, 0 };
+	struct sc_tls_ticket *t;
+
+	if (sc_core == NULL)
+		return;
+	t = &sc_core->tls_ticket;
+	explicit_bzero(t->key, sizeof(t->key));
+	t->set = false;
+	if (gnutls_session_ticket_key_generate(&k) < 0)
+		return;
+	if (k.size <= sizeof(t->key)) {
+		memcpy(t->key, k.data, k.size);
+		t->size = k.size;
+		t->set = true;
+	}
+	gnutls_memset(k.data, 0, k.size);
+	gnutls_free(k.data);
+}
+
+/* load_cred_mem - credentials from what the privileged helper read: the
+ * certificate chain in PEM, the key in DER (GnuTLS copies the key into
+ * the credentials, and wipes its own copies when it frees them) */
+static int
+load_cred_mem(const struct sc_privops_tls *t,
+	      gnutls_certificate_credentials_t *cred_r, char **error_r)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_x509_privkey_t pk = NULL;
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned ncrt = 0;
+	gnutls_datum_t c = { (unsigned char *)t->cert,
+			     (unsigned)t->cert_len };
+	gnutls_datum_t k = { (unsigned char *)t->key, (unsigned)t->key_len };
+	const char *what = t->cert_path;
+	int r;
+
+	if ((r = gnutls_certificate_allocate_credentials(&cred)) < 0 ||
+	    (r = gnutls_x509_crt_list_import2(&crts, &ncrt, &c,
+					      GNUTLS_X509_FMT_PEM, 0)) < 0)
+		goto fail;
+	what = t->key_path;
+	if ((r = gnutls_x509_privkey_init(&pk)) < 0 ||
+	    (r = gnutls_x509_privkey_import2(pk, &k, GNUTLS_X509_FMT_DER,
+					     NULL, 0)) < 0)
+		goto fail;
+	what = t->cert_path;
+	if ((r = gnutls_certificate_set_x509_key(cred, crts, ncrt, pk)) < 0)
+		goto fail;
+	*cred_r = cred;
+	cred = NULL;
+	r = 0;
+	goto out;
+fail:
+	if (asprintf(error_r, "TLS certificate %s / key %s: %s: %s",
+		     t->cert_path, t->key_path, what, gnutls_strerror(r)) < 0)
+		*error_r = NULL;
+	r = -1;
+out:
+	if (pk != NULL)
+		gnutls_x509_privkey_deinit(pk);
+	for (unsigned i = 0; i < ncrt; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	gnutls_free(crts);
+	if (cred != NULL)
+		gnutls_certificate_free_credentials(cred);
+	return r;
+}
+
+/* reload_cred - the certificate and key of cfg, anew: a configured pair
+ * through the privileged helper after the drop (the key is root's, as
+ * certbot writes it), otherwise from the files */
+static int
+reload_cred(const struct sc_main_config *cfg, const char *cert,
+	    const char *key, gnutls_certificate_credentials_t *cred_r,
+	    char **error_r)
+{
+	struct sc_privops_tls t;
+	int r;
+
+	if (cfg->tls_certificate == NULL || cfg->tls_certificate[0] == '\0') {
+		if (ensure_generated(cfg, error_r) < 0)
+			return -1;
+		return load_cred(cert, key, cred_r, error_r);
+	}
+	if (!sc_privops_available())	/* root, or never was */
+		return load_cred(cert, key, cred_r, error_r);
+	r = sc_privops_tls(&t, error_r);
+	if (r < 0)
+		return -1;
+	if (r == 0 || strcmp(t.cert_path, cert) != 0 ||
+	    strcmp(t.key_path, key) != 0) {
+		sc_privops_tls_free(&t);
+		*error_r = strdup("tls: changed in the config while it was "
+				  "being reloaded: reload again");
+		return -1;
+	}
+	r = load_cred_mem(&t, cred_r, error_r);
+	sc_privops_tls_free(&t);
+	return r;
+}
+
+/* sc_net_tls_reload - a reload: the certificate and key are read anew
+ * (certbot renews them in place), and the ticket key replaced. When they
+ * cannot be, the old pair stays in use and *error_r says so. */
+int
+sc_net_tls_reload(const struct sc_main_config *cfg, char **error_r)
+{
+	char cert[4096], key[4096], *err = NULL;
+	gnutls_certificate_credentials_t cred;
+
+	*error_r = NULL;
+	tls_ticket_rotate();
+	if (cert_paths(cfg, cert, key, sizeof(cert)) < 0) {
+		*error_r = strdup("TLS certificate path too long");
+		return -1;
+	}
+	if (reload_cred(cfg, cert, key, &cred, &err) < 0) {
+		if (asprintf(error_r, "%s; %s%s", err ? err : "out of memory",
+			     net_tls.cert_path != NULL ?
+			     "still serving the old certificate " :
+			     "TLS is unavailable",
+			     net_tls.cert_path != NULL ?
+			     net_tls.cert_path : "") < 0)
+			*error_r = NULL;
+		free(err);
+		return -1;
+	}
+	if (net_tls.server_cred != NULL)
+		gnutls_certificate_free_credentials(net_tls.server_cred);
+	net_tls.server_cred = cred;
+	free(net_tls.cert_path);
+	free(net_tls.key_path);
+	net_tls.cert_path = strdup(cert);
+	net_tls.key_path = strdup(key);
+	sc_log_info("TLS certificate %s loaded", cert);
+	return 0;
+}
+
+/* sc_net_load_server_cred - loads the server certificate of cfg at the
+ * start (once; reloads go through sc_net_tls_reload). */
 int
 sc_net_load_server_cred(const struct sc_main_config *cfg, char **error_r)
 {
@@ -756,22 +943,12 @@ sc_net_load_server_cred(const struct sc_main_config *cfg, char **error_r)
 		*error_r = strdup("TLS certificate path too long");
 		return -1;
 	}
-	if (net_tls.server_cred != NULL && net_tls.cert_path != NULL &&
-	    strcmp(net_tls.cert_path, cert) == 0 &&
-	    strcmp(net_tls.key_path, key) == 0)
-		return 0;
-	if (load_cred(cert, key, &cred, error_r) < 0) {
-		if (net_tls.server_cred != NULL) {
-			sc_log_warning("%s; keeping the old certificate",
-				       *error_r);
-			free(*error_r);
-			*error_r = NULL;
-			return 0;
-		}
-		return -1;
-	}
 	if (net_tls.server_cred != NULL)
-		gnutls_certificate_free_credentials(net_tls.server_cred);
+		return 0;
+	if (load_cred(cert, key, &cred, error_r) < 0)
+		return -1;
+	if (!(sc_core != NULL && sc_core->tls_ticket.set))
+		tls_ticket_rotate();
 	net_tls.server_cred = cred;
 	free(net_tls.cert_path);
 	free(net_tls.key_path);
@@ -816,6 +993,10 @@ sc_net_deinit(void)
 		dane_state_deinit(net_tls.dane);
 	free(net_tls.cert_path);
 	free(net_tls.key_path);
+	if (sc_core != NULL) {
+		explicit_bzero(&sc_core->tls_ticket,
+			       sizeof(sc_core->tls_ticket));
+	}
 	net_tls.server_cred = NULL;
 	net_tls.client_cred = NULL;
 	net_tls.server_prio = net_tls.client_prio = NULL;

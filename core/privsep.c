@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <security/pam_appl.h>
@@ -90,27 +89,6 @@ struct ps_conv {
 	bool delay_seen;		/* PAM reported its fail delay     */
 	unsigned delay_usec;
 };
-
-/* ps_read_full - read exactly len bytes; 1 ok, 0 EOF, -1 error */
-static int
-ps_read_full(int fd, void *buf, size_t len)
-{
-	unsigned char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			return 0;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 1;
-}
 
 /* ps_write_full - write exactly len bytes; 0 or -1 */
 static int
@@ -362,56 +340,17 @@ static void __attribute__((noreturn))
 ps_helper_main(int fd, pid_t parent)
 {
 	unsigned char body[PS_REQ_MAX];
-	struct sigaction sa;
-	sigset_t all;
-	int devnull;
 
-	/* Default handling for the signals the daemon catches, nothing
-	 * blocked: the daemon's libuv handlers are meaningless here (fault
-	 * signals are left alone for the sanitizers). SIGPIPE ignored: a
-	 * write to a vanished daemon is an error return, then we exit. */
-	static const int reset[] = { SIGTERM, SIGQUIT, SIGCHLD, SIGUSR1,
-				     SIGUSR2, SIGALRM };
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (size_t i = 0; i < sizeof(reset) / sizeof(*reset); i++)
-		(void)sigaction(reset[i], &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	(void)sigaction(SIGPIPE, &sa, NULL);
-	/* SIGINT from a terminal hits the whole process group; the
-	 * helper leaves when the daemon closes the socket instead. */
-	(void)sigaction(SIGINT, &sa, NULL);
-	(void)sigaction(SIGHUP, &sa, NULL);
-	sigemptyset(&all);
-	(void)sigprocmask(SIG_SETMASK, &all, NULL);
-	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != parent)
-		_exit(0);	/* the daemon died before the prctl */
-
-	/* Keep only the socket and stderr (for PAM modules that complain
-	 * there in the foreground); stdin/stdout go to /dev/null. */
-	if (fd != 3) {
-		if (dup2(fd, 3) < 0)
-			_exit(1);
-		fd = 3;
-	}
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull >= 0) {
-		(void)dup2(devnull, 0);
-		(void)dup2(devnull, 1);
-	}
-	(void)close_range(4, ~0U, 0);
-	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-
+	fd = sc_helper_child_init(fd, parent, NULL);
 	for (;;) {
 		uint32_t len;
-		int r = ps_read_full(fd, &len, 4);
+		int r = sc_helper_read_full(fd, &len, 4);
 
 		if (r <= 0)
 			_exit(0);
 		if (len < PS_REQ_HDR || len > PS_REQ_MAX)
 			_exit(2);	/* out of step: nothing to trust */
-		if (ps_read_full(fd, body, len) <= 0)
+		if (sc_helper_read_full(fd, body, len) <= 0)
 			_exit(0);
 		if (ps_handle(fd, body, len) < 0)
 			_exit(0);
@@ -788,19 +727,7 @@ sc_privsep_stop(void)
 	}
 	ps_fail_all("satcheld is stopping");
 	ps_flush_delayed();
-	if (ps.pid > 0) {
-		/* Bounded wait: the helper may be inside one PAM call. */
-		for (int i = 0; i < 50 && ps.pid > 0; i++) {
-			int status;
-			pid_t r = waitpid(ps.pid, &status, WNOHANG);
-
-			if (r == ps.pid || (r < 0 && errno == ECHILD))
-				ps.pid = 0;
-			else
-				usleep(10000);
-		}
-	}
-	ps.pid = 0;
+	sc_helper_reap(&ps.pid);
 	ps.dead = false;
 	ps.rlen = 0;
 }

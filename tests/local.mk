@@ -45,6 +45,10 @@ tests_check_sasl_LDFLAGS = $(SANITIZE_LDFLAGS)
 # Root never works through what the daemon's user planted in state_dir.
 TESTS += tests/test_privdrop.py
 EXTRA_DIST += tests/test_privdrop.py
+TESTS += tests/test_reload_privileged.py
+EXTRA_DIST += tests/test_reload_privileged.py
+TESTS += tests/test_tls_server.py
+EXTRA_DIST += tests/test_tls_server.py
 # ... nor does satchelctl run as root.
 TESTS += tests/test_satchelctl_root.py
 EXTRA_DIST += tests/test_satchelctl_root.py

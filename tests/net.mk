@@ -16,6 +16,14 @@ TESTS += tests/test_net.py
 EXTRA_DIST += tests/test_net.py
 TESTS += tests/test_queue_recovery.py
 EXTRA_DIST += tests/test_queue_recovery.py
+# the privileged reload helper: what it binds and reads (core/privops.c)
+check_PROGRAMS += tests/check_privops
+TESTS += tests/check_privops
+tests_check_privops_SOURCES = tests/check_privops.c
+tests_check_privops_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_check_privops_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_privops_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_privops_LDFLAGS = $(SANITIZE_LDFLAGS)
 
 # The message API (core/message.c) with the real queue.
 check_PROGRAMS += tests/check_message

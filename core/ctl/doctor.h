@@ -9,6 +9,8 @@
 
 #include "confview.h"
 
+#include <gnutls/gnutls.h>
+
 #define DIAG_MAX_RR		32
 
 struct ub_ctx;
@@ -69,6 +71,10 @@ void hint_dig(struct doctor *d, const char *type, const char *name);
 void doctor_domains(struct doctor *d);		/* doctor_mx.c */
 void doctor_hostname(struct doctor *d);		/* doctor_hostname.c */
 void doctor_cert(struct doctor *d);		/* doctor_tls.c */
+/* Compares the certificate a TLS listener serves with crt, the file's
+ * (doctor_served.c; called by doctor_cert). */
+void doctor_served(struct doctor *d, gnutls_x509_crt_t crt,
+		   const char *path);
 void doctor_listeners(struct doctor *d);	/* doctor_listen.c */
 void doctor_relay(struct doctor *d);		/* doctor_relay.c */
 void doctor_limits(struct doctor *d);		/* doctor_limits.c */

@@ -3,8 +3,8 @@
  * core/ctl/doctor_tls.c - doctor's certificate check: the certificate
  * clients will see (configured, or the one satcheld generates in
  * state_dir): readable, valid now and for a while, naming the hostname,
- * not self-signed. The generated one is read as the daemon's user.
- * satchelctl process.
+ * not self-signed; then what the listeners serve (doctor_served.c). The
+ * generated one is read as the daemon's user. satchelctl process.
  */
 #include "doctor.h"
 
@@ -155,6 +155,7 @@ doctor_cert(struct doctor *d)
 		       "clients will warn; use one from a CA (Let's "
 		       "Encrypt) via tls.certificate and tls.key in %s",
 		       cfg->file);
+	doctor_served(d, crts[0], path);
 	for (unsigned i = 0; i < ncrt; i++)
 		gnutls_x509_crt_deinit(crts[i]);
 	gnutls_free(crts);

@@ -22,6 +22,7 @@ core_satchelctl_SOURCES = \
 	core/ctl/doctor_mx.c \
 	core/ctl/doctor_hostname.c \
 	core/ctl/doctor_tls.c \
+	core/ctl/doctor_served.c \
 	core/ctl/doctor_listen.c \
 	core/ctl/doctor_relay.c \
 	core/ctl/doctor_limits.c \

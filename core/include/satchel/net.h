@@ -4,9 +4,10 @@
  *
  * Listeners are opened in instance_new (at start-up before the privilege
  * drop) and start accepting once every instance has started. A reload
- * hands a socket bound to the same address over to the new instance, so
- * ports below 1024 survive reloads after the drop (a new one cannot be
- * bound then). Connections buffer input and output; TLS
+ * hands a socket bound to the same address over to the new instance; a
+ * new address on a port below 1024 is bound after the drop by the core's
+ * privileged helper (when satcheld started as root), which binds only
+ * addresses the config names. Connections buffer input and output; TLS
  * (GnuTLS, modern priorities, the certificate of the main config or a
  * generated one) is transparent to the reader/writer.
  */
