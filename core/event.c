@@ -17,6 +17,9 @@ static const char *const event_names[SC_EVENT_COUNT] = {
 	[SC_EVENT_DEFERRED] = "deferred",
 	[SC_EVENT_BOUNCED] = "bounced",
 	[SC_EVENT_RELOAD] = "reload",
+	[SC_EVENT_HELO] = "helo",
+	[SC_EVENT_MAIL] = "mail",
+	[SC_EVENT_RCPT] = "rcpt",
 };
 
 const char *

@@ -10,7 +10,8 @@ check_LTLIBRARIES += tests/modules/fx_good.la tests/modules/fx_abi.la \
 	tests/modules/fx_name.la tests/modules/fx_fail.la \
 	tests/modules/fx_dep.la tests/modules/fx_work.la \
 	tests/modules/fx_sigtime.la tests/modules/fx_sigold.la \
-	tests/modules/fx_hook.la tests/modules/fx_dns.la
+	tests/modules/fx_hook.la tests/modules/fx_dns.la \
+	tests/modules/fx_events.la
 tests_modules_fx_good_la_SOURCES = tests/modules/fx_good.c
 tests_modules_fx_good_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_good_la_CFLAGS = $(MODULE_CFLAGS)
@@ -57,6 +58,10 @@ tests_modules_fx_hook_la_SOURCES = tests/modules/fx_hook.c
 tests_modules_fx_hook_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_hook_la_CFLAGS = $(MODULE_CFLAGS)
 tests_modules_fx_hook_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_modules_fx_events_la_SOURCES = tests/modules/fx_events.c
+tests_modules_fx_events_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+tests_modules_fx_events_la_CFLAGS = $(MODULE_CFLAGS)
+tests_modules_fx_events_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 tests_modules_fx_dns_la_SOURCES = tests/modules/fx_dns.c
 tests_modules_fx_dns_la_CPPFLAGS = $(MODULE_CPPFLAGS)
 tests_modules_fx_dns_la_CFLAGS = $(MODULE_CFLAGS)
@@ -107,3 +112,7 @@ EXTRA_DIST += tests/modules/test_work_reload.py
 TESTS += tests/modules/test_hook_late.py tests/modules/test_dns_lifetime.py
 EXTRA_DIST += tests/modules/test_hook_late.py \
 	tests/modules/test_dns_lifetime.py
+# The helo, mail and rcpt events: only what passed the whole chain
+# (fx_events).
+TESTS += tests/modules/test_events.py
+EXTRA_DIST += tests/modules/test_events.py

@@ -50,6 +50,7 @@ helo_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 	sc_session_set_helo(ss->s, ss->helo_arg);
 	smtp_enter_state(ss, S_READY);
 	ss->errors = 0;
+	smtp_emit(ss, SC_EVENT_HELO, NULL, NULL, ss->helo_arg);
 	if (!ss->esmtp) {
 		smtp_reply(ss, 250, NULL, "%s", sc_config_hostname());
 		return;

@@ -167,6 +167,8 @@ mail_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 		return;
 	}
 	sc_session_set_busy(ss->s, true);
+	smtp_emit(ss, SC_EVENT_MAIL, ss->tx != NULL ? ss->tx->sender : NULL,
+		  NULL, NULL);
 	smtp_reply(ss, 250, "2.1.0", "Ok");
 }
 
@@ -386,6 +388,7 @@ rcpt_accept(struct smtp_session *ss)
 	r->params = ss->arg_params;
 	ss->arg_address = ss->arg_params = NULL;
 	tx->rcpt_count++;
+	smtp_emit(ss, SC_EVENT_RCPT, tx->sender, r->address, NULL);
 	smtp_reply(ss, 250, "2.1.5", "Ok");
 }
 

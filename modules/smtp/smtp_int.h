@@ -190,6 +190,10 @@ void smtp_enter_state(struct smtp_session *ss, enum smtp_state st);
  * in ss until then. */
 void smtp_run_hook(struct smtp_session *ss, enum sc_hook hook,
 		   const void *arg, smtp_then_fn then);
+/* smtp_emit - an event of the session (sc_event_emit) with what the
+ * session knows (client, login) and the given fields (may be NULL). */
+void smtp_emit(struct smtp_session *ss, enum sc_event_type type,
+	       const char *sender, const char *rcpt, const char *text);
 /* smtp_accept - a listener's new connection (arg: its smtp_listener). */
 void smtp_accept(struct sc_session *s, void *arg);
 /* smtp_tls_done - the end of a TLS handshake (implicit TLS or

@@ -278,11 +278,27 @@ smtp_tls_done(struct sc_conn *c, bool ok, const char *error, void *arg)
 	smtp_ss_leave(ss);
 }
 
-static void
-connect_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+void
+smtp_emit(struct smtp_session *ss, enum sc_event_type type,
+	  const char *sender, const char *rcpt, const char *text)
 {
 	struct sc_event ev;
 
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.session = ss->s;
+	ev.protocol = "smtp";
+	ev.client_ip = sc_session_client_ip(ss->s);
+	ev.user = sc_session_auth_user(ss->s);
+	ev.sender = sender;
+	ev.rcpt = rcpt;
+	ev.text = text;
+	sc_event_emit(&ev);
+}
+
+static void
+connect_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
 	if (out->result != SC_CONT && out->result != SC_OK) {
 		sc_log_session(SC_LOG_INFO, ss->s, "smtp: connection from %s "
 			       "refused by %s", sc_session_client_ip(ss->s),
@@ -292,12 +308,7 @@ connect_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 		smtp_ss_close_soon(ss);
 		return;
 	}
-	memset(&ev, 0, sizeof(ev));
-	ev.type = SC_EVENT_CONNECT;
-	ev.session = ss->s;
-	ev.protocol = "smtp";
-	ev.client_ip = sc_session_client_ip(ss->s);
-	sc_event_emit(&ev);
+	smtp_emit(ss, SC_EVENT_CONNECT, NULL, NULL, NULL);
 	if (ss->lc->tls == TLS_IMPLICIT) {
 		smtp_enter_state(ss, S_TLS);
 		smtp_ss_pause(ss);

@@ -25,7 +25,16 @@ enum sc_event_type {
 	SC_EVENT_DEFERRED,	/* one recipient deferred                    */
 	SC_EVENT_BOUNCED,	/* one recipient failed permanently          */
 	SC_EVENT_RELOAD,	/* the config was reloaded                   */
-	SC_EVENT_COUNT
+	/* Since ABI 1.2: what a protocol module accepted, after its whole
+	 * hook chain - so an observer sees only what passed, whatever its
+	 * place in file order (a RCPT hook placed early would also see
+	 * recipients a later module refuses). text: the HELO name; sender:
+	 * MAIL FROM; rcpt: the recipient (sender set too). */
+	SC_EVENT_HELO,		/* HELO/EHLO accepted                        */
+	SC_EVENT_MAIL,		/* MAIL FROM accepted                        */
+	SC_EVENT_RCPT,		/* one RCPT TO accepted                      */
+	SC_EVENT_COUNT		/* grows with new events: size no array by it
+				   in a module                               */
 };
 
 struct sc_session;
