@@ -175,6 +175,10 @@ sc_timer_free(struct sc_timer **tp)
 		return;
 	t = *tp;
 	*tp = NULL;
+	/* the teardown's last walk (core/main.c) may have closed it for a
+	 * module that had not yet: libuv owns it then */
+	if (uv_is_closing((uv_handle_t *)&t->handle))
+		return;
 	uv_timer_stop(&t->handle);
 	uv_close((uv_handle_t *)&t->handle, timer_closed);
 }
@@ -269,6 +273,8 @@ sc_fd_watch_free(struct sc_fd_watch **wp)
 		return;
 	w = *wp;
 	*wp = NULL;
+	if (uv_is_closing((uv_handle_t *)&w->handle))	/* as above */
+		return;
 	uv_poll_stop(&w->handle);
 	uv_close((uv_handle_t *)&w->handle, fd_watch_closed);
 }
