@@ -160,6 +160,13 @@ struct smtp_session {
 	char *auth_mech;
 	char *auth_user;
 	char *auth_pass;
+	/* relay hook (smtp_envelope.c): a submission session let in at
+	 * MAIL without AUTH (its MAIL arguments kept while the hook runs),
+	 * whether the RCPT being checked relays, and who allowed it */
+	bool relay_session_ok;
+	bool rcpt_relayed;
+	char *mail_args;
+	char relay_note[256];
 };
 
 /* ---- the session (smtp_session.c) ---- */

@@ -227,6 +227,7 @@ ss_free(void *arg)
 	free(ss->arg_params);
 	free(ss->helo_arg);
 	free(ss->auth_mech);
+	free(ss->mail_args);
 	smtp_wipe_free(&ss->auth_user);
 	smtp_wipe_free(&ss->auth_pass);
 	free(ss);

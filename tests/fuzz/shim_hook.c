@@ -87,6 +87,12 @@ check_arg(enum sc_hook hook, const void *arg)
 	case SC_HOOK_RELAY: {
 		const struct sc_rcpt_request *r = arg;
 
+		/* RELAY at MAIL on a submission listener: no recipient */
+		if (hook == SC_HOOK_RELAY && r != NULL && r->address == NULL) {
+			FUZZ_CHECK(r->local_part == NULL && r->domain == NULL,
+				   "half-empty RELAY request");
+			break;
+		}
 		FUZZ_CHECK(r != NULL && r->address != NULL &&
 			   r->local_part != NULL && r->domain != NULL &&
 			   r->params != NULL && r->mail_from != NULL,

@@ -27,7 +27,16 @@ enum sc_hook {
 	SC_HOOK_RELAY,		/* arg: struct sc_rcpt_request *; run only for
 				   a non-local recipient when the session is
 				   neither authenticated nor in relay_networks.
-				   All CONT = the contract's 550 5.7.1.      */
+				   All CONT = the contract's 550 5.7.1. Since
+				   ABI 1.3 also at MAIL on a submission
+				   listener without AUTH, with every field of
+				   the request NULL/0: OK lets the session
+				   send (and relay) without AUTH, all CONT =
+				   530 5.7.0. An OK may set a 250 reply text
+				   saying who allowed it ("relay allowed by
+				   MODULE for IP ..."): smtp adds it to the
+				   RCPT's 250 (doctor's relay probe reads it).
+				   */
 	SC_HOOK_DATA,		/* arg: NULL. The DATA/first BDAT command.   */
 	SC_HOOK_DATA_POST,	/* arg: struct sc_data_request *. After the
 				   final dot, before the queue commit.       */
