@@ -21,6 +21,7 @@ TESTS += \
 	modules/smtp/tests/test_smtp_crash.py \
 	modules/smtp/tests/test_smtp_input.py \
 	modules/smtp/tests/test_smtp_params.py \
+	modules/smtp/tests/test_smtp_submission.py \
 	modules/smtp/tests/test_smtp_wipe.py
 EXTRA_DIST += \
 	modules/smtp/tests/test_smtp.py \
@@ -28,4 +29,5 @@ EXTRA_DIST += \
 	modules/smtp/tests/test_smtp_crash.py \
 	modules/smtp/tests/test_smtp_input.py \
 	modules/smtp/tests/test_smtp_params.py \
+	modules/smtp/tests/test_smtp_submission.py \
 	modules/smtp/tests/test_smtp_wipe.py

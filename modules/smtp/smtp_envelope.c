@@ -240,6 +240,14 @@ smtp_cmd_mail(struct smtp_session *ss, char *args)
 	memset(&a, 0, sizeof(a));
 
 	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL &&
+	    ss->lc->tls == TLS_STARTTLS && !sc_session_tls(ss->s)) {
+		/* AUTH needs TLS here: say what to do first (Postfix's
+		 * words) rather than ask for AUTH the client cannot do yet */
+		smtp_reply(ss, 530, "5.7.0", "Must issue a STARTTLS command "
+			   "first");
+		return;
+	}
+	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL &&
 	    !ss->relay_session_ok) {
 		/* a module may still let it in (pop_before_smtp with
 		 * `listeners: [submission]`): the relay hook, with no
