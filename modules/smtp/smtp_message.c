@@ -290,18 +290,20 @@ msg_begin(struct smtp_session *ss, const char **why_r)
 	}
 	tx->in_headers = true;
 	tx->at_bol = true;
-	/* RFC 3848 protocol names */
-	snprintf(proto, sizeof(proto), "%s%s%s", ss->esmtp ? "ESMTP" : "SMTP",
+	/* RFC 3848 protocol names; RFC 6531 3.7.3's for SMTPUTF8 */
+	snprintf(proto, sizeof(proto), "%s%s%s",
+		 tx->smtputf8 ? "UTF8SMTP" : ss->esmtp ? "ESMTP" : "SMTP",
 		 tlsd ? "S" : "", auth ? "A" : "");
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	/* through the message API, so DATA_POST sees it as field 0 */
 	n = snprintf(val, sizeof(val),
-		     "from %s (unknown [%s])\r\n"
+		     "from %s (%s [%s])\r\n"
 		     "\tby %s (satchel) with %s%s%s%s\r\n"
 		     "\tid %s%s%s%s;\r\n"
 		     "\t%s",
-		     helo ? helo : "unknown", sc_session_client_ip(ss->s),
+		     helo ? helo : "unknown", smtp_rdns_name(ss),
+		     sc_session_client_ip(ss->s),
 		     sc_config_hostname(), proto,
 		     tlsd ? " (" : "", tlsd ? tlsd : "", tlsd ? ")" : "",
 		     sc_queue_tx_id(tx->qtx),
