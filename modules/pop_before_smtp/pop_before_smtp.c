@@ -809,23 +809,20 @@ pbs_mode_on(const struct pbs_inst *pd, struct sc_session *s)
 	return pd->mode_mx;
 }
 
-/* pbs_relay - SC_HOOK_RELAY: OK for an IP with a recent login */
+/* pbs_check - OK for a session whose IP logged in recently; rcpt is what
+ * the log line names ("any" for a whole submission session) */
 static enum sc_result
-pbs_relay(struct sc_hook_call *call, void *data)
+pbs_check(struct pbs_inst *pd, struct sc_hook_call *call, const char *rcpt)
 {
-	struct pbs_inst *pd = data;
 	struct sc_session *s = sc_hook_session(call);
-	const struct sc_rcpt_request *rq = sc_hook_arg(call);
 	struct pbs_ent **ep, *e;
-	const char *ipt, *rcpt;
+	const char *ipt;
 	struct pbs_ip ip;
 
 	if (s == NULL || !pbs_mode_on(pd, s) ||
 	    (ipt = sc_session_client_ip(s)) == NULL ||
 	    pbs_ip_parse(ipt, &ip) < 0)
 		return SC_CONT;
-	/* no address: MAIL on a submission listener (satchel/hook.h) */
-	rcpt = rq != NULL && rq->address != NULL ? rq->address : "any";
 	ep = pbs_find(pd, &ip);
 	e = *ep;
 	if (e != NULL && e->expires <= pbs_now()) {
@@ -837,6 +834,26 @@ pbs_relay(struct sc_hook_call *call, void *data)
 			pbs_store_relay(pd, call, &ip, rcpt) : SC_CONT;
 	pbs_allowed(pd, call, ipt, rcpt, e->expires - (int64_t)pd->window);
 	return SC_OK;
+}
+
+/* pbs_relay - SC_HOOK_RELAY: this recipient, for an IP with a recent
+ * login */
+static enum sc_result
+pbs_relay(struct sc_hook_call *call, void *data)
+{
+	const struct sc_rcpt_request *rq = sc_hook_arg(call);
+
+	if (rq == NULL || rq->address == NULL)
+		return SC_CONT;
+	return pbs_check(data, call, rq->address);
+}
+
+/* pbs_submit - SC_HOOK_SUBMIT: a whole session on a submission listener
+ * (`listeners` names submission) */
+static enum sc_result
+pbs_submit(struct sc_hook_call *call, void *data)
+{
+	return pbs_check(data, call, "any");
 }
 
 static size_t
@@ -980,8 +997,10 @@ pbs_instance_start(struct sc_instance *inst, void *data,
 	sc_timer_start(pd->purge_timer, PBS_PURGE_MS, PBS_PURGE_MS);
 	sc_timer_start(pd->poll_timer, PBS_FEED_POLL_MS, PBS_FEED_POLL_MS);
 	if (sc_event_subscribe(inst, SC_EVENT_LOGIN, pbs_login, pd) < 0 ||
-	    sc_hook_register(inst, SC_HOOK_RELAY, pbs_relay, pd) < 0) {
-		*error_r = "cannot register the relay hook";
+	    sc_hook_register(inst, SC_HOOK_RELAY, pbs_relay, pd) < 0 ||
+	    (pd->mode_submission &&
+	     sc_hook_register(inst, SC_HOOK_SUBMIT, pbs_submit, pd) < 0)) {
+		*error_r = "cannot register the relay hooks";
 		return -1;
 	}
 	(void)sc_status_register(inst, pbs_status, pd);

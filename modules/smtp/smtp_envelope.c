@@ -201,10 +201,10 @@ relay_note(struct smtp_session *ss, const struct sc_hook_outcome *out)
 			 out->instance != NULL ? out->instance : "a module");
 }
 
-/* submit_relay_then - the relay hook's verdict on an unauthenticated MAIL
- * on a submission listener */
+/* submit_then - the submit hook's verdict on an unauthenticated MAIL on a
+ * submission listener */
 static void
-submit_relay_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+submit_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 {
 	char *args = ss->mail_args;
 
@@ -250,16 +250,15 @@ smtp_cmd_mail(struct smtp_session *ss, char *args)
 	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL &&
 	    !ss->relay_session_ok) {
 		/* a module may still let it in (pop_before_smtp with
-		 * `listeners: [submission]`): the relay hook, with no
-		 * recipient yet; MAIL runs again once it said OK */
+		 * `listeners: [submission]`): the submit hook; MAIL runs
+		 * again once it said OK */
 		free(ss->mail_args);
 		ss->mail_args = strdup(args);
 		if (ss->mail_args == NULL) {
 			smtp_reply(ss, 451, "4.3.0", "Error: out of memory");
 			return;
 		}
-		memset(&ss->rreq, 0, sizeof(ss->rreq));
-		smtp_run_hook(ss, SC_HOOK_RELAY, &ss->rreq, submit_relay_then);
+		smtp_run_hook(ss, SC_HOOK_SUBMIT, NULL, submit_then);
 		return;
 	}
 	if (parse_path(args, "FROM:", &addr, &params) != 0) {

@@ -28,11 +28,7 @@ enum sc_hook {
 				   a non-local recipient when the session is
 				   neither authenticated nor in relay_networks.
 				   All CONT = the contract's 550 5.7.1. Since
-				   ABI 1.3 also at MAIL on a submission
-				   listener without AUTH, with every field of
-				   the request NULL/0: OK lets the session
-				   send (and relay) without AUTH, all CONT =
-				   530 5.7.0. An OK may set a 250 reply text
+				   ABI 1.3 an OK may set a 250 reply text
 				   saying who allowed it ("relay allowed by
 				   MODULE for IP ..."): smtp adds it to the
 				   RCPT's 250 (doctor's relay probe reads it).
@@ -49,6 +45,16 @@ enum sc_hook {
 				   (smtp's enforce_sender)? OK = yes (e.g. an
 				   alias of theirs), CONT = no opinion; all
 				   CONT = refused. Since ABI 1.1. */
+	SC_HOOK_SUBMIT,		/* arg: NULL. Since ABI 1.3: MAIL on a
+				   submission listener from a client that did
+				   not authenticate. OK = this session may
+				   send (and relay) as if authenticated; a 250
+				   reply text says who allowed it, as for
+				   RELAY. All CONT = 530 5.7.0 Authentication
+				   required. A hook of its own, not RELAY at
+				   MAIL: a relay module that decides per
+				   recipient must never open a whole
+				   session. */
 	SC_HOOK_COUNT
 };
 

@@ -7,6 +7,7 @@
 # listener gets neither.
 import base64
 import email.utils
+import os
 import re
 import unittest
 
@@ -134,6 +135,45 @@ class SmtpSubmission(unittest.TestCase):
                            auth=False)
         self.assertEqual(fields(hdr, 'Date'), [])
         self.assertEqual(fields(hdr, 'Message-ID'), [])
+
+
+
+class SubmitHook(unittest.TestCase):
+    """Only the submit hook (ABI 1.3) lets a client that did not
+    authenticate send through a submission listener: a module that says
+    OK to the relay hook (per recipient, on mx) never opens a whole
+    submission session."""
+
+    def session(self, hook):
+        d = h.Daemon(users=USERS)
+        self.addCleanup(d.close)
+        smtp = h.default_plugins(d)['50-smtp.yaml']
+        smtp['listen'].append({'address': '127.0.0.1:%d' % d.port('subplain'),
+                               'mode': 'submission', 'tls': 'none'})
+        d.extra_plugins['50-smtp.yaml'] = smtp
+        d.extra_plugins['45-fx_hook.yaml'] = {
+            'module': 'fx_hook', 'hooks': [hook], 'result': 'ok'}
+        os.symlink(os.path.join(h.builddir(), 'tests', 'modules', '.libs',
+                                'fx_hook.so'),
+                   os.path.join(d.module_dir, 'fx_hook.so'))
+        d.start()
+        c = h.raw(d, 'subplain')
+        self.addCleanup(c.close)
+        c.expect(220)
+        c.expect(250, 'EHLO client.example')
+        return c
+
+    def test_relay_ok_does_not_open_submission(self):
+        c = self.session('relay')
+        code, text = c.cmd('MAIL FROM:<x@example.test>')
+        self.assertEqual((code, text),
+                         (530, '5.7.0 Authentication required'))
+
+    def test_submit_ok_opens_the_session(self):
+        c = self.session('submit')
+        c.expect(250, 'MAIL FROM:<x@example.test>')
+        text = c.expect(250, 'RCPT TO:<y@example.invalid>')
+        self.assertEqual(text, '2.1.5 Ok, relay allowed by 45-fx_hook')
 
 
 if __name__ == '__main__':
