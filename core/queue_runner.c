@@ -304,9 +304,11 @@ sc_runner_rcpt_deferred(struct attempt *a, size_t i, const char *reply,
 		    line ? line : "");
 	sc_runner_emit(SC_EVENT_DEFERRED, m, r, line);
 	/* a delay notice once the message waited delay_warning, not at
-	 * the first deferral: most of those clear within minutes */
+	 * the first deferral: most of those clear within minutes. arrival
+	 * is in whole seconds, rounded down: counted from the end of that
+	 * second, the notice is never early. */
 	if (!r->delay_notified && m->sender[0] != '\0' && warn_ms > 0 &&
-	    now >= (uint64_t)m->arrival * 1000u + warn_ms &&
+	    now >= ((uint64_t)m->arrival + 1) * 1000u + warn_ms &&
 	    sc_runner_notify_allows(r->params, "DELAY")) {
 		size_t *n = realloc(a->delay, (a->delay_n + 1) *
 				    sizeof(*n));
