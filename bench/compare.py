@@ -238,7 +238,12 @@ class Postfix:
 class Satchel:
     name = 'satchel'
 
-    def __init__(self, cert, key):
+    def __init__(self, cert, key, build=None, name=None):
+        if name is not None:
+            self.name = name
+        saved = os.environ.get('SATCHEL_BUILDDIR')
+        if build is not None:    # the harness reads it at Daemon()
+            os.environ['SATCHEL_BUILDDIR'] = build
         def plugins(d):
             return {
                 '40-router.yaml': {'module': 'router'},
@@ -249,9 +254,13 @@ class Satchel:
                                     'path': os.path.join(d.state_dir,
                                                          'mail/%d/%u')},
             }
-        self.d = Daemon(plugins=plugins, main={
-            'log': {'level': 'notice'},
-            'tls': {'certificate': cert, 'key': key}})
+        try:
+            self.d = Daemon(plugins=plugins, main={
+                'log': {'level': 'notice'},
+                'tls': {'certificate': cert, 'key': key}})
+        finally:
+            if saved is not None:
+                os.environ['SATCHEL_BUILDDIR'] = saved
         self.d.start()
         self.port = self.d.port('smtp')
         self.maildir = self.d.maildir(RCPT)
@@ -301,6 +310,7 @@ def fmt_table(results, rounds):
     out = ['| scenario | smtp-sink | Postfix | satchel | satchel/Postfix '
            '| satchel/sink | delivered: Postfix | satchel | satchel/Postfix |',
            '|---|---|---|---|---|---|---|---|---|']
+    base = []
     for name, *_ in SCENARIOS:
         if name not in results:
             continue
@@ -315,10 +325,19 @@ def fmt_table(results, rounds):
         out.append('| %s | %.0f | %.0f | %.0f | %.2f× | %.2f | %.0f | %.0f '
                    '| %.2f× |' % (LABELS[name], sink, pf, sa, sa / pf,
                                   sa / sink, dpf, dsa, dsa / dpf))
+        if 'baseline' in r:
+            base.append('| %s | %.0f | %.0f | %.2f× | %.0f | %.0f | %.2f× |'
+                        % (LABELS[name], med('baseline', 0), sa,
+                           sa / med('baseline', 0), med('baseline', 1), dsa,
+                           dsa / med('baseline', 1)))
     out.append('')
     out.append('msg/s, medians of %d interleaved rounds; "delivered": from '
                'the first connection until the Maildir holds every message.'
                % rounds)
+    if base:
+        out += ['', '| against the baseline build | baseline | satchel | '
+                'ratio | delivered: baseline | satchel | ratio |',
+                '|---|---|---|---|---|---|---|'] + base
     return '\n'.join(out)
 
 
@@ -427,6 +446,9 @@ def main():
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--skip', default='', help='tls,idle,callgrind,smtp')
     ap.add_argument('--keep', action='store_true')
+    ap.add_argument('--baseline', metavar='BUILDDIR',
+                    help='also another satchel build (e.g. of main), '
+                    'reported as "baseline" in the per-run lines and table')
     a = ap.parse_args()
     skip = set(a.skip.split(',')) - {''}
     rounds = max(1, min(a.rounds, 9))
@@ -451,6 +473,9 @@ def main():
         targets.append(Sink(tmp))
         targets.append(Postfix(tmp, cert, key))
         targets.append(Satchel(cert, key))
+        if a.baseline:
+            targets.append(Satchel(cert, key, os.path.abspath(a.baseline),
+                                   'baseline'))
         by = {t.name: t for t in targets}
         results = {}
         if 'smtp' not in skip:
@@ -459,7 +484,8 @@ def main():
                     name, size, sessions, same, full, quick = scen
                     s = (name, size, sessions, same, quick if a.quick
                          else full)
-                    order = targets[r % 3:] + targets[:r % 3]
+                    k = r % len(targets)
+                    order = targets[k:] + targets[:k]
                     for t in order:
                         acc, dlv = run_one(t, s)
                         results.setdefault(name, {}).setdefault(
