@@ -620,6 +620,18 @@ tx_sync_done(uv_work_t *w, int status)
 		batch_files_done(b);
 }
 
+/* one_work - on the pool: a batch of one message, file and directory in
+ * one job (no second trip through the loop for one file) */
+static void
+one_work(uv_work_t *w)
+{
+	struct batch *b = w->data;
+
+	tx_sync_work(&b->txs->sync);
+	if (b->txs->stored)
+		dir_work(w);
+}
+
 static void
 batch_start(void)
 {
@@ -634,6 +646,17 @@ batch_start(void)
 	q.waiting = NULL;
 	q.waiting_tail = &q.waiting;
 	q.syncing = true;
+	if (b->txs->next == NULL && !b->txs->failed) {
+		b->txs->batch = b;
+		b->txs->sync.data = b->txs;
+		b->work.data = b;
+		if (uv_queue_work(queue_loop(), &b->work, one_work,
+				  batch_done) != 0) {
+			one_work(&b->work);	/* no pool: here */
+			batch_done(&b->work, 0);
+		}
+		return;
+	}
 	/* counted before the first job can finish: one more, dropped below */
 	b->pending = 1;
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
