@@ -107,26 +107,18 @@ class SyncOrder(unittest.TestCase):
                 os.chmod(wrapper, 0o755)
                 d.satcheld = wrapper
                 d.start(timeout=60)
-                errors, go = [], threading.Barrier(SESSIONS)
+                go = threading.Barrier(SESSIONS)
 
                 def send(n):
-                    try:
-                        c = h.smtp(d, timeout=60)
-                        c.ehlo('order%d.example' % n)
-                        go.wait(60)
-                        for i in range(PER):
-                            c.sendmail('x@example.org', [ALICE],
-                                       b'Subject: order\r\n\r\nbody\r\n')
-                        c.quit()
-                    except Exception as e:      # reported below
-                        errors.append(repr(e))
+                    c = h.smtp(d, timeout=60)
+                    c.ehlo('order%d.example' % n)
+                    go.wait(60)
+                    for i in range(PER):
+                        c.sendmail('x@example.org', [ALICE],
+                                   b'Subject: order\r\n\r\nbody\r\n')
+                    c.quit()
 
-                threads = [threading.Thread(target=send, args=(n,))
-                           for n in range(SESSIONS)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join(120)
+                errors = h.in_parallel(send, SESSIONS, timeout=120)
                 self.assertEqual(errors, [])
                 d.wait_maildir(ALICE, SESSIONS * PER, timeout=60)
                 # SIGTERM to the daemon itself (strace, d.proc, would not

@@ -24,7 +24,7 @@ import ssl
 import subprocess
 import unittest
 
-from satchel_harness import Daemon, skip
+from satchel_harness import Daemon, raw, skip
 
 if shutil.which('certtool') is None or shutil.which('gnutls-cli') is None:
     skip('certtool and gnutls-cli (gnutls-bin) are needed')
@@ -111,21 +111,11 @@ class ServerTls(unittest.TestCase):
         # read; then the server must answer the Finished on its own
         ctx = client_ctx(ssl.TLSVersion.TLSv1_3)
         inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        with socket.create_connection(('127.0.0.1', self.d.port('smtp')),
-                                      10) as s:
-            f = s.makefile('rb')
-
-            def reply():
-                while True:
-                    line = f.readline()
-                    self.assertGreater(len(line), 3, 'connection closed')
-                    if line[3:4] != b'-':
-                        return line
-            reply()
-            s.sendall(b'EHLO client.test\r\n')
-            reply()
-            s.sendall(b'STARTTLS\r\n')
-            self.assertTrue(reply().startswith(b'220'))
+        with raw(self.d) as c:
+            c.expect(220)
+            c.expect(250, 'EHLO client.test')
+            c.expect(220, 'STARTTLS')
+            s = c.sock
             obj = ctx.wrap_bio(inc, out)
             for _ in range(20):
                 try:
@@ -141,7 +131,7 @@ class ServerTls(unittest.TestCase):
             s.settimeout(0.5)
             try:
                 while s.recv(65536):
-                    pass	# a ticket sent before the Finished
+                    pass    # a ticket sent before the Finished
             except socket.timeout:
                 pass
             s.settimeout(10)

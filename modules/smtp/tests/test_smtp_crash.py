@@ -74,36 +74,28 @@ class SmtpCrash(unittest.TestCase):
         sessions, per = 20, 5
         with h.Daemon(users=USERS) as d:
             d.start()
-            ids, errors = [], []
+            ids = []
             lock = threading.Lock()
             go = threading.Barrier(sessions)
 
             def send(n):
-                try:
-                    c = h.smtp(d, timeout=30)
-                    c.ehlo('crash%d.example' % n)
-                    go.wait(30)
-                    for i in range(per):
-                        mid = '<batch-%d-%d@test>' % (n, i)
-                        c.mail('crash@example.org')
-                        c.rcpt('alice@example.test')
-                        code, msg = c.data(('Subject: batch\r\nMessage-ID:'
-                                            ' %s\r\n\r\nbody\r\n'
-                                            % mid).encode())
-                        if code != 250:
-                            raise AssertionError((code, msg))
-                        with lock:
-                            ids.append(mid)
-                    c.close()
-                except Exception as e:      # reported below
-                    errors.append(repr(e))
+                c = h.smtp(d, timeout=30)
+                c.ehlo('crash%d.example' % n)
+                go.wait(30)
+                for i in range(per):
+                    mid = '<batch-%d-%d@test>' % (n, i)
+                    c.mail('crash@example.org')
+                    c.rcpt('alice@example.test')
+                    code, msg = c.data(('Subject: batch\r\nMessage-ID:'
+                                        ' %s\r\n\r\nbody\r\n'
+                                        % mid).encode())
+                    if code != 250:
+                        raise AssertionError((code, msg))
+                    with lock:
+                        ids.append(mid)
+                c.close()
 
-            threads = [threading.Thread(target=send, args=(n,))
-                       for n in range(sessions)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
+            errors = h.in_parallel(send, sessions)
             d.kill9()    # right after the last 250: deliveries in flight
             self.assertEqual(errors, [])
             self.assertEqual(len(ids), sessions * per)
