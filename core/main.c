@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 
 #define STOP_POLL_MS 100
+/* libuv pool threads when UV_THREADPOOL_SIZE is not set (see main) */
+#define SC_POOL_THREADS "16"
 
 /* What main() owns for the life of the process, on its stack. */
 struct daemon_ctx {
@@ -444,6 +446,12 @@ main(int argc, char **argv)
 	if (optind != argc)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
+	/* libuv's pool (4 threads unless told) runs every fsync: the queue's
+	 * group commit syncs each file of a batch on its own thread, and
+	 * Maildir deliveries sync on theirs; syncs that run together share
+	 * the journal commits and cache flushes, so the pool is wider than
+	 * the CPUs. Read once, at the first job; an admin's value wins. */
+	setenv("UV_THREADPOOL_SIZE", SC_POOL_THREADS, 0);
 	sc_log_init(true, SC_LOG_INFO);
 	if (test)
 		return check_config(path);

@@ -58,6 +58,9 @@ struct sc_queue_tx {
 	uint64_t data_off;		/* where the data starts        */
 	time_t arrival;
 	struct sc_message_plan plan;	/* an edited message's rewrite  */
+	struct batch *batch;		/* the group commit it is in    */
+	bool stored;			/* durable data, in active/     */
+	uv_work_t sync;			/* its own sync, on the pool    */
 	size_t wlen;
 	char wbuf[TX_WBUF];
 };
@@ -65,7 +68,8 @@ struct sc_queue_tx {
 struct batch {
 	struct sc_queue_tx *txs;
 	int dir_err;
-	uv_work_t work;
+	unsigned pending;		/* file syncs still running     */
+	uv_work_t work;			/* the directory sync           */
 };
 
 /* Process-wide queue state (loop thread; the counter is atomic). */
@@ -478,47 +482,57 @@ sc_queue_tx_session_gone(struct sc_queue_tx *tx)
 	tx->done = NULL;
 }
 
-/* batch_work - on the pool: make every file of the batch durable, move
- * them into active/, then ONE fsync of active/ covers all the renames.
- * This is the group commit: sessions that commit while a batch is being
- * synced wait for the next one and share its directory sync. */
+/*
+ * The group commit. The messages committed while a batch is being synced
+ * wait for the next batch. A batch is made durable in two steps on the
+ * pool: first each file on its own pool thread, all at once (tx_sync_work:
+ * fdatasync, then the rename into active/, so a file appears there only
+ * with its data durable) - concurrent syncs share the file system's
+ * journal commits and the disk's cache flushes, where one after the other
+ * each paid its own; then ONE fsync of active/ covers every rename of the
+ * batch (dir_work). Only then do the messages get their 250.
+ */
+static void batch_start(void);
+
+/* tx_sync_work - on the pool: one file of the batch made durable and
+ * moved into active/ */
 static void
-batch_work(uv_work_t *w)
+tx_sync_work(uv_work_t *w)
 {
-	struct batch *b = w->data;
-	bool any = false;
+	struct sc_queue_tx *tx = w->data;
+	char *from, *to;
 
-	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
-		char *from, *to;
-
-		if (tx->failed)
-			continue;
-		if (tx->plan.rewrite) {
-			rewrite_file(tx);
-			any = any || !tx->failed;
-			continue;
-		}
-		if (fdatasync(tx->fd) < 0) {
-			tx->failed = true;
-			tx->err = errno;
-			continue;
-		}
-		from = path2(q.tmp, tx->id);
-		to = path2(q.active, tx->id);
-		if (from == NULL || to == NULL || rename(from, to) < 0) {
-			tx->failed = true;
-			tx->err = from == NULL || to == NULL ? ENOMEM : errno;
-		} else {
-			any = true;
-		}
-		free(from);
-		free(to);
+	if (tx->plan.rewrite) {
+		rewrite_file(tx);
+		tx->stored = !tx->failed;
+		return;
 	}
-	if (any && fsync(q.active_fd) < 0)
-		b->dir_err = errno;
+	if (fdatasync(tx->fd) < 0) {
+		tx->failed = true;
+		tx->err = errno;
+		return;
+	}
+	from = path2(q.tmp, tx->id);
+	to = path2(q.active, tx->id);
+	if (from == NULL || to == NULL || rename(from, to) < 0) {
+		tx->failed = true;
+		tx->err = from == NULL || to == NULL ? ENOMEM : errno;
+	} else {
+		tx->stored = true;
+	}
+	free(from);
+	free(to);
 }
 
-static void batch_start(void);
+/* dir_work - on the pool: the renames of the whole batch made durable */
+static void
+dir_work(uv_work_t *w)
+{
+	struct batch *b = w->data;
+
+	if (fsync(q.active_fd) < 0)
+		b->dir_err = errno;
+}
 
 static void
 batch_done(uv_work_t *w, int status)
@@ -567,11 +581,61 @@ batch_done(uv_work_t *w, int status)
 	batch_start();
 }
 
+static uv_loop_t *
+queue_loop(void)
+{
+	return sc_core != NULL && sc_core->loop ? sc_core->loop :
+		uv_default_loop();
+}
+
+/* batch_files_done - every file of the batch is synced (or failed): the
+ * directory next, when anything was renamed into it */
+static void
+batch_files_done(struct batch *b)
+{
+	bool any = false;
+
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next)
+		any = any || tx->stored;
+	b->work.data = b;
+	if (!any) {
+		batch_done(&b->work, 0);
+		return;
+	}
+	if (uv_queue_work(queue_loop(), &b->work, dir_work, batch_done) != 0) {
+		/* no pool: sync here rather than lose the message */
+		dir_work(&b->work);
+		batch_done(&b->work, 0);
+	}
+}
+
+static void
+tx_sync_done(uv_work_t *w, int status)
+{
+	struct sc_queue_tx *tx = w->data;
+	struct batch *b = tx->batch;
+
+	(void)status;
+	if (--b->pending == 0)
+		batch_files_done(b);
+}
+
+/* one_work - on the pool: a batch of one message, file and directory in
+ * one job (no second trip through the loop for one file) */
+static void
+one_work(uv_work_t *w)
+{
+	struct batch *b = w->data;
+
+	tx_sync_work(&b->txs->sync);
+	if (b->txs->stored)
+		dir_work(w);
+}
+
 static void
 batch_start(void)
 {
 	struct batch *b;
-	uv_loop_t *loop;
 
 	if (q.syncing || q.waiting == NULL)
 		return;
@@ -581,15 +645,34 @@ batch_start(void)
 	b->txs = q.waiting;
 	q.waiting = NULL;
 	q.waiting_tail = &q.waiting;
-	b->work.data = b;
 	q.syncing = true;
-	loop = sc_core != NULL && sc_core->loop ? sc_core->loop :
-		uv_default_loop();
-	if (uv_queue_work(loop, &b->work, batch_work, batch_done) != 0) {
-		/* no pool: sync here rather than lose the message */
-		batch_work(&b->work);
-		batch_done(&b->work, 0);
+	if (b->txs->next == NULL && !b->txs->failed) {
+		b->txs->batch = b;
+		b->txs->sync.data = b->txs;
+		b->work.data = b;
+		if (uv_queue_work(queue_loop(), &b->work, one_work,
+				  batch_done) != 0) {
+			one_work(&b->work);	/* no pool: here */
+			batch_done(&b->work, 0);
+		}
+		return;
 	}
+	/* counted before the first job can finish: one more, dropped below */
+	b->pending = 1;
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		if (tx->failed)
+			continue;
+		tx->batch = b;
+		tx->sync.data = tx;
+		b->pending++;
+		if (uv_queue_work(queue_loop(), &tx->sync, tx_sync_work,
+				  tx_sync_done) != 0) {
+			tx_sync_work(&tx->sync);	/* no pool: here */
+			b->pending--;
+		}
+	}
+	if (--b->pending == 0)
+		batch_files_done(b);
 }
 
 void

@@ -400,8 +400,15 @@ dispatch(struct attempt *a)
 			/* over a limit: due again shortly, no try counted */
 			sc_log_debug("%s: %zu recipient(s) wait for a %s "
 				     "delivery slot", m->id, d->n, r->kind);
-			for (size_t k = 0; k < d->n; k++)
+			for (size_t k = 0; k < d->n; k++) {
 				m->r[d->idx[k]].next_ms = now + THROTTLE_MS;
+				/* local deliveries take milliseconds: the
+				 * next slot released wakes it up earlier */
+				if (strcmp(r->kind, SC_DELIVERY_LOCAL) == 0) {
+					m->r[d->idx[k]].slot_wait = true;
+					sc_runner.slot_waiters = true;
+				}
+			}
 			delivery_free(d);
 			continue;
 		}
@@ -612,6 +619,7 @@ sc_runner_attempt_start(struct qmsg *m, uint64_t now)
 		if (r->state != R_PENDING || r->next_ms > now)
 			continue;
 		r->routing = true;
+		r->slot_wait = false;
 		r->kind = NULL;
 		rc = route_ctx_new(a, i);
 		if (rc == NULL)

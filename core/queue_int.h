@@ -44,6 +44,8 @@ struct qrcpt {
 	const char *kind;	/* chosen by the route (static strings)    */
 	char *nexthop;
 	bool self;		/* the copy of an alias naming itself      */
+	bool slot_wait;		/* waits for a local slot: due again at
+				 * the next release, not THROTTLE_MS later */
 };
 
 struct qmsg {
@@ -124,6 +126,7 @@ struct sc_runner_state {
 	size_t in_flight;	/* attempts                                */
 	size_t routing;		/* attempts routing                        */
 	size_t local, remote;	/* deliveries                              */
+	bool slot_waiters;	/* some recipient may have slot_wait set   */
 	struct dest *dests;
 	size_t ndests;
 	uint64_t rescan_ms;	/* 0, or when to look at active/ again    */

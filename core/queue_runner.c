@@ -379,6 +379,39 @@ sc_runner_slot_take(struct sc_delivery *d, const char *kind, const char *key)
 	return true;
 }
 
+/* wake_slot_waiter - a local slot is free: the first message waiting for
+ * one is due now (one: waking them all would send all but one back to
+ * wait, each after a ROUTE run) */
+static void
+wake_slot_waiter(void)
+{
+	uint64_t now = wall_ms();
+	bool busy = false;
+
+	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next) {
+		bool woke = false;
+
+		for (size_t i = 0; i < m->n; i++) {
+			if (!m->r[i].slot_wait)
+				continue;
+			if (m->busy) {
+				busy = true;	/* its attempt is ending */
+				break;
+			}
+			m->r[i].slot_wait = false;
+			if (m->r[i].state == R_PENDING) {
+				m->r[i].next_ms = now;
+				woke = true;
+			}
+		}
+		if (woke) {
+			sc_runner_kick();
+			return;
+		}
+	}
+	sc_runner.slot_waiters = busy;
+}
+
 /* sc_runner_slot_release - the delivery is over: its slots are free again */
 void
 sc_runner_slot_release(struct sc_delivery *d)
@@ -388,6 +421,8 @@ sc_runner_slot_release(struct sc_delivery *d)
 	if (d->local) {
 		sc_runner.local--;
 		d->local = false;
+		if (sc_runner.slot_waiters)
+			wake_slot_waiter();
 		return;
 	}
 	if (d->dest == NULL)

@@ -81,6 +81,8 @@ Helpers
           c.closed(timeout=5) -> bool the server closed the connection
           c.close()
         source='127.0.0.5' binds the client to that loopback address first.
+    in_parallel(fn, n, timeout=60) -> [repr of each exception]
+                          fn(0) .. fn(n - 1) on n threads at once
     skip(reason)          prints the reason and exits 77 (automake SKIP)
     which(prog)           shutil.which
 """
@@ -244,6 +246,25 @@ def raw(d, name='smtp', host='127.0.0.1', source=None, tls=False,
         timeout=10):
     return RawClient(host, d.port(name), source=source, tls=tls,
                      timeout=timeout)
+
+
+def in_parallel(fn, n, timeout=60):
+    """Runs fn(0) .. fn(n - 1) on n threads at once; returns the repr of
+    every exception they raised (joined within timeout each)."""
+    import threading
+    errors = []
+
+    def run(i):
+        try:
+            fn(i)
+        except Exception as e:      # handed back to the caller
+            errors.append(repr(e))
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return errors
 
 
 def default_plugins(d, with_auth=None):

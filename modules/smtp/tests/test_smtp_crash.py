@@ -3,9 +3,12 @@
 # smtp + queue durability: messages that got "250 ... queued as" survive a
 # kill -9 of satcheld right after the replies and are delivered exactly
 # once after the restart; a message cut off before its final dot never
-# shows up.
+# shows up. Once over one session (a batch of one each time), once over
+# many sessions at a time (the group commit's batches of several, each
+# file synced on its own pool thread).
 import re
 import smtplib
+import threading
 import time
 import unittest
 
@@ -66,6 +69,48 @@ class SmtpCrash(unittest.TestCase):
                        b'Subject: after\r\n\r\nafter restart\r\n')
             s.quit()
             d.wait_maildir('alice@example.test', N + 1)
+
+    def test_kill9_after_concurrent_250s_loses_nothing(self):
+        sessions, per = 20, 5
+        with h.Daemon(users=USERS) as d:
+            d.start()
+            ids = []
+            lock = threading.Lock()
+            go = threading.Barrier(sessions)
+
+            def send(n):
+                c = h.smtp(d, timeout=30)
+                c.ehlo('crash%d.example' % n)
+                go.wait(30)
+                for i in range(per):
+                    mid = '<batch-%d-%d@test>' % (n, i)
+                    c.mail('crash@example.org')
+                    c.rcpt('alice@example.test')
+                    code, msg = c.data(('Subject: batch\r\nMessage-ID:'
+                                        ' %s\r\n\r\nbody\r\n'
+                                        % mid).encode())
+                    if code != 250:
+                        raise AssertionError((code, msg))
+                    with lock:
+                        ids.append(mid)
+                c.close()
+
+            errors = h.in_parallel(send, sessions)
+            d.kill9()    # right after the last 250: deliveries in flight
+            self.assertEqual(errors, [])
+            self.assertEqual(len(ids), sessions * per)
+            d.restart()
+            d.wait_maildir('alice@example.test', len(ids), timeout=60)
+            time.sleep(2)
+            seen = {}
+            for p in d.maildir_files('alice@example.test'):
+                with open(p, 'rb') as f:
+                    m = re.search(rb'Message-ID: (<[^>]+>)', f.read())
+                self.assertIsNotNone(m)
+                k = m.group(1).decode()
+                seen[k] = seen.get(k, 0) + 1
+            for mid in ids:
+                self.assertEqual(seen.get(mid), 1, (mid, seen))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""test_queue_sync_order - "250 only once the message is durable", seen in
+the system calls of the real daemon (run under strace -f).
+
+A kill -9 (test_smtp_crash) shows that an accepted message is in active/;
+only the order of the syncs shows that a crash of the machine could not
+lose it. Many sessions at once (so the group commit's batches hold several
+messages, each file synced on its own pool thread); for every message that
+got "250 2.0.0 Ok: queued as ID", in the daemon's threads:
+  1. fdatasync of queue/tmp/ID returned,
+  2. then the rename of tmp/ID to active/ID returned,
+  3. then an fsync of queue/active began and returned,
+  4. and only then was the 250 written.
+"""
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import unittest
+
+import satchel_harness as h
+
+if shutil.which('strace') is None:
+    h.skip('strace is needed')
+if h.VALGRIND:
+    h.skip('the daemon runs under strace here, not valgrind')
+
+ALICE = 'alice@example.test'
+SESSIONS, PER = 12, 4
+
+# 1234  fdatasync(12</x/queue/tmp/ID>) = 0
+# 1234  fdatasync(12</x/queue/tmp/ID> <unfinished ...>
+# 1234  <... fdatasync resumed>) = 0
+LINE = re.compile(r'^(\d+)\s+(?:<\.\.\. (\w+) resumed>(.*)|(\w+)\((.*))$')
+
+
+def events(path):
+    """(kind, queue id or None) in the order the calls returned; an fsync
+    of active/ gives ('dirsync_begin', n) when it began and
+    ('dirsync_done', n) when it returned."""
+    out, pending, n = [], {}, 0
+    with open(path, errors='replace') as f:
+        for raw in f:
+            m = LINE.match(raw.rstrip('\n'))
+            if not m:
+                continue
+            pid = m.group(1)
+            if m.group(2):                 # resumed
+                call, args = pending.pop(pid, (None, None))
+                rest = m.group(3)
+                if call is None:
+                    continue
+            else:
+                call, rest = m.group(4), m.group(5)
+                args = rest
+                if rest.endswith('<unfinished ...>'):
+                    pending[pid] = (call, rest)
+                    if call == 'fsync' and '/queue/active>' in rest:
+                        n += 1
+                        out.append(('dirsync_begin', n))
+                        pending[pid] = (call, rest + ' #%d' % n)
+                    continue
+            if not re.search(r'\)\s+=\s+(\d+)', rest) or \
+                    re.search(r'=\s+-1', rest):
+                continue
+            if call == 'fdatasync':
+                q = re.search(r'/queue/tmp/([0-9a-f]{16})>', args)
+                if q:
+                    out.append(('datasync', q.group(1)))
+            elif call in ('rename', 'renameat', 'renameat2'):
+                q = re.search(r'/queue/tmp/([0-9a-f]{16})".*'
+                              r'/queue/active/([0-9a-f]{16})"', args)
+                if q and q.group(1) == q.group(2):
+                    out.append(('rename', q.group(1)))
+            elif call == 'fsync' and '/queue/active>' in args:
+                k = re.search(r' #(\d+)$', args)
+                if k:
+                    out.append(('dirsync_done', int(k.group(1))))
+                else:
+                    n += 1
+                    out.append(('dirsync_begin', n))
+                    out.append(('dirsync_done', n))
+            elif call in ('write', 'writev', 'sendmsg', 'sendto') and \
+                    re.match(r'\d+<(socket|TCP)', args):    # not the log's copy
+                for q in re.finditer(r'250 2\.0\.0 Ok: queued as '
+                                     r'([0-9a-f]{16})', args):
+                    out.append(('reply', q.group(1)))
+    return out
+
+
+class SyncOrder(unittest.TestCase):
+    def test_250_after_file_rename_and_directory_are_durable(self):
+        out = tempfile.mkdtemp(prefix='strace-')
+        trace = os.path.join(out, 'trace')
+        try:
+            with h.Daemon(users={ALICE: 'secret-password'}) as d:
+                wrapper = os.path.join(out, 'satcheld-strace')
+                with open(wrapper, 'w') as f:
+                    # LeakSanitizer cannot run under ptrace (the ASan
+                    # build): every other test checks for leaks
+                    f.write('#!/bin/sh\nASAN_OPTIONS="${ASAN_OPTIONS:+'
+                            '$ASAN_OPTIONS:}detect_leaks=0"\n'
+                            'export ASAN_OPTIONS\n'
+                            'exec strace -f -qq -y -s 200 '
+                            '-e trace=fdatasync,fsync,rename,renameat,'
+                            'renameat2,write,writev,sendmsg,sendto '
+                            '-o "%s" "%s" "$@"\n' % (trace, d.satcheld))
+                os.chmod(wrapper, 0o755)
+                d.satcheld = wrapper
+                d.start(timeout=60)
+                go = threading.Barrier(SESSIONS)
+
+                def send(n):
+                    c = h.smtp(d, timeout=60)
+                    c.ehlo('order%d.example' % n)
+                    go.wait(60)
+                    for i in range(PER):
+                        c.sendmail('x@example.org', [ALICE],
+                                   b'Subject: order\r\n\r\nbody\r\n')
+                    c.quit()
+
+                errors = h.in_parallel(send, SESSIONS, timeout=120)
+                self.assertEqual(errors, [])
+                d.wait_maildir(ALICE, SESSIONS * PER, timeout=60)
+                # SIGTERM to the daemon itself (strace, d.proc, would not
+                # pass it on); strace exits with it
+                sp = d.proc.pid
+                with open('/proc/%d/task/%d/children' % (sp, sp)) as f:
+                    os.kill(int(f.read().split()[0]), signal.SIGTERM)
+                d.proc.wait(60)
+                d.stop()
+            ev = events(trace)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        replies = [i for k, i in ev if k == 'reply']
+        self.assertEqual(len(replies), SESSIONS * PER, ev[:50])
+        began = {}
+        for pos, (k, v) in enumerate(ev):
+            if k == 'dirsync_begin':
+                began[v] = pos
+        for rid in replies:
+            at = ev.index(('reply', rid))
+            synced = ev.index(('datasync', rid)) \
+                if ('datasync', rid) in ev[:at] else None
+            self.assertIsNotNone(synced, '%s: 250 before its fdatasync'
+                                 % rid)
+            self.assertIn(('rename', rid), ev[synced:at],
+                          '%s: no rename between fdatasync and 250' % rid)
+            ren = ev.index(('rename', rid), synced)
+            self.assertTrue(any(k == 'dirsync_done' and began[v] > ren
+                                for k, v in ev[ren:at]),
+                            '%s: 250 before an fsync of active/ that began '
+                            'after its rename had returned' % rid)
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
