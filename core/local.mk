@@ -22,6 +22,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/message.c \
 	core/message_edit.c \
 	core/message_int.h \
+	core/metrics.c \
 	core/module.c \
 	core/net_conn.c \
 	core/net_int.h \
@@ -78,6 +79,7 @@ satchelinc_HEADERS += \
 	core/include/satchel/hook.h \
 	core/include/satchel/log.h \
 	core/include/satchel/message.h \
+	core/include/satchel/metrics.h \
 	core/include/satchel/module.h \
 	core/include/satchel/net.h \
 	core/include/satchel/privsep.h \
