@@ -3,8 +3,8 @@
  * core/config_listeners.c - sc_config_listeners(): the `listen` entries of
  * every instance of a generation, read from each instance's parsed config
  * through its module's key table, so any module with the smtp/pop3 shape
- * of `listen` is described without the core knowing its struct. Loop
- * thread.
+ * of `listen` is described without the core knowing its struct; and
+ * sc_config_instances(), the instances of a generation. Loop thread.
  */
 #include "core.h"
 
@@ -109,4 +109,29 @@ sc_config_listeners(const struct sc_instance *inst, sc_listener_fn fn,
 		return;
 	for (size_t i = 0; i < gen->inst_count; i++)
 		instance_listeners(&gen->insts[i], fn, data);
+}
+
+void
+sc_config_instances(const struct sc_instance *inst, sc_instance_info_fn fn,
+		    void *data)
+{
+	const struct sc_gen *gen = inst != NULL ? inst->gen : NULL;
+
+	if (gen == NULL || fn == NULL)
+		return;
+	for (size_t i = 0; i < gen->inst_count; i++) {
+		const struct sc_instance *in = &gen->insts[i];
+		const struct sc_module *mod = in->mh != NULL ? in->mh->mod :
+			NULL;
+
+		if (mod == NULL || !in->conf->enabled)
+			continue;
+		struct sc_instance_info info = {
+			.instance = sc_instance_name(in),
+			.module = mod->name,
+			.version = mod->version != NULL ? mod->version : "",
+			.file = sc_instance_file(in),
+		};
+		fn(&info, data);
+	}
 }

@@ -571,6 +571,13 @@ sc_metrics_init(char **error_r)
 		"max_connections; +Inf: none)", &ok);
 #undef C
 #undef G
+	/* a counter without a label is 0 until it counts, not absent: a
+	 * rate() over it needs the first sample */
+	family_add(r->auth_failures, NULL, 0);
+	family_add(r->accepted, NULL, 0);
+	family_add(r->deferred, NULL, 0);
+	family_add(r->bounced, NULL, 0);
+	family_add(r->reloads, NULL, 0);
 	if (!ok) {
 		sc_metrics_deinit();
 		*error_r = strdup("metrics: cannot register the core's "

@@ -179,6 +179,24 @@ typedef void (*sc_listener_fn)(const struct sc_listener_info *l, void *data);
 SC_API void sc_config_listeners(const struct sc_instance *inst,
 				sc_listener_fn fn, void *data);
 
+/* One instance of a configuration, for a list of what is loaded (the web
+ * module's status page). Valid during the callback only; fields may be
+ * appended (the core owns the struct). Since ABI 1.2. */
+struct sc_instance_info {
+	const char *instance;		/* instance name ("50-smtp")        */
+	const char *module;		/* its module ("smtp")              */
+	const char *version;		/* the module's version ("1.0")     */
+	const char *file;		/* its plugins.d file               */
+};
+
+typedef void (*sc_instance_info_fn)(const struct sc_instance_info *i,
+				    void *data);
+
+/* Calls fn for every enabled instance of inst's configuration (as for
+ * sc_config_listeners), in plugins.d file order. Since ABI 1.2. */
+SC_API void sc_config_instances(const struct sc_instance *inst,
+				sc_instance_info_fn fn, void *data);
+
 #ifdef __cplusplus
 }
 #endif
