@@ -339,12 +339,17 @@ client_allowed(struct web_inst *wi, struct MHD_Connection *c)
 static int
 query_address(struct MHD_Connection *c, char *buf, size_t len)
 {
-	const char *a = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
-						    "emailaddress");
+	const char *a = NULL;
+	size_t n = 0;
 
-	if (a == NULL || *a == '\0')
+	/* with its length: a %00 in the query decodes to a NUL byte, which
+	 * must make the address bad, not end it early */
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND,
+					  "emailaddress",
+					  sizeof("emailaddress") - 1, &a,
+					  &n) != MHD_YES || a == NULL || n == 0)
 		return 0;
-	return web_address_clean(a, strlen(a), buf, len) == 0 ? 1 : -1;
+	return web_address_clean(a, n, buf, len) == 0 ? 1 : -1;
 }
 
 /* route - which page answers url; r filled */
