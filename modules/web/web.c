@@ -418,6 +418,31 @@ route(struct web_inst *wi, struct MHD_Connection *c, const char *url,
 }
 
 static enum MHD_Result
+count_host(void *cls, enum MHD_ValueKind kind, const char *key,
+	   const char *value)
+{
+	unsigned *n = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		(*n)++;
+	return MHD_YES;
+}
+
+/* host_ok - RFC 9112 3.2: an HTTP/1.1 request carries exactly one Host
+ * (libmicrohttpd 0.9.75 lets both faults pass) */
+static bool
+host_ok(struct MHD_Connection *c, const char *version)
+{
+	unsigned n = 0;
+
+	(void)MHD_get_connection_values(c, MHD_HEADER_KIND, count_host, &n);
+	return n == 1 || (n == 0 &&
+			  strcmp(version, MHD_HTTP_VERSION_1_0) == 0);
+}
+
+static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
 	   const char *method, const char *version, const char *upload_data,
 	   size_t *upload_data_size, void **con_cls)
@@ -426,7 +451,10 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	struct web_req *rq = *con_cls;
 	struct web_reply r = { .status = 200 };
 
-	(void)version;
+	if (rq == NULL && !host_ok(c, version)) {
+		reply_text(&r, 400, "exactly one Host header, please");
+		return send_reply(c, &r);
+	}
 	if (strcmp(method, "POST") == 0) {
 		/* the body arrives in pieces: collect, answer at its end */
 		if (rq == NULL) {
