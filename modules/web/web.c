@@ -300,7 +300,7 @@ send_reply(struct MHD_Connection *c, struct web_reply *r)
 	(void)MHD_add_response_header(resp, "Content-Security-Policy",
 				      "default-src 'none'; script-src 'self'; "
 				      "connect-src 'self'; style-src 'self' "
-				      "'unsafe-inline'; img-src 'self'; "
+				      "'unsafe-inline'; img-src 'self' data:; "
 				      "frame-ancestors 'none'");
 	if (r->disposition != NULL)
 		(void)MHD_add_response_header(resp, "Content-Disposition",
