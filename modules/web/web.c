@@ -242,7 +242,9 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(buf);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	sc_log_inst(SC_LOG_INFO, wi->inst, "libmicrohttpd: %s", buf);
+	/* debug: the autoconfig paths are public, and a client sending
+	 * garbage must not fill the log */
+	sc_log_inst(SC_LOG_DEBUG, wi->inst, "libmicrohttpd: %s", buf);
 }
 
 /* ---- requests ---- */
@@ -389,7 +391,7 @@ route(struct web_inst *wi, struct MHD_Connection *c, const char *url,
 		if (q < 0)
 			return reply_text(r, 400, "emailaddress: not a mail "
 					  "address");
-		if (url[6] == 's')	/* the Apple profile */
+		if (strcmp(url, "/mail/satchel.mobileconfig") == 0)
 			return q == 0 ? reply_text(r, 400, "emailaddress: "
 						   "required") :
 				web_autoconfig_apple(wi, addr, r);
