@@ -52,7 +52,8 @@ static const struct sc_config_key web_keys[] = {
 	  .doc = "listeners: list of {address, tls}" },
 	{ .name = "allow", .type = SC_KEY_CIDR_LIST,
 	  .offset = offsetof(struct web_conf, allow),
-	  .def = "[127.0.0.0/8, ::1/128]",
+	  /* quoted: a plain scalar cannot start with "::" in a flow list */
+	  .def = "[127.0.0.0/8, \"::1/128\"]",
 	  .doc = "who may see /metrics and the status page (others: 403); "
 		 "autoconfiguration is public" },
 	{ .name = "metrics", .type = SC_KEY_BOOL,

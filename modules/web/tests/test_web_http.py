@@ -7,6 +7,7 @@ daemon goes on serving; idle connections do not block others; a reload
 keeps the port and applies a new `allow`, and a listener removed by a
 reload stops answering."""
 
+import http.client
 import os
 import socket
 import sys
@@ -101,6 +102,32 @@ class WebHttpTest(unittest.TestCase):
                        since=mark)
             self.assertEqual(get(d, '/metrics')[0], 200)
             self.assertEqual(get(d, '/metrics', source='127.0.0.2')[0], 403)
+
+    def test_default_allow(self):
+        # no allow key: the default, loopback only (127.0.0.0/8, ::1)
+        def p(d):
+            x = web_plugins()(d)
+            del x['80-web.yaml']['allow']
+            x['80-web.yaml']['listen'].append(
+                {'address': '[::1]:%d' % d.port('web6')})
+            return x
+        with Daemon(plugins=p, users={ALICE: PASSWORD}) as d:
+            d.start()
+            self.assertEqual(get(d, '/metrics', source='127.0.0.2')[0], 200)
+            c = http.client.HTTPConnection('::1', d.port('web6'),
+                                           timeout=10)
+            try:
+                c.request('GET', '/metrics')
+                self.assertEqual(c.getresponse().status, 200)
+            finally:
+                c.close()
+        def q(d):
+            x = web_plugins()(d)
+            x['80-web.yaml']['allow'] = ['10.0.0.0/8']
+            return x
+        with Daemon(plugins=q, users={ALICE: PASSWORD}) as d:
+            d.start()
+            self.assertEqual(get(d, '/metrics')[0], 403)
 
     def test_listener_removed_by_reload(self):
         def two(d):
