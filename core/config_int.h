@@ -29,6 +29,13 @@ SC_INTERNAL const struct sc_ynode *sc_yaml_root_map(struct sc_ydoc *doc,
 						    char **error_r);
 
 
+/* ---- config_values.c ---- */
+
+/* decimal digits only, with overflow check: 0, or -1; *end_r gets the
+ * first non-digit */
+SC_INTERNAL int sc_config_parse_u64(const char *s, uint64_t *v_r,
+				    const char **end_r);
+
 /* ---- config_check.c: after a module's values parsed ---- */
 
 /* The names the core keeps in every plugins.d file (NULL-terminated). */

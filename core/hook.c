@@ -79,6 +79,7 @@ static const char *const hook_names[SC_HOOK_COUNT] = {
 	[SC_HOOK_ROUTE] = "route",
 	[SC_HOOK_ACCOUNT] = "account",
 	[SC_HOOK_SENDER] = "sender",
+	[SC_HOOK_SUBMIT] = "submit",
 };
 
 static const char *const result_names[] = {

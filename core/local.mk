@@ -11,6 +11,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/config_int.h \
 	core/config_keys.c \
 	core/config_listeners.c \
+	core/config_values.c \
 	core/config_yaml.c \
 	core/dns.c \
 	core/dns_answer.c \

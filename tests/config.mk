@@ -1,5 +1,5 @@
 # owned by the config part of the core
-# Check suites for core/config.c, core/config_keys.c and core/address.c.
+# Check suites for core/config*.c and core/address.c.
 check_PROGRAMS += tests/check_config tests/check_address
 TESTS += tests/check_config tests/check_address
 

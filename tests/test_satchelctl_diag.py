@@ -20,7 +20,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 'harness'))
-from satchel_harness import Daemon, default_plugins, skip, which  # noqa
+from satchel_harness import (Daemon, builddir, default_plugins,  # noqa
+                             skip, which)
 from dnsserver import DnsServer  # noqa: E402
 
 ALICE = 'alice@example.test'
@@ -146,6 +147,52 @@ class ConnectTest(unittest.TestCase):
                           'user add bob@example.test`)'
                           % os.path.join(d.tmp, 'passwd'),
                           lines(r.stdout))
+
+    def test_connect_pop_before_smtp(self):
+        """connect mentions POP-before-SMTP only when the module is on,
+        with the listeners it applies to (issue 13 item 4)."""
+        def plugins(listeners):
+            def f(d):
+                p = self.plugins(d)
+                p['20-pop_before_smtp.yaml'] = {
+                    'module': 'pop_before_smtp', 'window': '20m'}
+                if listeners is not None:
+                    p['20-pop_before_smtp.yaml']['listeners'] = listeners
+                return p
+            return f
+        cases = [
+            (None, ['mx'], 'mx listeners; the submission '
+             'listeners still require authentication'),
+            (['mx', 'submission'], ['mx', 'submission'],
+             'mx and submission listeners'),
+        ]
+        for listeners, want_json, words in cases:
+            with self.subTest(listeners=listeners):
+                with Daemon(plugins=plugins(listeners),
+                            users={ALICE: PASSWORD}) as d:
+                    d.write_config()
+                    d.add_users()
+                    r = d.ctl('connect', ALICE)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertIn(
+                        'POP-before-SMTP: on (%s): for 20m after a POP3 '
+                        'or IMAP login, mail clients at the same address '
+                        'may send without authentication on the %s'
+                        % (os.path.join(d.plugins_dir,
+                                        '20-pop_before_smtp.yaml'), words),
+                        lines(r.stdout))
+                    r = d.ctl('connect', ALICE, '--json')
+                    j = json.loads(r.stdout)
+                    self.assertEqual(j['pop_before_smtp'],
+                                     {'window': '20m',
+                                      'listeners': want_json})
+        # off (the shipped default: not loaded): not mentioned
+        with Daemon(plugins=self.plugins, users={ALICE: PASSWORD}) as d:
+            d.write_config()
+            r = d.ctl('connect', ALICE)
+            self.assertNotIn('POP-before-SMTP', r.stdout)
+            r = d.ctl('connect', ALICE, '--json')
+            self.assertIsNone(json.loads(r.stdout)['pop_before_smtp'])
 
     def test_unknown_domain_and_bad_address(self):
         with Daemon(users={ALICE: PASSWORD}) as d:
@@ -474,12 +521,41 @@ class DoctorTest(unittest.TestCase):
                 self.assertLess(time.monotonic(), deadline,
                                 'feed line not picked up')
                 time.sleep(0.2)
+            # this machine's own POP-before-SMTP entry: named, and not
+            # called an open relay (issue 13 item 4)
+            r = self.doctor(d)
+            check_line(self, r.stdout, 'ok', r'relay \(live\): '
+                       r'127\.0\.0\.1:%d: relay allowed by pop_before_smtp '
+                       r'for 127\.0\.0\.1 \(POP login at '
+                       r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\): this machine\'s '
+                       r'address logged in to POP3 or IMAP recently'
+                       % d.port('smtp'))
+            self.assertNotIn('OPEN RELAY', r.stdout)
+
+    def test_live_open_relay_names_the_module(self):
+        """A module that lets anyone relay: OPEN RELAY, naming it."""
+        def plugins(d):
+            p = default_plugins(d, with_auth=True)
+            p['45-fx_hook.yaml'] = {'module': 'fx_hook',
+                                    'hooks': ['relay'], 'result': 'ok'}
+            return p
+        with self.daemon(plugins=plugins) as d:
+            src = os.path.join(builddir(), 'tests', 'modules', '.libs',
+                               'fx_hook.so')
+            os.symlink(src, os.path.join(d.module_dir, 'fx_hook.so'))
+            d.start()
+            with smtplib.SMTP('127.0.0.1', d.port('smtp'), timeout=10) as s:
+                s.ehlo('client.example.test')
+                s.mail('x@example.test')
+                code, msg = s.rcpt('y@example.invalid')
+            self.assertEqual((code, msg),
+                             (250, b'2.1.5 Ok, relay allowed by 45-fx_hook'))
             r = self.doctor(d)
             self.assertEqual(r.returncode, 1, r.stdout)
             check_line(self, r.stdout, 'FAIL', r'relay \(live\): '
                        r'127\.0\.0\.1:%d accepted RCPT to a foreign domain '
-                       r'without authentication: OPEN RELAY'
-                       % d.port('smtp'))
+                       r'without authentication: OPEN RELAY \(relay allowed '
+                       r'by 45-fx_hook\)' % d.port('smtp'))
 
     def test_listeners_auth_and_invalid_config(self):
         def plugins(d):

@@ -77,6 +77,59 @@ lsn_pick(const struct lsn_list *ll, int kind, size_t *idx)
 }
 
 /* connect_print_text - the Connect Devices page */
+/* The enabled pop_before_smtp instance, as connect tells it. */
+struct pbs_view {
+	const struct sc_inst_conf *ic;	/* NULL: not loaded */
+	const char *window;
+	bool mx, submission;		/* its `listeners` */
+};
+
+/* pbs_find - the first enabled pop_before_smtp instance, with its window
+ * and listener modes (the module's defaults: 30m, [mx]) */
+static void
+pbs_find(const struct sc_main_config *cfg, struct pbs_view *v)
+{
+	const struct sc_ynode *l;
+
+	memset(v, 0, sizeof(*v));
+	for (size_t i = 0; i < cfg->inst_count && v->ic == NULL; i++)
+		if (inst_enabled(&cfg->insts[i], "pop_before_smtp"))
+			v->ic = &cfg->insts[i];
+	if (v->ic == NULL)
+		return;
+	v->window = ystr(v->ic->root, "window");
+	if (v->window == NULL)
+		v->window = "30m";
+	l = sc_ynode_get(v->ic->root, "listeners");
+	if (l == NULL || l->type != SC_YSEQ) {
+		v->mx = true;
+		return;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->items[i]->type != SC_YSCALAR)
+			continue;
+		if (strcmp(l->items[i]->scalar, "mx") == 0)
+			v->mx = true;
+		else if (strcmp(l->items[i]->scalar, "submission") == 0)
+			v->submission = true;
+	}
+}
+
+/* pbs_print_text - POP-before-SMTP, when the module is loaded */
+static void
+pbs_print_text(const struct pbs_view *v)
+{
+	if (v->ic == NULL)
+		return;
+	printf("POP-before-SMTP: on (%s): for %s after a POP3 or IMAP "
+	       "login, mail clients at the same address may send without "
+	       "authentication on the %s listeners%s\n", v->ic->file,
+	       v->window, v->mx && v->submission ? "mx and submission" :
+	       v->submission ? "submission" : "mx",
+	       v->submission ? "" : "; the submission listeners still "
+	       "require authentication");
+}
+
 static void
 connect_print_text(const struct sc_main_config *cfg, const char *addr,
 		   const char *account_note, const struct lsn_list *ll)
@@ -84,6 +137,7 @@ connect_print_text(const struct sc_main_config *cfg, const char *addr,
 	static const char *const titles[] = {
 		"Incoming (POP3): ", "Outgoing (SMTP): "
 	};
+	struct pbs_view pbs;
 	size_t idx[64], n;
 
 	printf("Account:        %s%s\n", addr, account_note);
@@ -118,6 +172,8 @@ connect_print_text(const struct sc_main_config *cfg, const char *addr,
 		       "mail clients\n", i == 0 ? "Not for clients: " :
 		       "                 ", cfg->hostname,
 		       ll->v[idx[i]].port);
+	pbs_find(cfg, &pbs);
+	pbs_print_text(&pbs);
 }
 
 /* connect_print_json - the same for tools */
@@ -129,6 +185,7 @@ connect_print_json(const struct sc_main_config *cfg, const char *addr,
 	static const char *const keys[] = {
 		"incoming", "outgoing", "not_for_clients"
 	};
+	struct pbs_view pbs;
 	size_t idx[64], n;
 
 	printf("{\"account\": ");
@@ -163,6 +220,18 @@ connect_print_json(const struct sc_main_config *cfg, const char *addr,
 			printf("}");
 		}
 		printf("]");
+	}
+	pbs_find(cfg, &pbs);
+	printf(", \"pop_before_smtp\": ");
+	if (pbs.ic == NULL) {
+		printf("null");
+	} else {
+		printf("{\"window\": ");
+		json_str(stdout, pbs.window);
+		printf(", \"listeners\": [%s%s%s]}",
+		       pbs.mx ? "\"mx\"" : "",
+		       pbs.mx && pbs.submission ? ", " : "",
+		       pbs.submission ? "\"submission\"" : "");
 	}
 	printf("}\n");
 }

@@ -128,6 +128,56 @@ smtp_cmd(int fd, const char *line, char *buf, size_t size, char *in,
 	return smtp_reply(fd, buf, size, in, inlen);
 }
 
+/* by_pop_before_smtp - is name (the word after "relay allowed by ") the
+ * pop_before_smtp module or one of its instances? */
+static bool
+by_pop_before_smtp(const struct doctor *d, const char *name, size_t len)
+{
+	if (len == strlen("pop_before_smtp") &&
+	    strncmp(name, "pop_before_smtp", len) == 0)
+		return true;
+	for (size_t i = 0; i < d->cfg->inst_count; i++) {
+		const struct sc_inst_conf *ic = &d->cfg->insts[i];
+
+		if (strlen(ic->name) == len && strncmp(ic->name, name, len) == 0)
+			return strcmp(ic->module, "pop_before_smtp") == 0;
+	}
+	return false;
+}
+
+/*
+ * relay_accepted - the probe's RCPT got a 2xx. smtp's 250 says which
+ * module let it through ("250 2.1.5 Ok, relay allowed by MODULE ...",
+ * see the relay hook in satchel/hook.h). pop_before_smtp allowing this
+ * machine's own address (a POP3 or IMAP login from it) is by design, not
+ * an open relay; anything else is one.
+ */
+static void
+relay_accepted(struct doctor *d, const struct lsn *l, const char *reply)
+{
+	const char *by = strstr(reply, "relay allowed by ");
+	size_t len = 0;
+
+	if (by != NULL) {
+		by += strlen("relay allowed by ");
+		len = strcspn(by, " ");
+	}
+	if (by != NULL && by_pop_before_smtp(d, by, len)) {
+		report(d, 0, "relay (live): %s: %s: this machine's address "
+		       "logged in to POP3 or IMAP recently, so it may relay "
+		       "(not an open relay; everyone sharing a client's "
+		       "address may, though)", l->addr.text,
+		       by - strlen("relay allowed by "));
+		return;
+	}
+	report(d, 2, "relay (live): %s accepted RCPT to a foreign domain "
+	       "without authentication: OPEN RELAY%s%.*s%s, spammers will "
+	       "use it; remove wide ranges from relay_networks and the "
+	       "modules that allow it", l->addr.text,
+	       by != NULL ? " (relay allowed by " : "", (int)len,
+	       by != NULL ? by : "", by != NULL ? ")" : "");
+}
+
 /* relay_probe - tries to relay through the mx listener l without AUTH;
  * reports the outcome. relay is the instance's relay_networks. */
 static void
@@ -213,11 +263,7 @@ relay_probe(struct doctor *d, const struct lsn *l,
 		report(d, 0, "relay (live): %s refuses to relay without "
 		       "authentication (%s)", l->addr.text, buf);
 	else if (code >= 200 && code < 300)
-		report(d, 2, "relay (live): %s accepted RCPT to a foreign "
-		       "domain without authentication: OPEN RELAY, "
-		       "spammers will use it; remove wide ranges from "
-		       "relay_networks and the modules that allow it",
-		       l->addr.text);
+		relay_accepted(d, l, buf);
 	else
 		report(d, 1, "relay (live): %s answered RCPT to a foreign "
 		       "domain with %s, expected 550 5.7.1",

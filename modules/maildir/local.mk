@@ -2,7 +2,10 @@
 mod_LTLIBRARIES += modules/maildir/maildir.la
 modules_maildir_maildir_la_SOURCES = \
 	modules/maildir/maildir.c
-modules_maildir_maildir_la_CPPFLAGS = $(MODULE_CPPFLAGS)
+# The default Maildir root follows ./configure --localstatedir, like the
+# core's state_dir (SC_STATEDIR).
+modules_maildir_maildir_la_CPPFLAGS = $(MODULE_CPPFLAGS) \
+	-DMD_DEFAULT_PATH='"$(localstatedir)/mail/vhosts/%d/%u"'
 modules_maildir_maildir_la_CFLAGS = $(MODULE_CFLAGS)
 modules_maildir_maildir_la_LDFLAGS = $(MODULE_LDFLAGS)
 dist_man_MANS += modules/maildir/satchel-maildir.5

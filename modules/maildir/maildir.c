@@ -34,9 +34,14 @@ struct maildir_conf {
 	char *mode;
 };
 
+/* LOCALSTATEDIR/mail/vhosts/%d/%u, from the build (local.mk) */
+#ifndef MD_DEFAULT_PATH
+#define MD_DEFAULT_PATH "/var/mail/vhosts/%d/%u"
+#endif
+
 static const struct sc_config_key maildir_keys[] = {
 	{ "path", SC_KEY_PATH, offsetof(struct maildir_conf, path),
-	  "/var/mail/vhosts/%d/%u", 0,
+	  MD_DEFAULT_PATH, 0,
 	  "Maildir of each mailbox: %d domain, %u local part, %% a percent",
 	  NULL, NULL, 0 },
 	{ "mailboxes", SC_KEY_STR_LIST,

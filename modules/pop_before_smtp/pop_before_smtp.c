@@ -58,6 +58,10 @@ static const struct sc_config_key pbs_keys[] = {
 	  .offset = offsetof(struct pbs_conf, store_prefix),
 	  .doc = "prefix of the store keys (default satchel:NAME: with the "
 		 "instance name)" },
+	{ .name = "listeners", .type = SC_KEY_STR_LIST,
+	  .offset = offsetof(struct pbs_conf, listeners), .def = "[mx]",
+	  .doc = "the smtp listener modes it lets clients send through "
+		 "without AUTH: mx, submission" },
 	{ .name = NULL }
 };
 
@@ -770,30 +774,55 @@ pbs_login(const struct sc_event *ev, void *data)
 }
 
 void
-pbs_allowed(struct pbs_inst *pd, struct sc_session *s, const char *ip,
-	    const char *rcpt, const char *where)
+pbs_allowed(struct pbs_inst *pd, struct sc_hook_call *call, const char *ip,
+	    const char *rcpt, int64_t login_ms)
 {
+	char when[64] = "on a host sharing the store";
+
+	if (login_ms > 0) {
+		time_t t = (time_t)(login_ms / 1000);
+		struct tm tm;
+
+		if (gmtime_r(&t, &tm) == NULL ||
+		    strftime(when, sizeof(when), "at %Y-%m-%dT%H:%M:%SZ",
+			     &tm) == 0)
+			snprintf(when, sizeof(when), "recently");
+	}
 	pd->allowed++;
-	sc_log_session(SC_LOG_INFO, s, "pop_before_smtp: relay allowed for "
-		       "%s to %s (login within the last %" PRIu64 "s%s)", ip,
-		       rcpt, pd->window / 1000, where);
+	sc_log_session(SC_LOG_INFO, sc_hook_session(call), "pop_before_smtp: "
+		       "relay allowed for %s to %s (login %s, within the last "
+		       "%" PRIu64 "s)", ip, rcpt, when, pd->window / 1000);
+	/* what the client, and doctor's relay probe, read in the 250 */
+	sc_reply_set(call, 250, "2.1.5", "relay allowed by pop_before_smtp "
+		     "for %s (POP login %s)", ip, when);
 }
 
-/* pbs_relay - SC_HOOK_RELAY: OK for an IP with a recent login */
-static enum sc_result
-pbs_relay(struct sc_hook_call *call, void *data)
+/* pbs_mode_on - does `listeners` take the session's listener? A session
+ * without a mode (another protocol module) counts as mx. */
+static bool
+pbs_mode_on(const struct pbs_inst *pd, struct sc_session *s)
 {
-	struct pbs_inst *pd = data;
+	const char *mode = sc_session_mode(s);
+
+	if (mode != NULL && strcmp(mode, "submission") == 0)
+		return pd->mode_submission;
+	return pd->mode_mx;
+}
+
+/* pbs_check - OK for a session whose IP logged in recently; rcpt is what
+ * the log line names ("any" for a whole submission session) */
+static enum sc_result
+pbs_check(struct pbs_inst *pd, struct sc_hook_call *call, const char *rcpt)
+{
 	struct sc_session *s = sc_hook_session(call);
-	const struct sc_rcpt_request *rq = sc_hook_arg(call);
 	struct pbs_ent **ep, *e;
-	const char *ipt, *rcpt;
+	const char *ipt;
 	struct pbs_ip ip;
 
-	if (s == NULL || (ipt = sc_session_client_ip(s)) == NULL ||
+	if (s == NULL || !pbs_mode_on(pd, s) ||
+	    (ipt = sc_session_client_ip(s)) == NULL ||
 	    pbs_ip_parse(ipt, &ip) < 0)
 		return SC_CONT;
-	rcpt = rq != NULL && rq->address != NULL ? rq->address : "?";
 	ep = pbs_find(pd, &ip);
 	e = *ep;
 	if (e != NULL && e->expires <= pbs_now()) {
@@ -803,8 +832,28 @@ pbs_relay(struct sc_hook_call *call, void *data)
 	if (e == NULL)
 		return pd->store != NULL ?
 			pbs_store_relay(pd, call, &ip, rcpt) : SC_CONT;
-	pbs_allowed(pd, s, ipt, rcpt, "");
+	pbs_allowed(pd, call, ipt, rcpt, e->expires - (int64_t)pd->window);
 	return SC_OK;
+}
+
+/* pbs_relay - SC_HOOK_RELAY: this recipient, for an IP with a recent
+ * login */
+static enum sc_result
+pbs_relay(struct sc_hook_call *call, void *data)
+{
+	const struct sc_rcpt_request *rq = sc_hook_arg(call);
+
+	if (rq == NULL || rq->address == NULL)
+		return SC_CONT;
+	return pbs_check(data, call, rq->address);
+}
+
+/* pbs_submit - SC_HOOK_SUBMIT: a whole session on a submission listener
+ * (`listeners` names submission) */
+static enum sc_result
+pbs_submit(struct sc_hook_call *call, void *data)
+{
+	return pbs_check(data, call, "any");
 }
 
 static size_t
@@ -845,6 +894,16 @@ pbs_instance_new(struct sc_instance *inst, const void *config,
 	}
 	if (conf->store != NULL && sc_store_url_check(conf->store, error_r) < 0)
 		return -1;
+	if (conf->listeners.n == 0) {
+		*error_r = "listeners: name at least one of mx, submission";
+		return -1;
+	}
+	for (size_t i = 0; i < conf->listeners.n; i++)
+		if (strcmp(conf->listeners.v[i], "mx") != 0 &&
+		    strcmp(conf->listeners.v[i], "submission") != 0) {
+			*error_r = "listeners: each must be mx or submission";
+			return -1;
+		}
 	if (conf->store_timeout == 0 || conf->store_timeout > 10000) {
 		*error_r = "store_timeout: must be between 1ms and 10s";
 		return -1;
@@ -857,6 +916,12 @@ pbs_instance_new(struct sc_instance *inst, const void *config,
 	pd->conf = conf;
 	pd->window = conf->window;
 	pd->max_entries = conf->max_entries;
+	for (size_t i = 0; i < conf->listeners.n; i++) {
+		if (strcmp(conf->listeners.v[i], "mx") == 0)
+			pd->mode_mx = true;
+		else
+			pd->mode_submission = true;
+	}
 	/* buckets: a power of two near max_entries, capped */
 	pd->nbuckets = 64;
 	while (pd->nbuckets < pd->max_entries && pd->nbuckets < (1u << 20))
@@ -932,8 +997,10 @@ pbs_instance_start(struct sc_instance *inst, void *data,
 	sc_timer_start(pd->purge_timer, PBS_PURGE_MS, PBS_PURGE_MS);
 	sc_timer_start(pd->poll_timer, PBS_FEED_POLL_MS, PBS_FEED_POLL_MS);
 	if (sc_event_subscribe(inst, SC_EVENT_LOGIN, pbs_login, pd) < 0 ||
-	    sc_hook_register(inst, SC_HOOK_RELAY, pbs_relay, pd) < 0) {
-		*error_r = "cannot register the relay hook";
+	    sc_hook_register(inst, SC_HOOK_RELAY, pbs_relay, pd) < 0 ||
+	    (pd->mode_submission &&
+	     sc_hook_register(inst, SC_HOOK_SUBMIT, pbs_submit, pd) < 0)) {
+		*error_r = "cannot register the relay hooks";
 		return -1;
 	}
 	(void)sc_status_register(inst, pbs_status, pd);

@@ -22,6 +22,7 @@ struct pbs_conf {
 	int store_failure;		/* 0 local, 1 tempfail */
 	uint64_t store_timeout;
 	char *store_prefix;
+	struct sc_str_list listeners;	/* smtp listener modes: mx, submission */
 };
 
 /* An IP in binary form: family plus 16 bytes (v4 in the first 4). */
@@ -53,6 +54,7 @@ struct pbs_rec {
 struct pbs_inst {
 	unsigned refs;
 	bool dead;			/* instance_free ran */
+	bool mode_mx, mode_submission;	/* `listeners` */
 	struct sc_instance *inst;
 	uint64_t window;
 	uint64_t max_entries;
@@ -91,9 +93,11 @@ struct pbs_inst {
 /* ---- pop_before_smtp.c ---- */
 
 void pbs_ip_format(const struct pbs_ip *ip, char *buf, size_t len);
-/* Counts and logs a relay allowed for ip (where: "" or why). */
-void pbs_allowed(struct pbs_inst *pd, struct sc_session *s, const char *ip,
-		 const char *rcpt, const char *where);
+/* Counts and logs a relay allowed for ip, and tells the client (and
+ * doctor's relay probe) through the hook's reply: login_ms is the
+ * login's wall-clock time, or 0 when it was seen by another host. */
+void pbs_allowed(struct pbs_inst *pd, struct sc_hook_call *call,
+		 const char *ip, const char *rcpt, int64_t login_ms);
 
 /* ---- pop_before_smtp_store.c ---- */
 

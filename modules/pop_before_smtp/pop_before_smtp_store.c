@@ -71,8 +71,7 @@ pbs_store_answer(const struct sc_store_result *res, void *arg)
 	if (s == NULL) {
 		/* the client went */
 	} else if (res->status == SC_STORE_OK) {
-		pbs_allowed(pd, s, w->ip, w->rcpt, ", on a host sharing the "
-			    "store");
+		pbs_allowed(pd, w->call, w->ip, w->rcpt, 0);
 		r = SC_OK;
 	} else if (res->status != SC_STORE_MISSING) {
 		bool local = pd->conf->store_failure == 0;

@@ -8,6 +8,7 @@ SMTP_MODULE_FILES = \
 	modules/smtp/smtp_command.c \
 	modules/smtp/smtp_envelope.c \
 	modules/smtp/smtp_message.c \
+	modules/smtp/smtp_rdns.c \
 	modules/smtp/smtp_session.c
 modules_smtp_smtp_la_SOURCES = $(SMTP_MODULE_FILES)
 modules_smtp_smtp_la_CPPFLAGS = $(MODULE_CPPFLAGS)
@@ -21,6 +22,8 @@ TESTS += \
 	modules/smtp/tests/test_smtp_crash.py \
 	modules/smtp/tests/test_smtp_input.py \
 	modules/smtp/tests/test_smtp_params.py \
+	modules/smtp/tests/test_smtp_received.py \
+	modules/smtp/tests/test_smtp_submission.py \
 	modules/smtp/tests/test_smtp_wipe.py
 EXTRA_DIST += \
 	modules/smtp/tests/test_smtp.py \
@@ -28,4 +31,6 @@ EXTRA_DIST += \
 	modules/smtp/tests/test_smtp_crash.py \
 	modules/smtp/tests/test_smtp_input.py \
 	modules/smtp/tests/test_smtp_params.py \
+	modules/smtp/tests/test_smtp_received.py \
+	modules/smtp/tests/test_smtp_submission.py \
 	modules/smtp/tests/test_smtp_wipe.py

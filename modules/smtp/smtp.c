@@ -97,7 +97,8 @@ smtp_instance_new(struct sc_instance *inst, const void *config,
 	si->inst = inst;
 	si->conf = conf;
 	si->listeners = calloc(conf->listen.n, sizeof(*si->listeners));
-	if (si->listeners == NULL) {
+	if (si->listeners == NULL || smtp_rdns_cache_new(si) != 0) {
+		free(si->listeners);
 		free(si);
 		*error_r = "smtp: out of memory";
 		return -1;
@@ -108,6 +109,7 @@ smtp_instance_new(struct sc_instance *inst, const void *config,
 		si->listeners[i].lc = &lcs[i];
 		if (sc_listen_open(inst, &lcs[i].address, "smtp", smtp_accept,
 				   &si->listeners[i], error_r) != 0) {
+			smtp_rdns_cache_free(si);
 			free(si->listeners);
 			free(si);
 			return -1;
@@ -125,6 +127,7 @@ smtp_instance_free(struct sc_instance *inst, void *data)
 	(void)inst;
 	if (si == NULL)
 		return;
+	smtp_rdns_cache_free(si);
 	free(si->listeners);
 	free(si);
 }

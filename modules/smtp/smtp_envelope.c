@@ -187,6 +187,44 @@ sender_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 	smtp_run_hook(ss, SC_HOOK_MAIL, &ss->mreq, mail_then);
 }
 
+/* relay_note - keeps who let a relay through, for the 250 reply:
+ * the hook's own text, or its instance's name */
+static void
+relay_note(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	if (out->reply.text != NULL && out->reply.text[0] != '\0')
+		snprintf(ss->relay_note, sizeof(ss->relay_note), "%s",
+			 out->reply.text);
+	else
+		snprintf(ss->relay_note, sizeof(ss->relay_note),
+			 "relay allowed by %s",
+			 out->instance != NULL ? out->instance : "a module");
+}
+
+/* submit_then - the submit hook's verdict on an unauthenticated MAIL on a
+ * submission listener */
+static void
+submit_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
+{
+	char *args = ss->mail_args;
+
+	ss->mail_args = NULL;
+	if (out->result == SC_OK) {
+		relay_note(ss, out);
+		ss->relay_session_ok = true;
+		sc_log_session(SC_LOG_INFO, ss->s, "smtp: submission without "
+			       "AUTH from %s: %s", sc_session_client_ip(ss->s),
+			       ss->relay_note);
+		smtp_cmd_mail(ss, args);
+	} else if (out->result != SC_CONT) {
+		smtp_reply_outcome(ss, out, 530, "5.7.0",
+				   "Authentication required");
+	} else {
+		smtp_reply(ss, 530, "5.7.0", "Authentication required");
+	}
+	free(args);
+}
+
 void
 smtp_cmd_mail(struct smtp_session *ss, char *args)
 {
@@ -201,8 +239,26 @@ smtp_cmd_mail(struct smtp_session *ss, char *args)
 
 	memset(&a, 0, sizeof(a));
 
-	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL) {
-		smtp_reply(ss, 530, "5.7.0", "Authentication required");
+	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL &&
+	    ss->lc->tls == TLS_STARTTLS && !sc_session_tls(ss->s)) {
+		/* AUTH needs TLS here: say what to do first (Postfix's
+		 * words) rather than ask for AUTH the client cannot do yet */
+		smtp_reply(ss, 530, "5.7.0", "Must issue a STARTTLS command "
+			   "first");
+		return;
+	}
+	if (ss->lc->mode == MODE_SUBMISSION && auth == NULL &&
+	    !ss->relay_session_ok) {
+		/* a module may still let it in (pop_before_smtp with
+		 * `listeners: [submission]`): the submit hook; MAIL runs
+		 * again once it said OK */
+		free(ss->mail_args);
+		ss->mail_args = strdup(args);
+		if (ss->mail_args == NULL) {
+			smtp_reply(ss, 451, "4.3.0", "Error: out of memory");
+			return;
+		}
+		smtp_run_hook(ss, SC_HOOK_SUBMIT, NULL, submit_then);
 		return;
 	}
 	if (parse_path(args, "FROM:", &addr, &params) != 0) {
@@ -389,7 +445,12 @@ rcpt_accept(struct smtp_session *ss)
 	ss->arg_address = ss->arg_params = NULL;
 	tx->rcpt_count++;
 	smtp_emit(ss, SC_EVENT_RCPT, tx->sender, r->address, NULL);
-	smtp_reply(ss, 250, "2.1.5", "Ok");
+	if (ss->rcpt_relayed)
+		/* say who let it through: doctor's relay probe reads it */
+		smtp_reply(ss, 250, "2.1.5", "Ok, %s", ss->relay_note);
+	else
+		smtp_reply(ss, 250, "2.1.5", "Ok");
+	ss->rcpt_relayed = false;
 }
 
 static void
@@ -429,6 +490,8 @@ static void
 relay_then(struct smtp_session *ss, const struct sc_hook_outcome *out)
 {
 	if (out->result == SC_OK) {
+		relay_note(ss, out);
+		ss->rcpt_relayed = true;
 		rcpt_run(ss);
 		return;
 	}
@@ -595,10 +658,15 @@ smtp_cmd_rcpt(struct smtp_session *ss, char *args)
 	ss->rreq.params = ss->arg_params;
 	ss->rreq.mail_from = tx->sender;
 	ss->rreq.rcpt_count = tx->rcpt_count;
+	ss->rcpt_relayed = false;
 	if (!local_domain(a.domain) && sc_session_auth_user(ss->s) == NULL &&
 	    !sc_session_relay_allowed(ss->s)) {
-		smtp_run_hook(ss, SC_HOOK_RELAY, &ss->rreq, relay_then);
-		return;
+		if (!ss->relay_session_ok) {
+			smtp_run_hook(ss, SC_HOOK_RELAY, &ss->rreq,
+				      relay_then);
+			return;
+		}
+		ss->rcpt_relayed = true;	/* allowed at MAIL */
 	}
 	rcpt_run(ss);
 	return;

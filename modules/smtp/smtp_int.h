@@ -48,12 +48,17 @@ struct smtp_listener {
 	const struct smtp_listen_conf *lc;
 };
 
+struct smtp_rdns_cache;
+
 struct smtp_inst {
 	struct sc_instance *inst;
 	const struct smtp_conf *conf;
 	size_t listener_count;
 	struct smtp_listener *listeners;
+	struct smtp_rdns_cache *rdns;	/* client names (smtp_rdns.c) */
 };
+
+enum smtp_rdns_state { RDNS_DONE = 0, RDNS_PENDING };
 
 enum smtp_state {
 	S_CONNECT = 0,	/* connect hook running                      */
@@ -160,7 +165,32 @@ struct smtp_session {
 	char *auth_mech;
 	char *auth_user;
 	char *auth_pass;
+	/* relay hook (smtp_envelope.c): a submission session let in at
+	 * MAIL without AUTH (its MAIL arguments kept while the hook runs),
+	 * whether the RCPT being checked relays, and who allowed it */
+	bool relay_session_ok;
+	bool rcpt_relayed;
+	char *mail_args;
+	char relay_note[256];
+	/* the client's confirmed name (smtp_rdns.c) */
+	enum smtp_rdns_state rdns_state;
+	struct sc_dns_query *rdns_query;
+	char rdns_name[256];
 };
+
+/* ---- the client's name (smtp_rdns.c) ---- */
+
+/* smtp_rdns_start - at connect: the cached name, or a PTR lookup then a
+ * forward lookup of its name, in the background. */
+void smtp_rdns_start(struct smtp_session *ss);
+/* smtp_rdns_name - the forward-confirmed name, or "unknown" (none, or
+ * not known yet). */
+const char *smtp_rdns_name(const struct smtp_session *ss);
+/* smtp_rdns_stop - the session ends: cancels a lookup still running. */
+void smtp_rdns_stop(struct smtp_session *ss);
+/* The per-instance cache. 0 or -1 (out of memory). */
+int smtp_rdns_cache_new(struct smtp_inst *si);
+void smtp_rdns_cache_free(struct smtp_inst *si);
 
 /* ---- the session (smtp_session.c) ---- */
 

@@ -204,6 +204,45 @@ tx_feed_chunk(struct smtp_session *ss, const char *p, size_t len)
 
 /* ---- DATA / BDAT ---- */
 
+/*
+ * submission_fields - RFC 6409 8.2, 8.3: a submission server adds Date:
+ * and Message-ID: when the client left them out. Through the message API
+ * (after sc_message_finish, before DATA_POST), so milters and modules see
+ * them as stored. 0, or -1 with errno.
+ */
+static int
+submission_fields(struct smtp_session *ss, struct sc_message *m)
+{
+	char val[512];
+	struct tm tm;
+	time_t now = time(NULL);
+
+	if (sc_message_header_find(m, "Date", 1) < 0) {
+		localtime_r(&now, &tm);
+		strftime(val, sizeof(val), "%a, %d %b %Y %H:%M:%S %z", &tm);
+		if (sc_message_header_insert(m, SC_HEADER_BOTTOM, "Date",
+					     val) != 0)
+			return -1;
+	}
+	if (sc_message_header_find(m, "Message-ID", 1) < 0) {
+		struct timespec ts;
+
+		/* the queue id is unique on this host; the time makes it
+		 * unique across a queue id reused after years */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(val, sizeof(val), "<%lld.%s@%s>",
+			 (long long)ts.tv_sec,
+			 sc_queue_tx_id(ss->tx->qtx), sc_config_hostname());
+		if (sc_message_header_insert(m, SC_HEADER_BOTTOM,
+					     "Message-ID", val) != 0)
+			return -1;
+		sc_log_session(SC_LOG_DEBUG, ss->s, "smtp: %s: Message-ID "
+			       "%s added (submission)",
+			       sc_queue_tx_id(ss->tx->qtx), val);
+	}
+	return 0;
+}
+
 /* msg_begin - opens the queue file and writes our Received: header. On
  * failure it frees what it took and sets *why_r to the text of the 451
  * 4.3.0 the caller sends (DATA at once, BDAT after reading the chunk). */
@@ -251,18 +290,20 @@ msg_begin(struct smtp_session *ss, const char **why_r)
 	}
 	tx->in_headers = true;
 	tx->at_bol = true;
-	/* RFC 3848 protocol names */
-	snprintf(proto, sizeof(proto), "%s%s%s", ss->esmtp ? "ESMTP" : "SMTP",
+	/* RFC 3848 protocol names; RFC 6531 3.7.3's for SMTPUTF8 */
+	snprintf(proto, sizeof(proto), "%s%s%s",
+		 tx->smtputf8 ? "UTF8SMTP" : ss->esmtp ? "ESMTP" : "SMTP",
 		 tlsd ? "S" : "", auth ? "A" : "");
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	/* through the message API, so DATA_POST sees it as field 0 */
 	n = snprintf(val, sizeof(val),
-		     "from %s (unknown [%s])\r\n"
+		     "from %s (%s [%s])\r\n"
 		     "\tby %s (satchel) with %s%s%s%s\r\n"
 		     "\tid %s%s%s%s;\r\n"
 		     "\t%s",
-		     helo ? helo : "unknown", sc_session_client_ip(ss->s),
+		     helo ? helo : "unknown", smtp_rdns_name(ss),
+		     sc_session_client_ip(ss->s),
 		     sc_config_hostname(), proto,
 		     tlsd ? " (" : "", tlsd ? tlsd : "", tlsd ? ")" : "",
 		     sc_queue_tx_id(tx->qtx),
@@ -384,7 +425,9 @@ msg_end(struct smtp_session *ss)
 		smtp_tx_reset(ss);
 		return;
 	}
-	if (sc_message_finish(sc_queue_tx_message(tx->qtx)) != 0) {
+	if (sc_message_finish(sc_queue_tx_message(tx->qtx)) != 0 ||
+	    (ss->lc->mode == MODE_SUBMISSION &&
+	     submission_fields(ss, sc_queue_tx_message(tx->qtx)) != 0)) {
 		if (errno == E2BIG)
 			smtp_reply(ss, 552, "5.3.4", "Message header section "
 				   "exceeds %u bytes", SC_MESSAGE_HEADER_MAX);

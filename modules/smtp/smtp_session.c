@@ -226,7 +226,9 @@ ss_free(void *arg)
 	free(ss->arg_domain);
 	free(ss->arg_params);
 	free(ss->helo_arg);
+	smtp_rdns_stop(ss);
 	free(ss->auth_mech);
+	free(ss->mail_args);
 	smtp_wipe_free(&ss->auth_user);
 	smtp_wipe_free(&ss->auth_pass);
 	free(ss);
@@ -403,6 +405,7 @@ smtp_accept(struct sc_session *s, void *arg)
 	sc_conn_set_handler(ss->c, ss_conn_event, ss);
 	sc_log_session(SC_LOG_INFO, s, "smtp: connect from %s to port %u",
 		       sc_session_client_ip(s), sc_session_local_port(s));
+	smtp_rdns_start(ss);	/* in the background: the greeting waits not */
 	smtp_ss_enter(ss);
 	smtp_run_hook(ss, SC_HOOK_CONNECT, NULL, connect_then);
 	smtp_ss_leave(ss);

@@ -135,6 +135,7 @@ FUZZ_SHIM = tests/fuzz/shim.h tests/fuzz/shim_int.h tests/fuzz/shim.c \
 	tests/fuzz/shim_net.c tests/fuzz/shim_hook.c tests/fuzz/shim_queue.c \
 	tests/fuzz/shim_message.c \
 	core/address.c core/sasl.c core/config.c core/config_keys.c \
+	core/config_values.c \
 	core/config_yaml.c core/config_check.c
 FUZZ_SHIM_LIBS = $(YAML_LIBS)
 

@@ -33,7 +33,7 @@ sc_hook_name(enum sc_hook hook)
 {
 	static const char *const names[] = { "connect", "helo", "auth", "mail",
 		"rcpt", "relay", "data", "data_post", "route", "account",
-		"sender" };
+		"sender", "submit" };
 
 	return hook < SC_HOOK_COUNT ? names[hook] : "?";
 }
@@ -56,6 +56,8 @@ check_arg(enum sc_hook hook, const void *arg)
 	switch (hook) {
 	case SC_HOOK_CONNECT:
 	case SC_HOOK_DATA:
+	case SC_HOOK_SUBMIT:
+		FUZZ_CHECK(arg == NULL, "hook %d with an argument", hook);
 		break;
 	case SC_HOOK_HELO:
 		FUZZ_CHECK(arg != NULL, "HELO without a name");

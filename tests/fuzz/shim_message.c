@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 struct sc_message *
 sc_queue_tx_message(struct sc_queue_tx *tx)
@@ -29,9 +30,7 @@ sc_message_header_insert(struct sc_message *m, size_t index,
 	char *nd;
 
 	(void)index;
-	FUZZ_CHECK(tx->done == NULL && !tx->finished, "header insert after "
-		   "the data");
-	FUZZ_CHECK(tx->len == 0, "header insert after data was written");
+	FUZZ_CHECK(tx->done == NULL, "header insert after the commit");
 	FUZZ_CHECK(nl > 0 && strpbrk(name, ": \t\r\n") == NULL,
 		   "bad field name %s", name);
 	for (size_t i = 0; i < vl; i++)
@@ -39,6 +38,10 @@ sc_message_header_insert(struct sc_message *m, size_t index,
 			FUZZ_CHECK(i > 0 && value[i - 1] == '\r' &&
 				   (value[i + 1] == ' ' || value[i + 1] == '\t'),
 				   "line break in %s that is no folding", name);
+	if (tx->finished)
+		return 0;	/* an edit (smtp's submission fields): checked,
+				 * not rendered - the fake stores the data */
+	FUZZ_CHECK(tx->len == 0, "header insert after data was written");
 	/* the core puts it in front; "Name: value\r\n" */
 	nd = malloc(nl + vl + 4 + 1);
 	if (nd == NULL)
@@ -55,6 +58,32 @@ sc_message_header_insert(struct sc_message *m, size_t index,
 	}
 	free(nd);
 	return 0;
+}
+
+ssize_t
+sc_message_header_find(const struct sc_message *m, const char *name,
+		       size_t nth)
+{
+	const struct sc_queue_tx *tx = (const struct sc_queue_tx *)m;
+	size_t nl = strlen(name), idx = 0, i = 0;
+
+	FUZZ_CHECK(tx->finished, "header read before the end of data");
+	FUZZ_CHECK(nth >= 1, "field number %zu", nth);
+	/* field starts in the header block: lines not starting with white
+	 * space, up to the empty line */
+	while (i < tx->len && tx->data[i] != '\r' && tx->data[i] != '\n') {
+		if (tx->data[i] != ' ' && tx->data[i] != '\t') {
+			if (i + nl < tx->len && tx->data[i + nl] == ':' &&
+			    strncasecmp(tx->data + i, name, nl) == 0 &&
+			    --nth == 0)
+				return (ssize_t)idx;
+			idx++;
+		}
+		while (i < tx->len && tx->data[i] != '\n')
+			i++;
+		i++;
+	}
+	return -1;
 }
 
 int

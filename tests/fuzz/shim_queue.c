@@ -399,7 +399,8 @@ sc_dns_resolve(const char *name, int type, sc_dns_fn fn, void *arg)
 	struct ev *e;
 
 	FUZZ_CHECK(type == SC_DNS_A || type == SC_DNS_AAAA ||
-		   type == SC_DNS_MX || type == SC_DNS_TLSA,
+		   type == SC_DNS_MX || type == SC_DNS_TLSA ||
+		   type == SC_DNS_PTR,
 		   "DNS type %d", type);
 	FUZZ_CHECK(str_ok(name) > 0 && strlen(name) < 300,
 		   "DNS name of %zu bytes", strlen(name));
@@ -485,6 +486,12 @@ dns_answer(struct ev *e)
 					 "%s", strncmp(e->name, "self.", 5) == 0
 					 ? "127.0.0.1" : i ? "127.0.0.3" :
 					 "127.0.0.2");
+			} else if (e->type == SC_DNS_PTR) {
+				/* smtp's client name: "self." leads back to
+				 * 127.0.0.1 (see A), others elsewhere */
+				snprintf(rr[i].name, sizeof(rr[i].name),
+					 "%s.fuzz.test", (d & 32) ? "self" :
+					 "elsewhere");
 			} else if (e->type == SC_DNS_AAAA) {
 				snprintf(rr[i].addr, sizeof(rr[i].addr),
 					 "::%zu", i + 2);

@@ -484,8 +484,9 @@ class Daemon:
         if VALGRIND:
             self._check_valgrind()   # exit 99: say what valgrind found
         if not self._expect_death and rc != 0:
-            raise DaemonError('satcheld exited with %d (%s):\n%s'
-                              % (rc, _rc_text(rc), self.log_text()))
+            raise DaemonError('satcheld exited with %d (%s):\n%s%s'
+                              % (rc, _rc_text(rc), self.log_text(),
+                                 self._valgrind_text()))
         self._check_log()
 
     def close(self):
@@ -623,6 +624,19 @@ class Daemon:
                                   '---- satcheld log ----\n%s'
                                   % (name, text[-20000:],
                                      self.log_text()[-6000:]))
+
+    def _valgrind_text(self):
+        """Every valgrind log, for a daemon that died: valgrind prints the
+        stack of the fatal signal (an abort's assertion) there."""
+        vdir = self._valgrind_dir()
+        if not VALGRIND or not os.path.isdir(vdir):
+            return ''
+        out = []
+        for name in sorted(os.listdir(vdir)):
+            with open(os.path.join(vdir, name), 'rb') as f:
+                text = f.read().decode('utf-8', 'replace')
+            out.append('\n---- %s ----\n%s' % (name, text[-20000:]))
+        return ''.join(out)
 
     def _close_log(self):
         if self._logf is not None:

@@ -27,7 +27,12 @@ enum sc_hook {
 	SC_HOOK_RELAY,		/* arg: struct sc_rcpt_request *; run only for
 				   a non-local recipient when the session is
 				   neither authenticated nor in relay_networks.
-				   All CONT = the contract's 550 5.7.1.      */
+				   All CONT = the contract's 550 5.7.1. Since
+				   ABI 1.3 an OK may set a 250 reply text
+				   saying who allowed it ("relay allowed by
+				   MODULE for IP ..."): smtp adds it to the
+				   RCPT's 250 (doctor's relay probe reads it).
+				   */
 	SC_HOOK_DATA,		/* arg: NULL. The DATA/first BDAT command.   */
 	SC_HOOK_DATA_POST,	/* arg: struct sc_data_request *. After the
 				   final dot, before the queue commit.       */
@@ -40,6 +45,16 @@ enum sc_hook {
 				   (smtp's enforce_sender)? OK = yes (e.g. an
 				   alias of theirs), CONT = no opinion; all
 				   CONT = refused. Since ABI 1.1. */
+	SC_HOOK_SUBMIT,		/* arg: NULL. Since ABI 1.3: MAIL on a
+				   submission listener from a client that did
+				   not authenticate. OK = this session may
+				   send (and relay) as if authenticated; a 250
+				   reply text says who allowed it, as for
+				   RELAY. All CONT = 530 5.7.0 Authentication
+				   required. A hook of its own, not RELAY at
+				   MAIL: a relay module that decides per
+				   recipient must never open a whole
+				   session. */
 	SC_HOOK_COUNT
 };
 

@@ -193,6 +193,22 @@ class MaildirDelivery(unittest.TestCase):
                         d.start()
                     self.assertRegex(str(cm.exception), rx)
 
+    def test_default_path_follows_localstatedir(self):
+        """path's default is ./configure's --localstatedir + mail/vhosts
+        (issue 13 item 10), not a hard-coded /var."""
+        lsd = os.environ.get('SATCHEL_LOCALSTATEDIR')
+        if not lsd:
+            self.skipTest('SATCHEL_LOCALSTATEDIR not set (run by make check)')
+        with Daemon() as d:
+            d.start()
+            keys = d.ctl('modules', '--keys')
+            self.assertEqual(keys.returncode, 0, keys.stderr)
+            m = re.search(r'(?m)^maildir .*\n(?:\s+.*\n)*?\s+path: path, '
+                          r'default (\S+)', keys.stdout)
+            self.assertIsNotNone(m, keys.stdout)
+            self.assertEqual(m.group(1),
+                             os.path.join(lsd, 'mail/vhosts/%d/%u'))
+
     def test_path_template(self):
         """%d, %u and %% expand; the mode key applies to files and dirs."""
         def plugins(d):

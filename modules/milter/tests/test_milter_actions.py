@@ -352,5 +352,43 @@ class ActionsTest(unittest.TestCase):
             self.assertEqual(len(read_mail(d, ALICE)), 1)
 
 
+    def test_stop_while_the_milter_works(self):
+        """SIGTERM while a milter's answer is awaited (connect, end of a
+        DATA message, a BDAT body on the pool, over TCP and a unix
+        socket): the grace period ends the session, the call is cancelled,
+        satcheld exits 0 (under valgrind: with no error), and the client
+        never got a 250 for a message that was not kept."""
+        cases = [('connect', False, 'data'), ('eom', False, 'data'),
+                 ('eom', True, 'data'), ('body', True, 'bdat')]
+        for stage, unix, verb in cases:
+            with self.subTest(stage=stage, unix=unix, verb=verb):
+                plan = {'delay': {stage: 30}}
+                with ScriptedMilter(plan, unix=unix) as m, \
+                        Daemon(users=USERS, main={'shutdown_grace': '1s'},
+                               extra_plugins=milter_plugin(
+                                   m.address, hook_timeout='1m')) as d:
+                    d.start()
+                    c = raw(d)
+                    if stage == 'connect':
+                        m.wait_event('connect')
+                    else:
+                        c.expect(220)
+                        c.expect(250, 'EHLO client.example')
+                        c.expect(250, 'MAIL FROM:<bob@remote.test>')
+                        c.expect(250, 'RCPT TO:<%s>' % ALICE)
+                        if verb == 'bdat':
+                            c.send(b'BDAT %d LAST\r\n' % len(MESSAGE) +
+                                   MESSAGE)
+                        else:
+                            c.expect(354, 'DATA')
+                            c.send(MESSAGE + b'.\r\n')
+                        m.wait_event(stage)
+                    d.stop()    # raises unless it exits 0, cleanly
+                    self.assertTrue(c.closed())
+                    self.assertNotIn(b'250', c.buf)
+                    self.assertEqual(d.maildir_files(ALICE), [])
+                    c.close()
+
+
 if __name__ == '__main__':
     unittest.main()

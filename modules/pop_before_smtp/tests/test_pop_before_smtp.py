@@ -7,6 +7,7 @@ refused again after the window, kept across a restart and a reload, and
 opened by a line in the feed file."""
 
 import os
+import re
 import smtplib
 import sys
 import time
@@ -18,7 +19,7 @@ sys.path.insert(0, os.path.join(
                                 '..', '..', '..')),
     'modules', 'pop3', 'tests'))
 
-from satchel_harness import Daemon  # noqa: E402
+from satchel_harness import Daemon, tls_context  # noqa: E402
 from popcommon import (PASSWORD, pop3_plugins, pop_login,  # noqa: E402
                        relay_refusal as refusal)
 
@@ -34,6 +35,22 @@ def relay(d, src):
         code, msg = s.mail('someone@example.test')
         assert code == 250, (code, msg)
         code, msg = s.rcpt(REMOTE)
+        s.rset()
+        return code, msg
+
+
+def submit(d, src, rcpt=REMOTE):
+    """MAIL and RCPT without AUTH on the submission listener (after
+    STARTTLS) from src: the (code, text) of MAIL, or of RCPT after a 250."""
+    with smtplib.SMTP('127.0.0.1', d.port('submission'), timeout=10,
+                      source_address=(src, 0)) as s:
+        s.ehlo('client.example.test')
+        s.starttls(context=tls_context())
+        s.ehlo('client.example.test')
+        code, msg = s.mail('someone@example.test')
+        if code != 250:
+            return code, msg
+        code, msg = s.rcpt(rcpt)
         s.rset()
         return code, msg
 
@@ -126,6 +143,58 @@ class PopBeforeSmtpTest(unittest.TestCase):
                                 'rotated feed not picked up')
                 time.sleep(0.2)
             self.assertRefused(d, '127.0.0.6')
+
+    def test_listeners(self):
+        """`listeners` (issue 13 item 4): by default mx only, so a
+        submission listener still wants AUTH after a POP3 login; with
+        [mx, submission] the login lets the client send there without
+        AUTH (to remote and local recipients); with [submission] mx
+        relaying stays refused. The 250 names the module and the login."""
+        def plugins(listeners):
+            def f(d):
+                p = pop3_plugins(window='1h')(d)
+                if listeners is not None:
+                    p['45-pop_before_smtp.yaml']['listeners'] = listeners
+                return p
+            return f
+        auth_required = (530, b'5.7.0 Authentication required')
+        allowed = re.compile(r'2\.1\.5 Ok, relay allowed by pop_before_smtp '
+                             r'for 127\.0\.0\.5 \(POP login at '
+                             r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$')
+        with Daemon(plugins=plugins(None), users={ALICE: PASSWORD}) as d:
+            d.start()
+            pop_session(d, '127.0.0.5')
+            code, msg = relay(d, '127.0.0.5')
+            self.assertEqual(code, 250, msg)
+            self.assertRegex(msg.decode(), allowed)
+            self.assertEqual(submit(d, '127.0.0.5'), auth_required)
+        with Daemon(plugins=plugins(['mx', 'submission']),
+                    users={ALICE: PASSWORD}) as d:
+            d.start()
+            self.assertEqual(submit(d, '127.0.0.5'), auth_required)
+            pop_session(d, '127.0.0.5')
+            code, msg = submit(d, '127.0.0.5')
+            self.assertEqual(code, 250, msg)
+            self.assertRegex(msg.decode(), allowed)
+            self.assertEqual(submit(d, '127.0.0.5', ALICE),
+                             (250, b'2.1.5 Ok'))
+            self.assertEqual(submit(d, '127.0.0.6'), auth_required)
+            self.assertEqual(relay(d, '127.0.0.5')[0], 250)
+            d.wait_log(r'smtp: submission without AUTH from 127\.0\.0\.5: '
+                       r'relay allowed by pop_before_smtp')
+        with Daemon(plugins=plugins(['submission']),
+                    users={ALICE: PASSWORD}) as d:
+            d.start()
+            pop_session(d, '127.0.0.5')
+            self.assertRefused(d, '127.0.0.5')
+            self.assertEqual(submit(d, '127.0.0.5')[0], 250)
+        # a bad mode is a config error
+        with Daemon(plugins=plugins(['mx', 'smtps']),
+                    users={ALICE: PASSWORD}) as d:
+            with self.assertRaises(AssertionError) as cm:
+                d.start()
+            self.assertIn('listeners: each must be mx or submission',
+                          str(cm.exception))
 
 
 if __name__ == '__main__':

@@ -87,8 +87,8 @@ class PopBeforeSmtpStoreTest(unittest.TestCase):
             t_login = time.monotonic()
             self.assertAllowed(b, '127.0.0.5')
             b.wait_log(r'pop_before_smtp: relay allowed for 127\.0\.0\.5 '
-                       r'to bob@partner\.test \(login within the last 6s, '
-                       r'on a host sharing the store\)')
+                       r'to bob@partner\.test \(login on a host sharing '
+                       r'the store, within the last 6s\)')
             self.assertAllowed(a, '127.0.0.5')
             self.assertRefused(b, '127.0.0.6')
             self.assertRefused(a, '127.0.0.6')
