@@ -12,7 +12,8 @@ SATCHEL_CONF_FILES = conf/satchel.yaml \
 	plugins.d/50-smtp.yaml \
 	plugins.d/55-pop3.yaml \
 	plugins.d/60-maildir.yaml \
-	plugins.d/70-relay.yaml
+	plugins.d/70-relay.yaml \
+	plugins.d/80-web.yaml
 EXTRA_DIST += $(SATCHEL_CONF_FILES)
 
 # `make install` never overwrites a config file an admin may have edited:

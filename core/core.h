@@ -542,6 +542,28 @@ SC_INTERNAL void sc_fatal(const char *fmt, ...) SC_PRINTF(1, 2)
 SC_INTERNAL void sc_panic(const char *fmt, ...) SC_PRINTF(1, 2)
 	__attribute__((noreturn));
 
+/* ---- metrics.c: the metric registry (satchel/metrics.h) ---- */
+
+struct sc_metrics;
+/* Creates the registry and the core's own families (satcheld only: the
+ * other programs run without one, and the metric calls do nothing). */
+SC_INTERNAL int sc_metrics_init(char **error_r);
+SC_INTERNAL void sc_metrics_deinit(void);
+/* Counts ev in the core's families (event.c calls it for every event). */
+SC_INTERNAL void sc_metrics_event(const struct sc_event *ev);
+/* Frees inst's handles (module.c, after instance_free). */
+SC_INTERNAL void sc_metrics_instance_gone(struct sc_instance *inst);
+/* What the core's families read, from the files that know it: */
+/* session.c: fn(protocol, arg) once for every live session */
+SC_INTERNAL void sc_session_foreach_protocol(void (*fn)(const char *protocol,
+							void *arg),
+					     void *arg);
+/* queue_runner.c: the kind ("local", "remote") routed for rcpt of message
+ * id, or NULL; the arrival of the oldest message with a deferred
+ * recipient, 0 when none */
+SC_INTERNAL const char *sc_queue_rcpt_kind(const char *id, const char *rcpt);
+SC_INTERNAL time_t sc_queue_oldest_deferred(void);
+
 /* ---- main.c: the process context ---- */
 
 /* The live sessions (core/session.c), on the loop thread. */
@@ -591,6 +613,7 @@ struct sc_core {
 	struct sc_tls_ticket tls_ticket;
 	struct sc_inst_state *inst_states; /* instance_state.c            */
 	struct store_ctx *stores;	/* store.c: connections to stores    */
+	struct sc_metrics *metrics;	/* metrics.c's registry, or NULL     */
 };
 /* The one process-wide context. */
 SC_INTERNAL extern struct sc_core *sc_core;

@@ -39,6 +39,7 @@ sc_event_emit(const struct sc_event *ev)
 
 	if (ev == NULL || (unsigned)ev->type >= SC_EVENT_COUNT)
 		return;
+	sc_metrics_event(ev);
 	if (ev->session != NULL)
 		gen = sc_session_gen(ev->session);
 	if (gen == NULL && sc_core != NULL)

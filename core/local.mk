@@ -10,6 +10,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/config_check.c \
 	core/config_int.h \
 	core/config_keys.c \
+	core/config_listeners.c \
 	core/config_values.c \
 	core/config_yaml.c \
 	core/dns.c \
@@ -22,6 +23,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/message.c \
 	core/message_edit.c \
 	core/message_int.h \
+	core/metrics.c \
 	core/module.c \
 	core/net_conn.c \
 	core/net_int.h \
@@ -78,6 +80,7 @@ satchelinc_HEADERS += \
 	core/include/satchel/hook.h \
 	core/include/satchel/log.h \
 	core/include/satchel/message.h \
+	core/include/satchel/metrics.h \
 	core/include/satchel/module.h \
 	core/include/satchel/net.h \
 	core/include/satchel/privsep.h \

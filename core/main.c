@@ -396,6 +396,7 @@ teardown(struct daemon_ctx *d)
 		sc_log_warning("exiting with blocking work still running");
 	sc_config_set_current(NULL);
 	sc_gen_unref(&d->core.gen);
+	sc_metrics_deinit();
 	sc_queue_deinit();
 	sc_dns_deinit();
 	sc_privsep_stop();
@@ -485,6 +486,8 @@ main(int argc, char **argv)
 	} else if (mkdirs(cfg->state_dir, 0750) < 0) {
 		sc_fatal("state_dir %s: %s", cfg->state_dir, strerror(errno));
 	}
+	if (sc_metrics_init(&err) < 0)
+		sc_fatal("%s", err ? err : "out of memory");
 	if (sc_gen_build(cfg, false, &gen, &err) < 0)
 		sc_fatal("%s", err);
 	d.core.gen = gen;

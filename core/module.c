@@ -567,6 +567,7 @@ gen_teardown(struct gen_priv *gp)
 			mod->instance_free(inst, inst->data);
 		/* the state's free_fn is module code: before the unload */
 		sc_instance_state_release(inst);
+		sc_metrics_instance_gone(inst);
 		inst_release(inst);
 	}
 	for (size_t h = 0; h < SC_HOOK_COUNT; h++)

@@ -701,3 +701,34 @@ sc_queue_counts(size_t *messages_r, size_t *deferred_r)
 	if (deferred_r != NULL)
 		*deferred_r = def;
 }
+
+/* sc_queue_rcpt_kind - the delivery kind routed for recipient rcpt of
+ * message id, or NULL (metrics.c labels a delivered event with it) */
+const char *
+sc_queue_rcpt_kind(const char *id, const char *rcpt)
+{
+	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next) {
+		if (strcmp(m->id, id) != 0)
+			continue;
+		for (size_t i = 0; i < m->n; i++)
+			if (m->r[i].kind != NULL &&
+			    strcmp(m->r[i].addr, rcpt) == 0)
+				return m->r[i].kind;
+	}
+	return NULL;
+}
+
+/* sc_queue_oldest_deferred - the arrival of the oldest message with a
+ * deferred recipient, 0 when there is none (metrics, the status page) */
+time_t
+sc_queue_oldest_deferred(void)
+{
+	time_t oldest = 0;
+
+	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next)
+		for (size_t i = 0; i < m->n; i++)
+			if (m->r[i].state == R_PENDING && m->r[i].attempts &&
+			    (oldest == 0 || m->arrival < oldest))
+				oldest = m->arrival;
+	return oldest;
+}

@@ -456,3 +456,14 @@ sc_session_close_all(void)
 {
 	session_close_matching(false);
 }
+
+/* sc_session_foreach_protocol - fn(protocol, arg) once for every live
+ * session (metrics.c counts them by protocol) */
+void
+sc_session_foreach_protocol(void (*fn)(const char *protocol, void *arg),
+			    void *arg)
+{
+	for (struct sc_session *s = sc_core->sessions.head; s != NULL;
+	     s = s->next)
+		fn(s->protocol, arg);
+}

@@ -1130,13 +1130,15 @@ START_TEST(test_shipped_config)
 	ck_assert_int_eq(system(cmd), 0);
 	snprintf(path, sizeof(path), "%s/satchel.yaml", tmpdir);
 	ck_assert_msg(sc_main_config_load(path, &cfg, &err) == 0, "%s", err);
-	ck_assert_uint_eq(cfg->inst_count, 9);
+	ck_assert_uint_eq(cfg->inst_count, 10);
 	for (i = 0; i < cfg->inst_count; i++)
 		ck_assert_ptr_nonnull(cfg->insts[i].module);
 	ck_assert_str_eq(cfg->insts[0].module, "ratelimit");
 	ck_assert_str_eq(cfg->insts[3].module, "auth_pam");
 	ck_assert(!cfg->insts[3].enabled);
 	ck_assert_str_eq(cfg->insts[8].module, "relay");
+	ck_assert_str_eq(cfg->insts[9].module, "web");
+	ck_assert(!cfg->insts[9].enabled);
 	sc_main_config_free(&cfg);
 }
 END_TEST

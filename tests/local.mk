@@ -60,3 +60,11 @@ EXTRA_DIST += tests/test_dane_no_etc.sh
 # the installed headers (tests/sdk/msgedit.c).
 TESTS += tests/test_message_api.py
 EXTRA_DIST += tests/test_message_api.py tests/sdk/msgedit.c
+# The metric registry (core/metrics.c).
+check_PROGRAMS += tests/check_metrics
+TESTS += tests/check_metrics
+tests_check_metrics_SOURCES = tests/check_metrics.c
+tests_check_metrics_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_check_metrics_CFLAGS = $(CORE_CFLAGS) $(CHECK_CFLAGS)
+tests_check_metrics_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
+tests_check_metrics_LDFLAGS = $(SANITIZE_LDFLAGS)

@@ -589,6 +589,52 @@ class DoctorTest(unittest.TestCase):
             self.assertIn('50-smtp.yaml', out[0])
             self.assertEqual(len(out), 1, out)
 
+    def test_srv_records(self):
+        """RFC 6186 SRV records of local domains against the listeners:
+        right, a wrong port, another host, "." while offered, none."""
+        with Daemon(users={ALICE: PASSWORD}) as d:
+            recs = dict(RECORDS)
+            sub = d.port('submission')
+            recs['_submissions._tcp.example.test'] = {
+                'SRV': [(0, 1, d.port('smtps'), HOST)]}
+            recs['_submission._tcp.example.test'] = {
+                'SRV': [(5, 1, sub + 1 if sub < 65535 else sub - 1, HOST)]}
+            recs['_submissions._tcp.other.test'] = {
+                'SRV': [(0, 1, d.port('smtps'), 'mx.elsewhere.test')]}
+            recs['_submission._tcp.other.test'] = {
+                'SRV': [(0, 0, 0, '.')]}
+            dns = DnsServer(recs).start()
+            try:
+                d.main = {'dns': {'servers': [dns.server]},
+                          'domains': {'example.test': {'routing': 'local'},
+                                      'other.test': {'routing': 'local'},
+                                      'none.test': {'routing': 'local'},
+                                      'far.test': {'routing': 'remote'}}}
+                r = self.doctor(d)
+            finally:
+                dns.stop()
+            out = r.stdout
+            check_line(self, out, 'ok', r'srv _submissions\._tcp\.example'
+                       r'\.test: mail\.example\.test port %d$'
+                       % d.port('smtps'))
+            check_line(self, out, 'warn', r'srv _submission\._tcp\.example'
+                       r'\.test: port \d+, but the configured listeners '
+                       r'use other ports')
+            check_line(self, out, 'warn', r'srv _submissions\._tcp\.other'
+                       r'\.test: sends clients to mx\.elsewhere\.test, not '
+                       r'to this server \(mail\.example\.test\)')
+            check_line(self, out, 'warn', r'srv _submission\._tcp\.other'
+                       r'\.test: says submission is not offered here '
+                       r'\(target "\."\), but it listens on port %d' % sub)
+            check_line(self, out, 'ok', r'srv _submission\._tcp\.none\.test'
+                       r': none published \(optional')
+            self.assertIn('     publish: _submission._tcp.none.test. 3600 IN '
+                          'SRV 0 1 %d mail.example.test.' % sub, lines(out))
+            # no pop3 listener: its records are not asked for; a remote
+            # domain is not checked
+            self.assertNotIn('_pop3', out)
+            self.assertNotIn('far.test: none', out)
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)

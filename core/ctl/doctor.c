@@ -23,6 +23,7 @@ static void (*const checks[])(struct doctor *) = {
 	doctor_relay,		/* no open relay */
 	doctor_limits,		/* connection headroom */
 	doctor_auth,		/* somebody can log in to send */
+	doctor_srv,		/* RFC 6186: clients find the servers */
 };
 
 /* report - one check line: level 0 ok, 1 warn, 2 FAIL, 3 a hint line */

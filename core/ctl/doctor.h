@@ -39,16 +39,21 @@ int dns_open(struct doctor *d);
 
 enum dq_status { DQ_OK, DQ_NODATA, DQ_NXDOMAIN, DQ_FAIL };
 
-/* One answer: MX (pref, name) or A/AAAA (addr) records. */
+/* One answer: MX (pref, name), SRV (pref: the priority, port, name: the
+ * target) or A/AAAA (addr) records. */
 struct dq_answer {
 	enum dq_status status;
 	char error[160];
 	size_t n;
 	uint16_t pref[DIAG_MAX_RR];
+	uint16_t port[DIAG_MAX_RR];
 	char name[DIAG_MAX_RR][256];
 };
 
-/* Resolves name/type (SC_DNS_MX, _A, _AAAA) into a, within a bound. */
+#define DQ_SRV 33
+
+/* Resolves name/type (SC_DNS_MX, _A, _AAAA, DQ_SRV) into a, within a
+ * bound. */
 void dq(struct doctor *d, const char *name, int type, struct dq_answer *a);
 
 /* One MX host with its addresses. */
@@ -79,5 +84,6 @@ void doctor_listeners(struct doctor *d);	/* doctor_listen.c */
 void doctor_relay(struct doctor *d);		/* doctor_relay.c */
 void doctor_limits(struct doctor *d);		/* doctor_limits.c */
 void doctor_auth(struct doctor *d);		/* doctor_auth.c */
+void doctor_srv(struct doctor *d);		/* doctor_srv.c */
 
 #endif

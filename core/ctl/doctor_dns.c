@@ -230,7 +230,15 @@ dq(struct doctor *d, const char *name, int type, struct dq_answer *a)
 			size_t l = (size_t)w.res->len[i];
 			int af = type == SC_DNS_A ? AF_INET : AF_INET6;
 
-			if (type == SC_DNS_MX) {
+			if (type == DQ_SRV) {
+				/* priority, weight, port, target (RFC 2782) */
+				if (l < 7 || rdata_name(p, l, 6,
+							a->name[a->n],
+							256) < 0)
+					continue;
+				a->pref[a->n] = (uint16_t)(p[0] << 8 | p[1]);
+				a->port[a->n++] = (uint16_t)(p[4] << 8 | p[5]);
+			} else if (type == SC_DNS_MX) {
 				if (l < 3 || rdata_name(p, l, 2,
 							a->name[a->n],
 							256) < 0)

@@ -26,7 +26,8 @@ core_satchelctl_SOURCES = \
 	core/ctl/doctor_listen.c \
 	core/ctl/doctor_relay.c \
 	core/ctl/doctor_limits.c \
-	core/ctl/doctor_auth.c
+	core/ctl/doctor_auth.c \
+	core/ctl/doctor_srv.c
 core_satchelctl_LDADD = core/libsatchel-core.la $(LIBCRYPT_LIBS)
 core_satchelctl_LDFLAGS = -export-dynamic $(SANITIZE_LDFLAGS) \
 	$(CORE_WHOLE_ARCHIVE)

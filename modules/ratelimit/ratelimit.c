@@ -6,6 +6,7 @@
  * only; every table is bounded whatever the number of client addresses.
  */
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,6 +382,15 @@ rl_key_text(const unsigned char key[16], unsigned char family,
 	snprintf(buf, len, "%s/%u", a, prefix);
 }
 
+/* rl_hit - counts a refusal: in the state (`satchelctl status`) and in
+ * satchel_limit_hits_total{limit} (the web module's /metrics) */
+static void
+rl_hit(struct rl_inst *ri, enum rl_kind kind)
+{
+	ri->st->hits[kind]++;
+	sc_metric_add(ri->m_hits, rl_kind_names[kind], 1);
+}
+
 enum sc_result
 rl_refuse_ip(struct sc_hook_call *call, struct rl_inst *ri,
 	     struct sc_session *s, enum rl_kind hit,
@@ -391,7 +401,7 @@ rl_refuse_ip(struct sc_hook_call *call, struct rl_inst *ri,
 	struct rl_ip *e = rl_ip_find(ri->st, key, family, now, false);
 	uint64_t dummy = 0;
 
-	ri->st->hits[hit]++;
+	rl_hit(ri, hit);
 	rl_log_once(e != NULL ? &e->logged_until_ms[hit] : &dummy, now,
 		    ri->conf->connections_per_ip.period_ms, s,
 		    "%s limit hit by %s", rl_kind_names[hit], ip);
@@ -420,7 +430,7 @@ rl_connect(struct sc_hook_call *call, void *data)
 		return SC_CONT;
 	if (conf->max_connections != 0 &&
 	    st->connections >= conf->max_connections) {
-		st->hits[RL_HIT_MAX_CONN]++;
+		rl_hit(ri, RL_HIT_MAX_CONN);
 		rl_log_once(&st->global_logged_until_ms, now, 60000, s,
 			    "max_connections (%llu) reached; refusing %s "
 			    "(logged once a minute; raise max_connections if "
@@ -465,7 +475,7 @@ rl_refuse_sender(struct sc_hook_call *call, struct rl_inst *ri,
 	struct rl_sender *e = rl_sender_find(ri->st,
 		rl_hash(ri->st->hash_seed, key, strlen(key)), now);
 
-	ri->st->hits[RL_HIT_SENDER]++;
+	rl_hit(ri, RL_HIT_SENDER);
 	rl_log_once(e != NULL ? &e->logged_until_ms : &none, now,
 		    ri->conf->messages_per_sender.period_ms, s,
 		    "messages_per_sender limit hit by %s (%s)",
@@ -528,7 +538,7 @@ enum sc_result
 rl_refuse_auth(struct sc_hook_call *call, struct rl_inst *ri,
 	       struct sc_session *s)
 {
-	ri->st->hits[RL_HIT_AUTH]++;
+	rl_hit(ri, RL_HIT_AUTH);
 	sc_reply_set(call, 454, "4.7.0", "Too many authentication failures "
 		     "from %s; please try again later", sc_session_client_ip(s));
 	return SC_DENYSOFT;
@@ -682,6 +692,32 @@ rl_instance_new(struct sc_instance *inst, const void *config, void **data_r,
 	return 0;
 }
 
+/* rl_limit_gauge - satchel_connections_limit: max_connections, +Inf when
+ * 0 (no limit); the last ratelimit instance read wins */
+static void
+rl_limit_gauge(struct sc_metric *m, void *data)
+{
+	const struct rl_inst *ri = data;
+
+	sc_metric_set(m, NULL, ri->conf->max_connections != 0 ?
+		      (double)ri->conf->max_connections : HUGE_VAL);
+}
+
+/* rl_metrics - the families the web module shows: the core names them
+ * (their type and label are fixed), ratelimit fills them; every limit
+ * appears from the start, at 0 */
+static void
+rl_metrics(struct sc_instance *inst, struct rl_inst *ri)
+{
+	ri->m_hits = sc_metric_counter_new(inst, "satchel_limit_hits_total",
+		"connections, messages or logins a limit refused", "limit");
+	for (int k = 0; k < RL_HIT_COUNT; k++)
+		sc_metric_add(ri->m_hits, rl_kind_names[k], 0);
+	ri->m_limit = sc_metric_gauge_fn_new(inst, "satchel_connections_limit",
+		"the server-wide connection limit (ratelimit's "
+		"max_connections; +Inf: none)", NULL, rl_limit_gauge, ri);
+}
+
 static int
 rl_instance_start(struct sc_instance *inst, void *data, const char **error_r)
 {
@@ -706,6 +742,7 @@ rl_instance_start(struct sc_instance *inst, void *data, const char **error_r)
 		*error_r = "ratelimit: cannot register hooks";
 		return -1;
 	}
+	rl_metrics(inst, ri);
 	return 0;
 }
 

@@ -111,6 +111,8 @@ struct rl_inst {
 	struct sc_store *store;		/* NULL: in-process tables only    */
 	struct sc_timer *renew_timer;	/* renews this instance's leases   */
 	char prefix[256];		/* of every store key              */
+	struct sc_metric *m_hits;	/* satchel_limit_hits_total{limit}  */
+	struct sc_metric *m_limit;	/* satchel_connections_limit        */
 };
 
 /* ---- ratelimit.c ---- */

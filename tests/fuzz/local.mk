@@ -218,6 +218,22 @@ tests_fuzz_fuzz_milter_CPPFLAGS = $(FUZZ_CPP_FLAGS) -I$(top_srcdir)/modules/milt
 tests_fuzz_fuzz_milter_CFLAGS = $(FUZZ_C_FLAGS)
 tests_fuzz_fuzz_milter_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
 
+# web: the web module's own parsing: the emailaddress query and the
+# autodiscover body; the XML and JSON escaping of its answers
+FUZZ_TARGETS += web
+check_PROGRAMS += tests/fuzz/replay_web
+TESTS += tests/fuzz/replay_web
+FUZZ_BINS += tests/fuzz/fuzz_web
+FUZZ_WEB_FILES = modules/web/web_parse.c modules/web/web_int.h
+tests_fuzz_replay_web_SOURCES = tests/fuzz/fuzz_web.c $(FUZZ_WEB_FILES) $(FUZZ_COMMON) $(FUZZ_REPLAY)
+tests_fuzz_replay_web_CPPFLAGS = $(FUZZ_CPP_FLAGS) -I$(top_srcdir)/modules/web -DFUZZ_TARGET='"web"'
+tests_fuzz_replay_web_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_replay_web_LDFLAGS = $(FUZZ_REPLAY_LD_FLAGS)
+tests_fuzz_fuzz_web_SOURCES = tests/fuzz/fuzz_web.c $(FUZZ_WEB_FILES) $(FUZZ_COMMON)
+tests_fuzz_fuzz_web_CPPFLAGS = $(FUZZ_CPP_FLAGS) -I$(top_srcdir)/modules/web
+tests_fuzz_fuzz_web_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_fuzz_web_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
+
 EXTRA_PROGRAMS += $(FUZZ_BINS)
 CLEANFILES += $(FUZZ_BINS)
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/dict tests/fuzz/run-fuzz.sh

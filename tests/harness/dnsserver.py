@@ -246,6 +246,10 @@ class DnsServer:
                         args.append('--txt-record=%s,%s' % (name, v))
                     elif rtype == 'CNAME':
                         args.append('--cname=%s,%s' % (name, v))
+                    elif rtype == 'SRV':
+                        prio, weight, port, target = v
+                        args.append('--srv-host=%s,%s,%d,%d,%d' % (
+                            name, target, port, prio, weight))
                     elif rtype == 'PTR':
                         args.append('--ptr-record=%s,%s' % (name, v))
                     else:

@@ -19,5 +19,6 @@
 #include <satchel/privsep.h>
 #include <satchel/sasl.h>
 #include <satchel/message.h>
+#include <satchel/metrics.h>
 
 #endif
