@@ -157,7 +157,7 @@ SC_API const char *sc_routing_name(enum sc_routing r);
  * module's mail client autoconfiguration, as `satchelctl connect`) ---- */
 
 /* One entry of an instance's `listen` list. Valid during the callback
- * only; fields may be appended (the core owns the struct). Since ABI 1.2. */
+ * only; fields may be appended (the core owns the struct). Since ABI 1.3. */
 struct sc_listener_info {
 	const char *instance;		/* instance name ("50-smtp")        */
 	const char *module;		/* its module ("smtp", "pop3", ...) */
@@ -175,13 +175,13 @@ typedef void (*sc_listener_fn)(const struct sc_listener_info *l, void *data);
  * `address`, and optional `mode` and `tls` enums, as smtp and pop3 have)
  * of every enabled instance of inst's configuration - the generation inst
  * belongs to, which is the running one unless a reload replaced it - in
- * plugins.d file order, defaults applied. Since ABI 1.2. */
+ * plugins.d file order, defaults applied. Since ABI 1.3. */
 SC_API void sc_config_listeners(const struct sc_instance *inst,
 				sc_listener_fn fn, void *data);
 
 /* One instance of a configuration, for a list of what is loaded (the web
  * module's status page). Valid during the callback only; fields may be
- * appended (the core owns the struct). Since ABI 1.2. */
+ * appended (the core owns the struct). Since ABI 1.3. */
 struct sc_instance_info {
 	const char *instance;		/* instance name ("50-smtp")        */
 	const char *module;		/* its module ("smtp")              */
@@ -193,7 +193,7 @@ typedef void (*sc_instance_info_fn)(const struct sc_instance_info *i,
 				    void *data);
 
 /* Calls fn for every enabled instance of inst's configuration (as for
- * sc_config_listeners), in plugins.d file order. Since ABI 1.2. */
+ * sc_config_listeners), in plugins.d file order. Since ABI 1.3. */
 SC_API void sc_config_instances(const struct sc_instance *inst,
 				sc_instance_info_fn fn, void *data);
 

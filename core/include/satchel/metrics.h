@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * satchel/metrics.h - counters and gauges for monitoring. Since ABI 1.2.
+ * satchel/metrics.h - counters and gauges for monitoring. Since ABI 1.3.
  *
  * The core keeps one registry of metric families for the whole process,
  * so a counter does not start again from zero when a reload replaces the
