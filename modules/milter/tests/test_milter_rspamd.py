@@ -71,7 +71,9 @@ class Rspamd:
              '--var=RUNDIR=%s/run' % tmp,
              '--var=LOGDIR=%s/log' % tmp],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        wait_port(self.port, self.proc, timeout=60)
+        # rspamd compiles its rules at start: seconds on a quiet machine,
+        # over a minute on 2 cores busy with other builds
+        wait_port(self.port, self.proc, timeout=180)
 
     def stop(self):
         stop_process(self.proc, 15)
