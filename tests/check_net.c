@@ -2,9 +2,9 @@
 /*
  * tests/check_net.c - Check suite for core/net_*.c: sc_conn_getline
  * semantics, read stop/start re-announcement, output flushing, the idle
- * memory footprint, and TLS handshakes on 127.0.0.1 (generated
- * certificate, DANE-EE, PKIX failure, junk), sc_tls_server_pem. Runs a real libuv loop on the
- * test thread.
+ * memory footprint, TLS handshakes on 127.0.0.1 (generated
+ * certificate, DANE-EE, PKIX failure, junk) and sc_tls_server_pem. Runs a
+ * real libuv loop on the test thread.
  */
 #include "core.h"
 
