@@ -16,48 +16,18 @@ satcheld, with python's ssl as the client:
 import http.client
 import os
 import shutil
-import socket
 import ssl
-import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from satchel_harness import Daemon, skip  # noqa: E402
+from satchel_harness import (Daemon, file_der, make_pair,  # noqa: E402
+                             served_der, skip)
 from webcommon import web_plugins  # noqa: E402
 
 if shutil.which('certtool') is None:
     skip('certtool (gnutls-bin) is needed')
-
-
-def make_pair(directory, cn):
-    """A self-signed certificate and its key (0600), made with certtool,
-    replacing what is in directory (as certbot does: renamed in)."""
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    key = os.path.join(directory, 'privkey.pem')
-    cert = os.path.join(directory, 'fullchain.pem')
-    tmpl = os.path.join(directory, 'cert.tmpl')
-    with open(tmpl, 'w') as f:
-        f.write('cn = "%s"\nexpiration_days = 90\ntls_www_server\n'
-                'signing_key\ndns_name = "mail.example.test"\n' % cn)
-    subprocess.run(['certtool', '--generate-privkey', '--key-type=ecdsa',
-                    '--outfile', key + '.new'], check=True,
-                   capture_output=True, timeout=60)
-    os.chmod(key + '.new', 0o600)
-    subprocess.run(['certtool', '--generate-self-signed', '--load-privkey',
-                    key + '.new', '--template', tmpl, '--outfile',
-                    cert + '.new'], check=True, capture_output=True,
-                   timeout=60)
-    os.chmod(cert + '.new', 0o644)
-    os.rename(key + '.new', key)
-    os.rename(cert + '.new', cert)
-    return cert, key
-
-
-def file_der(cert):
-    with open(cert) as f:
-        return ssl.PEM_cert_to_DER_cert(f.read())
 
 
 def ctx_for(cafile):
@@ -82,15 +52,6 @@ def https(d, path, ctx, method='GET', body=None, headers=None):
         return r.status, r.read(), der
     finally:
         c.close()
-
-
-def served_der(d, name):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(('127.0.0.1', d.port(name)), 10) as s:
-        with ctx.wrap_socket(s) as t:
-            return t.getpeercert(binary_form=True)
 
 
 def tls_web(d):
