@@ -337,8 +337,9 @@ SC_INTERNAL void sc_conn_set_session(struct sc_conn *c, struct sc_session *s);
  * sc_tls_ensure_generated() after the drop. */
 SC_INTERNAL int sc_tls_ensure_certificate(const struct sc_main_config *cfg,
 					  char **error_r);
-/* After the drop: generates (once) and checks the certificate under
- * state_dir when cfg configures none; 0 otherwise. */
+/* After the drop: generates (once), checks and loads the certificate
+ * under state_dir when cfg configures none (before instance_start, which
+ * may export it: sc_tls_server_pem); 0 otherwise. */
 SC_INTERNAL int sc_tls_ensure_generated(const struct sc_main_config *cfg,
 					char **error_r);
 /* A reload: reads the certificate and key anew (configured ones through

@@ -268,11 +268,25 @@ sc_core_reload(char **error_r)
 		sc_config_set_current(old->cfg);
 		goto fail;
 	}
+	/* the certificate first: the new generation's instance_start may
+	 * export it (sc_tls_server_pem: the web module's HTTPS) */
+	if (sc_net_tls_reload(gen->cfg, &err) < 0) {
+		note_add(&notes, err ? err : "TLS: out of memory");
+		free(err);
+		err = NULL;
+	}
 	if (sc_gen_start(gen, &err) < 0 || sc_net_start(gen, &err) < 0) {
 		sc_config_set_current(old->cfg);
 		sc_gen_unref(&gen);
-		/* The old generation's listeners stopped for the new one. */
+		free(notes);
+		/* The old generation's listeners stopped for the new one;
+		 * its certificate comes back too. */
 		char *e2 = NULL;
+		if (sc_net_tls_reload(old->cfg, &e2) < 0) {
+			sc_log_error("%s", e2 ? e2 : "TLS: out of memory");
+			free(e2);
+			e2 = NULL;
+		}
 		if (sc_net_start(old, &e2) < 0) {
 			sc_log_error("cannot resume the old listeners: %s",
 				     e2 ? e2 : "unknown error");
@@ -284,11 +298,6 @@ sc_core_reload(char **error_r)
 	sc_log_set_level(gen->cfg->log_level);
 	restart_only(old->cfg, gen->cfg, &notes);
 	sc_gen_unref(&old);
-	if (sc_net_tls_reload(gen->cfg, &err) < 0) {
-		note_add(&notes, err ? err : "TLS: out of memory");
-		free(err);
-		err = NULL;
-	}
 	memset(&ev, 0, sizeof(ev));
 	ev.type = SC_EVENT_RELOAD;
 	if (notes != NULL) {

@@ -173,5 +173,7 @@ SC_INTERNAL void sc_net_tls_packet_free(struct sc_conn *c);
  * only the priorities. 0, or -1 with a malloc'd error. */
 SC_INTERNAL int sc_net_load_server_cred(const struct sc_main_config *cfg,
 					char **error_r);
+/* The server credentials in use now (NULL: none loaded yet). */
+SC_INTERNAL gnutls_certificate_credentials_t sc_net_tls_server_cred(void);
 
 #endif

@@ -786,7 +786,11 @@ sc_tls_ensure_generated(const struct sc_main_config *cfg, char **error_r)
 	*error_r = NULL;
 	if (cfg->tls_certificate != NULL && cfg->tls_certificate[0] != '\0')
 		return 0;
-	return ensure_generated(cfg, error_r);
+	if (ensure_generated(cfg, error_r) < 0)
+		return -1;
+	/* loaded now, before instance_start: modules may ask for it there
+	 * (sc_tls_server_pem) */
+	return sc_net_load_server_cred(cfg, error_r);
 }
 
 /* tls_ticket_rotate - a new session ticket key: per process and per
@@ -930,6 +934,12 @@ sc_net_tls_reload(const struct sc_main_config *cfg, char **error_r)
 	net_tls.key_path = strdup(key);
 	sc_log_info("TLS certificate %s loaded", cert);
 	return 0;
+}
+
+gnutls_certificate_credentials_t
+sc_net_tls_server_cred(void)
+{
+	return net_tls.server_cred;
 }
 
 /* sc_net_load_server_cred - loads the server certificate of cfg at the

@@ -2,9 +2,9 @@
 /*
  * tests/check_net.c - Check suite for core/net_*.c: sc_conn_getline
  * semantics, read stop/start re-announcement, output flushing, the idle
- * memory footprint, and TLS handshakes on 127.0.0.1 (generated
- * certificate, DANE-EE, PKIX failure, junk). Runs a real libuv loop on the
- * test thread.
+ * memory footprint, TLS handshakes on 127.0.0.1 (generated
+ * certificate, DANE-EE, PKIX failure, junk) and sc_tls_server_pem. Runs a
+ * real libuv loop on the test thread.
  */
 #include "core.h"
 
@@ -584,6 +584,58 @@ START_TEST(test_certificate_once)
 }
 END_TEST
 
+/* sc_tls_server_pem: -1 before a certificate is loaded; then the
+ * certificate served, in PEM, and the key that goes with it */
+START_TEST(test_server_pem)
+{
+	char *cert = (char *)"x", *key = (char *)"x";
+	size_t clen = 1, klen = 1, idlen1 = 64, idlen2 = 64;
+	unsigned char id1[64], id2[64];
+	gnutls_datum_t d;
+	gnutls_x509_crt_t crt;
+	gnutls_x509_privkey_t pk;
+	unsigned char *der;
+	size_t derlen;
+
+	ck_assert_int_eq(sc_tls_server_pem(&cert, &clen, &key, &klen), -1);
+	ck_assert_ptr_null(cert);
+	ck_assert_ptr_null(key);
+	load_certificate();
+	ck_assert_int_eq(sc_tls_server_pem(&cert, &clen, &key, &klen), 0);
+	ck_assert_uint_eq(strlen(cert), clen);
+	ck_assert_uint_eq(strlen(key), klen);
+	ck_assert_ptr_nonnull(strstr(key, "PRIVATE KEY-----"));
+	d.data = (unsigned char *)cert;
+	d.size = (unsigned)clen;
+	ck_assert_int_eq(gnutls_x509_crt_init(&crt), 0);
+	ck_assert_int_eq(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM),
+			 0);
+	/* the certificate of state_dir/tls/cert.pem */
+	der = cert_der(&derlen);
+	ck_assert_int_eq(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER,
+						 &d), 0);
+	ck_assert_uint_eq(d.size, derlen - 3);
+	ck_assert_int_eq(memcmp(d.data, der + 3, d.size), 0);
+	gnutls_free(d.data);
+	free(der);
+	d.data = (unsigned char *)key;
+	d.size = (unsigned)klen;
+	ck_assert_int_eq(gnutls_x509_privkey_init(&pk), 0);
+	ck_assert_int_eq(gnutls_x509_privkey_import(pk, &d,
+						    GNUTLS_X509_FMT_PEM), 0);
+	ck_assert_int_eq(gnutls_x509_crt_get_key_id(crt, 0, id1, &idlen1), 0);
+	ck_assert_int_eq(gnutls_x509_privkey_get_key_id(pk, 0, id2, &idlen2),
+			 0);
+	ck_assert_uint_eq(idlen1, idlen2);
+	ck_assert_int_eq(memcmp(id1, id2, idlen1), 0);
+	gnutls_x509_privkey_deinit(pk);
+	gnutls_x509_crt_deinit(crt);
+	sc_tls_pem_free(cert, clen);
+	sc_tls_pem_free(key, klen);
+	sc_tls_pem_free(NULL, 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -601,6 +653,7 @@ main(void)
 	tcase_add_test(tc, test_tls_verify_failures);
 	tcase_add_test(tc, test_tls_junk);
 	tcase_add_test(tc, test_certificate_once);
+	tcase_add_test(tc, test_server_pem);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

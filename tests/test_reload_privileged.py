@@ -18,58 +18,19 @@ Needs root (it is what satcheld drops from); skipped otherwise.
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import time
 import unittest
 
 import procmem
-from satchel_harness import Daemon, default_plugins, raw, skip
+from satchel_harness import (Daemon, default_plugins, file_der,
+                             make_pair, raw, served_der, skip)
 
 if os.geteuid() != 0:
     skip('test_reload_privileged needs root: satcheld starts as root '
          'and drops to nobody')
 if shutil.which('certtool') is None or shutil.which('gnutls-cli') is None:
     skip('certtool and gnutls-cli (gnutls-bin) are needed')
-
-
-def make_pair(directory, cn):
-    """A certificate (0644) and its key (0600 root), made with certtool in
-    directory, replacing what is there as certbot does."""
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    key = os.path.join(directory, 'privkey.pem')
-    cert = os.path.join(directory, 'fullchain.pem')
-    tmpl = os.path.join(directory, 'cert.tmpl')
-    with open(tmpl, 'w') as f:
-        f.write('cn = "%s"\nexpiration_days = 90\ntls_www_server\n'
-                'signing_key\ndns_name = "mail.example.test"\n' % cn)
-    subprocess.run(['certtool', '--generate-privkey', '--key-type=ecdsa',
-                    '--outfile', key + '.new'], check=True,
-                   capture_output=True, timeout=60)
-    os.chmod(key + '.new', 0o600)
-    subprocess.run(['certtool', '--generate-self-signed', '--load-privkey',
-                    key + '.new', '--template', tmpl, '--outfile',
-                    cert + '.new'], check=True, capture_output=True,
-                   timeout=60)
-    os.chmod(cert + '.new', 0o644)
-    os.rename(key + '.new', key)
-    os.rename(cert + '.new', cert)
-    return cert, key
-
-
-def file_der(cert):
-    with open(cert) as f:
-        return ssl.PEM_cert_to_DER_cert(f.read())
-
-
-def served_der(d, name='smtps'):
-    """The certificate the implicit-TLS listener presents (python ssl)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(('127.0.0.1', d.port(name)), 10) as s:
-        with ctx.wrap_socket(s) as t:
-            return t.getpeercert(binary_form=True)
 
 
 def served_starttls_gnutls_cli(d):

@@ -22,6 +22,7 @@ WEB_TESTS = \
 	modules/web/tests/test_web_metrics.py \
 	modules/web/tests/test_web_autoconfig.py \
 	modules/web/tests/test_web_http.py \
-	modules/web/tests/test_web_status.py
+	modules/web/tests/test_web_status.py \
+	modules/web/tests/test_web_tls.py
 TESTS += $(WEB_TESTS)
 EXTRA_DIST += $(WEB_TESTS) modules/web/tests/webcommon.py

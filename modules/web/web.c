@@ -28,6 +28,7 @@
 #define WEB_TIMEOUT_S		30
 #define WEB_MEMORY_LIMIT	(64 * 1024)
 #define WEB_MAX_BODY		(16 * 1024)	/* an autodiscover request */
+#define WEB_TLS_PRIORITY	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /* ---- configuration ---- */
 
@@ -39,8 +40,9 @@ static const struct sc_config_key web_listen_keys[] = {
 	{ .name = "tls", .type = SC_KEY_ENUM,
 	  .offset = offsetof(struct web_listen_conf, tls), .def = "none",
 	  .enum_values = "none|implicit",
-	  .doc = "none: plain HTTP (put a TLS proxy in front for the "
-		 "Internet); implicit: HTTPS (not supported yet)" },
+	  .doc = "none: plain HTTP; implicit: HTTPS with the server "
+		 "certificate of satchel.yaml's tls: (or the generated "
+		 "one)" },
 	{ .name = NULL }
 };
 
@@ -79,11 +81,12 @@ web_validate(const void *config, struct sc_config_check *check)
 			(const struct web_listen_conf *)conf->listen.v + i;
 		char key[48];
 
-		if (l->tls != 0) {
+		if (l->tls != 0 &&
+		    MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 			snprintf(key, sizeof(key), "listen.%zu.tls", i);
 			return sc_config_check_error(check, key, "implicit "
-				"TLS is not supported yet; use tls: none "
-				"behind a TLS proxy");
+				"TLS needs a libmicrohttpd built with TLS "
+				"support, and this one is not");
 		}
 		for (size_t j = 0; j < i; j++) {
 			const struct web_listen_conf *o =
@@ -494,17 +497,44 @@ server_stop(struct web_server *sv)
 	sv->d = NULL;
 }
 
-/* server_start - MHD on a copy of the socket fd, on the loop */
+/* server_start - MHD on a copy of the socket fd, on the loop; with tls,
+ * HTTPS with the core's server certificate as it is now (a reload starts
+ * new daemons, so they serve the certificate read anew) */
 static int
-server_start(struct web_inst *wi, struct web_server *sv, int lfd)
+server_start(struct web_inst *wi, struct web_server *sv, int lfd, bool tls)
 {
 	const union MHD_DaemonInfo *di;
-	int fd = fcntl(lfd, F_DUPFD_CLOEXEC, 3);
+	char *cert = NULL, *key = NULL;
+	size_t clen = 0, klen = 0;
+	struct MHD_OptionItem tls_opts[4] = {
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	int fd;
 
 	sv->wi = wi;
-	if (fd < 0)
+	if (tls) {
+		if (sc_tls_server_pem(&cert, &clen, &key, &klen) < 0) {
+			sc_log_error("%s: no TLS server certificate to serve "
+				     "HTTPS with", sc_instance_name(wi->inst));
+			return -1;
+		}
+		tls_opts[0] = (struct MHD_OptionItem)
+			{ MHD_OPTION_HTTPS_MEM_CERT, 0, cert };
+		tls_opts[1] = (struct MHD_OptionItem)
+			{ MHD_OPTION_HTTPS_MEM_KEY, 0, key };
+		/* TLS 1.2+, as the core's own listeners */
+		tls_opts[2] = (struct MHD_OptionItem)
+			{ MHD_OPTION_HTTPS_PRIORITIES, 0,
+			  (void *)WEB_TLS_PRIORITY };
+	}
+	fd = fcntl(lfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0) {
+		sc_tls_pem_free(cert, clen);
+		sc_tls_pem_free(key, klen);
 		return -1;
-	sv->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+	}
+	sv->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+				 (tls ? MHD_USE_TLS : 0),
 				 0, NULL, NULL, on_request, sv,
 				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, wi,
 				 MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
@@ -518,7 +548,12 @@ server_start(struct web_inst *wi, struct web_server *sv, int lfd)
 				 (size_t)WEB_MEMORY_LIMIT,
 				 MHD_OPTION_NOTIFY_COMPLETED, req_completed,
 				 NULL,
+				 MHD_OPTION_ARRAY, tls_opts,
 				 MHD_OPTION_END);
+	/* MHD loads the pair into its GnuTLS credentials (a copy) while it
+	 * starts and does not read these again: wiped now */
+	sc_tls_pem_free(cert, clen);
+	sc_tls_pem_free(key, klen);
 	if (sv->d == NULL) {
 		close(fd);
 		return -1;
@@ -573,15 +608,21 @@ web_instance_start(struct sc_instance *inst, void *data,
 		return -1;
 	}
 	for (size_t i = 0; i < wi->socks->n; i++) {
-		if (server_start(wi, &wi->servers[i], wi->socks->v[i].fd) < 0) {
-			sc_log_error("%s: cannot serve HTTP on %s",
-				     sc_instance_name(inst),
+		/* socks->v follows conf->listen, in order */
+		bool tls = ((const struct web_listen_conf *)
+			    wi->conf->listen.v)[i].tls != 0;
+		const char *what = tls ? "HTTPS" : "HTTP";
+
+		if (server_start(wi, &wi->servers[i], wi->socks->v[i].fd,
+				 tls) < 0) {
+			sc_log_error("%s: cannot serve %s on %s",
+				     sc_instance_name(inst), what,
 				     wi->socks->v[i].text);
 			*error_r = "web: cannot start the HTTP server";
 			return -1;
 		}
 		wi->nservers++;
-		sc_log_inst(SC_LOG_INFO, inst, "serving HTTP on %s",
+		sc_log_inst(SC_LOG_INFO, inst, "serving %s on %s", what,
 			    wi->socks->v[i].text);
 	}
 	return 0;

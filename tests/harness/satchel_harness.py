@@ -65,6 +65,12 @@ Daemon(plugins=None, main=None, users=None, extra_plugins=None)
 
 Helpers
     tls_context()         ssl.SSLContext accepting the self-signed cert
+    make_pair(dir, cn) -> (cert, key): a self-signed certificate (0644) and
+                          its key (0600) made with certtool, renamed into
+                          dir as certbot renews them
+    file_der(cert)        the DER of a PEM certificate file
+    served_der(d, name='smtps') the DER of the certificate the implicit-TLS
+                          listener port(name) presents
     smtp(d, name='smtp', timeout=10) -> connected smtplib.SMTP
                           (SMTP_SSL when name is 'smtps')
     free_port(host='127.0.0.1') -> an unused port
@@ -150,6 +156,43 @@ def tls_context():
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def make_pair(directory, cn):
+    """A certificate (0644) and its key (0600, the caller's: root's when
+    the test runs as root), made with certtool in directory, replacing
+    what is there as certbot does."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    key = os.path.join(directory, 'privkey.pem')
+    cert = os.path.join(directory, 'fullchain.pem')
+    tmpl = os.path.join(directory, 'cert.tmpl')
+    with open(tmpl, 'w') as f:
+        f.write('cn = "%s"\nexpiration_days = 90\ntls_www_server\n'
+                'signing_key\ndns_name = "mail.example.test"\n' % cn)
+    subprocess.run(['certtool', '--generate-privkey', '--key-type=ecdsa',
+                    '--outfile', key + '.new'], check=True,
+                   capture_output=True, timeout=60)
+    os.chmod(key + '.new', 0o600)
+    subprocess.run(['certtool', '--generate-self-signed', '--load-privkey',
+                    key + '.new', '--template', tmpl, '--outfile',
+                    cert + '.new'], check=True, capture_output=True,
+                   timeout=60)
+    os.chmod(cert + '.new', 0o644)
+    os.rename(key + '.new', key)
+    os.rename(cert + '.new', cert)
+    return cert, key
+
+
+def file_der(cert):
+    with open(cert) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def served_der(d, name='smtps'):
+    """The certificate the implicit-TLS listener presents (python ssl)."""
+    with socket.create_connection(('127.0.0.1', d.port(name)), 10) as s:
+        with tls_context().wrap_socket(s) as t:
+            return t.getpeercert(binary_form=True)
 
 
 def smtp(d, name='smtp', timeout=10, host='127.0.0.1'):

@@ -104,6 +104,20 @@ SC_API bool sc_conn_tls_active(const struct sc_conn *c);
 /* "TLS1.3 with cipher AES-256-GCM" etc., or NULL without TLS. Owned by c. */
 SC_API const char *sc_conn_tls_desc(struct sc_conn *c);
 
+/* The server certificate chain and its key that the core serves now
+ * (tls.cert/tls.key of satchel.yaml, or the generated self-signed one;
+ * after a reload the one read anew), as NUL-terminated PEM copies for a
+ * module that runs a TLS server of its own (the web module's HTTPS).
+ * Loaded before instance_start, so ask there; a reload's new generation
+ * sees the reloaded certificate. 0, or -1 when no certificate is loaded
+ * (or out of memory). Free both with sc_tls_pem_free as soon as they are
+ * no longer needed. Since ABI 1.3. */
+SC_API int sc_tls_server_pem(char **cert_pem_r, size_t *cert_len_r,
+			     char **key_pem_r, size_t *key_len_r);
+/* Overwrites (explicit_bzero) and frees a PEM from sc_tls_server_pem
+ * (NULL is fine). Since ABI 1.3. */
+SC_API void sc_tls_pem_free(char *pem, size_t len);
+
 /* ---- outbound connections (relay) ---- */
 
 enum sc_tls_verify {
