@@ -395,7 +395,8 @@ SC_INTERNAL int sc_queue_store(const struct sc_envelope *env,
 			       char **error_r);
 /* Appends state records to a queue file and syncs it; blocking, so on
  * the pool. 0, or -1 with errno. */
-SC_INTERNAL int sc_queue_append(const char *path, const char *records);
+SC_INTERNAL int sc_queue_append(const char *path, const char *records,
+				 bool sync);
 /* Directory syncs so far (group-commit tests). */
 SC_INTERNAL unsigned sc_queue_batch_count(void);
 /* Sets the queue paths only, without scanning or creating anything. */

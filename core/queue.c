@@ -808,14 +808,17 @@ sc_queue_inject(const struct sc_envelope *env, const void *data, size_t len,
 	return 0;
 }
 
-/* sc_queue_append - appends state records to a queue file and makes them
- * durable (O_APPEND + fdatasync: the message itself is never rewritten).
+/* sc_queue_append - appends state records to a queue file and, with sync,
+ * makes them durable (O_APPEND + fdatasync: the message itself is never
+ * rewritten). Without sync they reach the disk with the next synced append
+ * or the kernel's writeback: records a crash may lose (see
+ * sc_delivery_idempotent).
  * A file that does not end in "\n" holds a record torn by a crash: it is
  * closed with "\n" and the TORN_MARK line first, so the new records never
  * join it and the parse drops it. Blocking: call on the pool. 0 or -1 with
  * errno. */
 int
-sc_queue_append(const char *path, const char *records)
+sc_queue_append(const char *path, const char *records, bool sync)
 {
 	static const char repair[] = "\n" TORN_MARK "\n";
 	int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
@@ -831,7 +834,7 @@ sc_queue_append(const char *path, const char *records)
 	else if (last != '\n' && sc_queue_write_all(fd, repair, sizeof(repair) - 1) < 0)
 		ret = -1;
 	else if (sc_queue_write_all(fd, records, strlen(records)) < 0 ||
-		 fdatasync(fd) < 0)
+		 (sync && fdatasync(fd) < 0))
 		ret = -1;
 	close(fd);
 	return ret;

@@ -36,8 +36,9 @@ struct route_ctx {
 
 /* ---- records ---- */
 
-void
-sc_runner_rec_add(struct attempt *a, const char *fmt, ...)
+/* rec_vadd - appends one formatted record to the pending ones */
+static void
+rec_vadd(struct attempt *a, const char *fmt, va_list args)
 {
 	va_list ap;
 	int n;
@@ -45,7 +46,7 @@ sc_runner_rec_add(struct attempt *a, const char *fmt, ...)
 	for (;;) {
 		size_t room = a->rec_cap - a->rec_len;
 
-		va_start(ap, fmt);
+		va_copy(ap, args);
 		n = vsnprintf(a->records ? a->records + a->rec_len : NULL,
 			      room, fmt, ap);
 		va_end(ap);
@@ -65,6 +66,32 @@ sc_runner_rec_add(struct attempt *a, const char *fmt, ...)
 	}
 }
 
+/* sc_runner_rec_add - a record that must be durable before the message
+ * goes (the append that carries it ends in an fdatasync) */
+void
+sc_runner_rec_add(struct attempt *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	a->rec_sync = true;
+	va_start(ap, fmt);
+	rec_vadd(a, fmt, ap);
+	va_end(ap);
+}
+
+/* rec_add_volatile - a record whose loss a crash may cost: it only goes
+ * to disk with the next durable append, or never (the message is gone
+ * first) */
+static void SC_PRINTF(2, 3)
+rec_add_volatile(struct attempt *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rec_vadd(a, fmt, ap);
+	va_end(ap);
+}
+
 
 void
 sc_runner_emit(enum sc_event_type type, struct qmsg *m, struct qrcpt *r,
@@ -82,23 +109,28 @@ sc_runner_emit(enum sc_event_type type, struct qmsg *m, struct qrcpt *r,
 
 /* rcpt_delivered - a D record; with NOTIFY=SUCCESS also an S record:
  * action is "delivered" (into a mailbox here) or "relayed" (to a next
- * hop without DSN, RFC 3461 5.2.2); NULL when the next hop reports */
+ * hop without DSN, RFC 3461 5.2.2); NULL when the next hop reports.
+ * Durable before the message goes unless the driver is idempotent: a
+ * crash that loses them then costs a retry the driver answers from its
+ * earlier copy, so they are not worth an fdatasync of their own. */
 static void
 rcpt_delivered(struct attempt *a, size_t i, const char *reply,
-	       const char *action)
+	       const char *action, bool idempotent)
 {
 	struct qrcpt *r = &a->m->r[i];
 	char *line = one_line(reply);
+	bool sync = a->rec_sync;
 
 	r->state = R_DELIVERED;
 	set_str(&r->reply, line);
-	sc_runner_rec_add(a, "D %zu %" PRIu64 " %s\n", i, wall_ms(),
-			  line ? line : "");
+	rec_add_volatile(a, "D %zu %" PRIu64 " %s\n", i, wall_ms(),
+			 line ? line : "");
 	if (action != NULL && a->m->sender[0] != '\0' &&
 	    sc_runner_notify_allows(r->params, "SUCCESS")) {
 		r->success = action;
-		sc_runner_rec_add(a, "S %zu %s\n", i, action);
+		rec_add_volatile(a, "S %zu %s\n", i, action);
 	}
+	a->rec_sync = sync || !idempotent;
 	sc_log_info("%s: to=<%s> delivered: %s", a->m->id, r->addr,
 		    line ? line : "");
 	sc_runner_emit(SC_EVENT_DELIVERED, a->m, r, line);
@@ -130,7 +162,8 @@ recw_work(uv_work_t *w)
 {
 	struct recw *rw = w->data;
 
-	if (sc_queue_append(rw->path, rw->buf) < 0 && errno != ENOENT)
+	if (sc_queue_append(rw->path, rw->buf, rw->sync) < 0 &&
+	    errno != ENOENT)
 		sc_log_error("queue: recording results in %s: %s",
 			     rw->path, strerror(errno));
 	atomic_store(&rw->finished, true);
@@ -149,11 +182,12 @@ recw_free(struct recw *rw)
 void
 sc_runner_rec_write_now(struct attempt *a)
 {
-	if (a->rec_len > 0 && sc_queue_append(a->m->path, a->records) < 0 &&
-	    errno != ENOENT)
+	if (a->rec_len > 0 && sc_queue_append(a->m->path, a->records,
+					      true) < 0 && errno != ENOENT)
 		sc_log_error("queue: recording results in %s: %s",
 			     a->m->path, strerror(errno));
 	a->rec_len = 0;
+	a->rec_sync = false;
 	if (a->records != NULL)
 		a->records[0] = '\0';
 }
@@ -202,6 +236,8 @@ rec_flush(struct attempt *a)
 	}
 	rw->a = a;
 	rw->buf = a->records;
+	rw->sync = a->rec_sync;
+	a->rec_sync = false;
 	rw->work.data = rw;
 	atomic_init(&rw->finished, false);
 	a->records = NULL;
@@ -772,6 +808,12 @@ sc_delivery_rcpt_relayed(struct sc_delivery *d, size_t i)
 }
 
 void
+sc_delivery_idempotent(struct sc_delivery *d)
+{
+	d->idempotent = true;
+}
+
+void
 sc_delivery_done(struct sc_delivery *d)
 {
 	struct attempt *a = d->a;
@@ -792,7 +834,8 @@ sc_delivery_done(struct sc_delivery *d)
 				       strcmp(d->drv->kind,
 					      SC_DELIVERY_LOCAL) == 0 ?
 				       "delivered" :
-				       d->res[k].relayed ? "relayed" : NULL);
+				       d->res[k].relayed ? "relayed" : NULL,
+				       d->idempotent);
 			break;
 		case SC_DENY:
 		case SC_DENYDISCONNECT:

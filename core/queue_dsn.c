@@ -544,8 +544,10 @@ dsn_work(uv_work_t *w)
 			return;		/* keep the message; retry later */
 	}
 	if (j->final) {
-		/* B: the DSN is out; a crash now must not send it twice */
-		sc_queue_append(j->path, "B\n");
+		/* B: the DSN is out; a crash now must not send it twice.
+		 * Without a DSN there is nothing to record. */
+		if (j->stored)
+			sc_queue_append(j->path, "B\n", true);
 		unlink(j->path);
 	}
 }

@@ -570,7 +570,7 @@ sc_queue_runner_stop(void)
 		struct recw *rw = a->writing;
 
 		if (rw != NULL && uv_cancel((uv_req_t *)&rw->work) == 0) {
-			if (sc_queue_append(rw->path, rw->buf) < 0 &&
+			if (sc_queue_append(rw->path, rw->buf, true) < 0 &&
 			    errno != ENOENT)
 				sc_log_error("queue: recording results in "
 					     "%s: %s", rw->path,

@@ -610,6 +610,9 @@ md_deliver(struct sc_delivery *d, void *data)
 		md_fail_all(d, "out of memory");
 		return;
 	}
+	/* a retry finds the copy by its name (deliver_one): the core may
+	 * write our results without an fdatasync of their own */
+	sc_delivery_idempotent(d);
 	j->d = d;
 	j->n = sc_delivery_rcpt_count(d);
 	j->fd = -1;
