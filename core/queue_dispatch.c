@@ -321,13 +321,24 @@ attempt_finish(uv_work_t *w, int status)
 }
 
 /* attempt_end - all deliveries answered: finish once the records are
- * durable */
+ * durable. When every recipient is final and what is pending needs no
+ * sync (results of idempotent drivers), the message is removed next: an
+ * append nobody will read is skipped. */
 static void
 attempt_end(struct attempt *a)
 {
-	for (size_t i = 0; i < a->m->n; i++)
+	bool final = true;
+
+	for (size_t i = 0; i < a->m->n; i++) {
 		a->m->r[i].routing = false;
+		final = final && a->m->r[i].state != R_PENDING;
+	}
 	a->ended = true;
+	if (final && !a->rec_sync && sc_runner.started) {
+		a->rec_len = 0;
+		if (a->records != NULL)
+			a->records[0] = '\0';
+	}
 	attempt_maybe_finish(a);
 }
 
