@@ -266,10 +266,34 @@ attempt_unlist(struct attempt *a)
 	}
 }
 
+/* fin_work - a way to the next loop turn; removes the message's file
+ * when the attempt delivered it for good (attempt_maybe_finish) */
 static void
 fin_work(uv_work_t *w)
 {
-	(void)w;	/* only a way to the next loop turn */
+	struct attempt *a = w->data;
+
+	if (a->remove && unlink(a->m->path) < 0 && errno != ENOENT)
+		a->remove = false;	/* the runner's finish tries again */
+}
+
+/* msg_done_quietly - every recipient delivered and no DSN owed: the
+ * runner's finish (sc_runner_msg_finish) would only remove the file, so
+ * the attempt's own last trip through the pool does it */
+static bool
+msg_done_quietly(const struct qmsg *m)
+{
+	if (m->deleted || m->quarantine != NULL)
+		return false;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct qrcpt *r = &m->r[i];
+
+		if (r->state == R_EXPANDED ||
+		    (r->state == R_DELIVERED && r->success == NULL))
+			continue;
+		return false;
+	}
+	return true;
 }
 
 static void attempt_finish(uv_work_t *w, int status);
@@ -289,9 +313,12 @@ attempt_maybe_finish(struct attempt *a)
 		return;
 	a->finishing = true;
 	a->fin.data = a;
+	a->remove = sc_runner.started && msg_done_quietly(a->m);
 	if (uv_queue_work(run_loop(), &a->fin, fin_work, attempt_finish)
-	    != 0)
+	    != 0) {
+		a->remove = false;
 		attempt_finish(&a->fin, 0);
+	}
 }
 
 /* attempt_finish - sends the delay notices and frees the attempt */
@@ -300,8 +327,8 @@ attempt_finish(uv_work_t *w, int status)
 {
 	struct attempt *a = w->data;
 	struct qmsg *m = a->m;
+	bool removed = a->remove && status == 0;
 
-	(void)status;
 	/* no DSN job once stopping: the queue goes away under it */
 	if (a->delay_n > 0 && !m->deleted && sc_runner.started)
 		sc_runner_dsn_delay(m, a->delay, a->delay_n);
@@ -313,7 +340,7 @@ attempt_finish(uv_work_t *w, int status)
 	free(a->records);
 	free(a->delay);
 	free(a);
-	if (m->deleted || !sc_runner.started) {
+	if (m->deleted || removed || !sc_runner.started) {
 		sc_runner_msg_unlist(m);
 		sc_runner_msg_free(m);
 	}

@@ -85,6 +85,9 @@ struct attempt {
 	bool routing_phase;	/* counted in sc_runner.routing            */
 	bool ended;		/* every delivery answered                 */
 	bool finishing;		/* fin is queued                           */
+	bool remove;		/* fin removes the delivered message's file
+				 * (set on the loop before, cleared by fin
+				 * when the unlink failed)                 */
 	uv_work_t fin;		/* the finish, always from a loop callback */
 	size_t routes;		/* route calls outstanding (+1 guard)      */
 	size_t deliveries;	/* deliveries outstanding (+1 guard)       */
