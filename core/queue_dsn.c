@@ -546,7 +546,7 @@ dsn_work(uv_work_t *w)
 	if (j->final) {
 		/* B: the DSN is out; a crash now must not send it twice */
 		sc_queue_append(j->path, "B\n");
-		unlink(j->path);
+		sc_queue_remove(j->path);
 	}
 }
 
