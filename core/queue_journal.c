@@ -129,6 +129,13 @@ crc32c(uint32_t crc, const void *data, size_t len)
 	return ~crc;
 }
 
+uint32_t
+sc_journal_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	crc_init();
+	return crc32c(crc, data, len);
+}
+
 static uint32_t
 get32(const unsigned char *p)
 {
@@ -251,21 +258,30 @@ pread_all(int fd, void *data, size_t len, off_t off)
 
 /* seg_reset - a new generation and nonce in s's header, durable; its old
  * records are void from now on. Callers keep others off s. */
-static int
-seg_reset(struct seg *s, uint64_t gen)
+void
+sc_journal_header(unsigned char *h, uint64_t gen, uint64_t nonce)
 {
-	unsigned char h[40] = { 0 };
 	uint32_t v = SEG_VERSION, crc;
-	uint64_t nonce;
 
-	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
-		return -1;
+	crc_init();
+	memset(h, 0, SC_JOURNAL_REC_HDR);
 	memcpy(h, SEG_MAGIC, 8);
 	memcpy(h + 8, &v, 4);
 	memcpy(h + 16, &gen, 8);
 	memcpy(h + 24, &nonce, 8);
 	crc = crc32c(0, h, 32);
 	memcpy(h + 32, &crc, 4);
+}
+
+static int
+seg_reset(struct seg *s, uint64_t gen)
+{
+	unsigned char h[SC_JOURNAL_REC_HDR];
+	uint64_t nonce;
+
+	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
+		return -1;
+	sc_journal_header(h, gen, nonce);
 	if (pwrite_all(s->fd, h, sizeof(h), 0) < 0 || fdatasync(s->fd) < 0)
 		return -1;
 	s->gen = gen;

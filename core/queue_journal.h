@@ -38,6 +38,14 @@ SC_INTERNAL long sc_journal_parse(const unsigned char *buf, size_t len,
 				  sc_journal_rec_fn fn, void *arg,
 				  uint64_t *gen_r);
 
+/* CRC-32C continued from crc (0 to start), as the records use it; and a
+ * segment header (SC_JOURNAL_REC_HDR bytes) with gen and nonce - for the
+ * fuzz target, which builds segments the parser must take apart. */
+SC_INTERNAL uint32_t sc_journal_crc32c(uint32_t crc, const void *data,
+				       size_t len);
+SC_INTERNAL void sc_journal_header(unsigned char *h, uint64_t gen,
+				   uint64_t nonce);
+
 /* Start-up (sc_queue_init, before the scan of active/): opens or makes
  * both segments, brings back every journaled message whose file is not
  * complete in active/, resets the journal. 0, or -1 with a malloc'd
