@@ -17,6 +17,14 @@
  * A message edited through the message API is written anew at commit
  * (rewrite_file, on the pool): the same id, a new envelope and header
  * block, the body copied from the received file or the replacement.
+ *
+ * Durability: a message up to SC_JOURNAL_MAX_FILE is made durable by the
+ * queue journal (queue_journal.c: its file's bytes appended to a
+ * preallocated segment, one fdatasync per batch; the file itself is
+ * synced at the journal's checkpoint, or never when it is removed
+ * first); a bigger or rewritten one by its own fdatasync, rename and the
+ * directory fsync. Every removal of a file from active/ goes through
+ * sc_queue_remove, which tells the journal.
  */
 #include "core.h"
 #include "queue_journal.h"
@@ -490,13 +498,16 @@ sc_queue_tx_session_gone(struct sc_queue_tx *tx)
 
 /*
  * The group commit. The messages committed while a batch is being synced
- * wait for the next batch. A batch is made durable in two steps on the
+ * wait for the next batch. Its journaled messages (pick_journaled) are
+ * made durable together by one job (journal_work: one journal write and
+ * fdatasync, then the renames, unsynced). The others in two steps on the
  * pool: first each file on its own pool thread, all at once (tx_sync_work:
  * fdatasync, then the rename into active/, so a file appears there only
  * with its data durable) - concurrent syncs share the file system's
  * journal commits and the disk's cache flushes, where one after the other
  * each paid its own; then ONE fsync of active/ covers every rename of the
- * batch (dir_work). Only then do the messages get their 250.
+ * batch (dir_work). Only when both are done do the messages get their
+ * 250.
  */
 static void batch_start(void);
 

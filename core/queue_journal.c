@@ -91,7 +91,9 @@ struct seg {
  * checkpoints run on the pool, DONE records come from any thread). */
 static struct {
 	pthread_mutex_t mu;
+	pthread_cond_t cv;		/* a checkpoint job ended       */
 	bool open, ckpt_running;
+	bool ckpt_busy;			/* its pool part still runs     */
 	int cur;
 	int qdir_fd, active_fd;
 	struct seg s[2];
@@ -99,7 +101,8 @@ static struct {
 	int ckpt_seg, ckpt_err;
 	uint32_t crc[256];
 	bool crc_ready;
-} jr = { .mu = PTHREAD_MUTEX_INITIALIZER, .qdir_fd = -1, .active_fd = -1,
+} jr = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+	 .qdir_fd = -1, .active_fd = -1,
 	 .s = { { .fd = -1 }, { .fd = -1 } } };
 
 static void
@@ -574,6 +577,11 @@ out:
 void
 sc_journal_close(void)
 {
+	/* a checkpoint still on the pool uses the segments: wait for it */
+	pthread_mutex_lock(&jr.mu);
+	while (jr.ckpt_busy)
+		pthread_cond_wait(&jr.cv, &jr.mu);
+	pthread_mutex_unlock(&jr.mu);
 	for (int n = 0; n < 2; n++) {
 		if (jr.s[n].fd >= 0)
 			close(jr.s[n].fd);
@@ -594,13 +602,25 @@ sc_journal_close(void)
 
 /* ckpt_work - on the pool: every file segment n journaled made durable
  * in active/, then n reset. Nobody else writes to n meanwhile. */
+static void ckpt_run(void);
+
 static void
 ckpt_work(uv_work_t *w)
+{
+	(void)w;
+	ckpt_run();
+	pthread_mutex_lock(&jr.mu);
+	jr.ckpt_busy = false;
+	pthread_cond_broadcast(&jr.cv);
+	pthread_mutex_unlock(&jr.mu);
+}
+
+static void
+ckpt_run(void)
 {
 	struct seg *s = &jr.s[jr.ckpt_seg];
 	uint64_t gen;
 
-	(void)w;
 	jr.ckpt_err = 0;
 	for (size_t i = 0; i < s->nids; i++) {
 		int fd = openat(jr.active_fd, s->ids[i], O_RDONLY |
@@ -649,6 +669,9 @@ ckpt_start(uv_loop_t *loop, int n)
 {
 	jr.ckpt_running = true;
 	jr.ckpt_seg = n;
+	pthread_mutex_lock(&jr.mu);
+	jr.ckpt_busy = true;
+	pthread_mutex_unlock(&jr.mu);
 	if (uv_queue_work(loop, &jr.ckpt, ckpt_work, ckpt_done) != 0) {
 		ckpt_work(&jr.ckpt);	/* no pool: here */
 		ckpt_done(&jr.ckpt, 0);

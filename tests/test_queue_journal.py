@@ -11,7 +11,9 @@ short (the page cache lost). Checks: (a) every message comes back exactly
 once with its exact bytes, and a file that survived keeps its records;
 (b) a delivered message is not brought back (its DONE record); (c) a torn
 or corrupt journal is ignored and the daemon starts; (d) a message over
-the journal's size limit takes the file path and survives kill -9.
+the journal's size limit, or rewritten at commit, takes the file path
+and survives kill -9; (e) half a segment full: the next commit goes to
+the other segment and the full one is checkpointed and reset.
 """
 
 import glob
@@ -320,6 +322,36 @@ class QueueJournal(unittest.TestCase):
                 if m.message()['Subject'] == 'big':
                     self.assertIn(b'x' * 998, m.content)
                     self.assertGreater(len(m.content), 300 * 1000)
+
+    def test_e_checkpoint_switches_and_resets(self):
+        body = ('y' * 998 + '\r\n') * 200      # ~200 KiB: journaled
+        with Peer(PEER, self.port, 'mx.fast.test', mode='defer'), \
+                self.daemon() as d:
+            d.start()
+            j0 = os.path.join(d.state_dir, 'queue', 'journal.0')
+            j1 = os.path.join(d.state_dir, 'queue', 'journal.1')
+            gen0 = segment(j0)[0]
+            ids = []
+            # past half of journal.0 (4 MiB): the next commit goes to
+            # journal.1 and journal.0 is checkpointed and reset
+            for i in range(24):
+                ids.append(send(d, 'bob@fast.test', 'ckpt %d' % i, body))
+                if segment(j1)[1]:
+                    break
+            self.assertTrue(segment(j1)[1], 'no switch to journal.1')
+            wait_for(lambda: segment(j0)[0] > gen0 and not segment(j0)[1],
+                     timeout=30, what='journal.0 checkpointed and reset')
+            acc1 = [r[1] for r in segment(j1)[1] if r[0] == ACCEPT]
+            self.assertEqual(acc1, ids[-len(acc1):])
+            self.assertGreater(len(ids), len(acc1))
+            d.kill9()
+            mark = d.log_mark()
+            d.restart()
+            self.assertNotIn('recovered', d.log_text()[mark:])
+            listing = d.ctl('queue', 'list').stdout
+            for qid in ids:
+                self.assertEqual(listing.count(qid), 1, listing)
+                self.assertTrue(committed(read(active(d, qid))), qid)
 
 
 if __name__ == '__main__':
