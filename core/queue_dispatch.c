@@ -273,7 +273,7 @@ fin_work(uv_work_t *w)
 {
 	struct attempt *a = w->data;
 
-	if (a->remove && unlink(a->m->path) < 0 && errno != ENOENT)
+	if (a->remove && sc_queue_remove(a->m->path) < 0 && errno != ENOENT)
 		a->remove = false;	/* the runner's finish tries again */
 }
 

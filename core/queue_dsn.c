@@ -548,7 +548,7 @@ dsn_work(uv_work_t *w)
 		 * Without a DSN there is nothing to record. */
 		if (j->stored)
 			sc_queue_append(j->path, "B\n", true);
-		unlink(j->path);
+		sc_queue_remove(j->path);
 	}
 }
 
