@@ -388,6 +388,14 @@ SC_INTERNAL int sc_queue_file_parse(const char *path, sc_queue_parse_fn fn,
 				    void *arg);
 /* The active/ directory of the queue (NULL before sc_queue_init). */
 SC_INTERNAL const char *sc_queue_active_dir(void);
+SC_INTERNAL const char *sc_queue_tmp_dir(void);
+/* A new empty file in tmp/ under a fresh id (id[17]); any thread. The fd,
+ * or -1 with errno. */
+SC_INTERNAL int sc_queue_open_tmp(char *id);
+/* queue_spare.c: a file made ahead on the pool, or -1 when none is ready
+ * (loop thread); closing them at stop. */
+SC_INTERNAL int sc_queue_spare_take(char *id);
+SC_INTERNAL void sc_queue_spare_close(void);
 /* Stores a whole message at once (DSNs, sc_queue_inject); id_r gets its
  * 16-character id. 0, or -1 with a malloc'd error. */
 SC_INTERNAL int sc_queue_store(const struct sc_envelope *env,

@@ -41,6 +41,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue_int.h \
 	core/queue_journal.c \
 	core/queue_journal.h \
+	core/queue_spare.c \
 	core/queue_rewrite.c \
 	core/queue_runner.c \
 	core/sasl.c \

@@ -131,6 +131,12 @@ sc_queue_active_dir(void)
 	return q.active;
 }
 
+const char *
+sc_queue_tmp_dir(void)
+{
+	return q.tmp;
+}
+
 unsigned
 sc_queue_batch_count(void)
 {
@@ -240,9 +246,9 @@ sc_queue_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-/* open_tmp - a new file in tmp/ with a fresh id */
-static int
-open_tmp(char *id)
+/* sc_queue_open_tmp - a new file in tmp/ with a fresh id; any thread */
+int
+sc_queue_open_tmp(char *id)
 {
 	for (int tries = 0; tries < 100; tries++) {
 		char *p;
@@ -285,7 +291,10 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 	tx->in_headers = tx->line_start = true;
 	tx->plan.body_fd = -1;
 	tx->sender = strdup(env->sender != NULL ? env->sender : "");
-	tx->fd = open_tmp(tx->id);
+	/* made ahead on the pool (queue_spare.c), else here */
+	tx->fd = sc_queue_spare_take(tx->id);
+	if (tx->fd < 0)
+		tx->fd = sc_queue_open_tmp(tx->id);
 	if (tx->fd < 0) {
 		*error_r = errno == ENOSPC ? "queue disk full" :
 			"cannot create the queue file";
@@ -879,7 +888,7 @@ sc_queue_store(const struct sc_envelope *env, const void *data, size_t len,
 		*error_r = strdup(err);
 		return -1;
 	}
-	fd = open_tmp(id_r);
+	fd = sc_queue_open_tmp(id_r);
 	if (fd < 0) {
 		if (asprintf(error_r, "queue: %s", strerror(errno)) < 0)
 			*error_r = NULL;
@@ -1258,6 +1267,7 @@ sc_queue_init(const char *state_dir, char **error_r)
 void
 sc_queue_deinit(void)
 {
+	sc_queue_spare_close();
 	sc_journal_close();
 	if (q.active_fd >= 0)
 		close(q.active_fd);

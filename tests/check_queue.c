@@ -285,9 +285,15 @@ count_dir(const char *sub)
 	d = opendir(path);
 	if (d == NULL)
 		return 0;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		/* empty files in tmp/ are spares made ahead (queue_spare.c):
+		 * every transaction's file holds its header at once */
+		if (de->d_name[0] != '.' &&
+		    fstatat(dirfd(d), de->d_name, &st, 0) == 0 && st.st_size > 0)
 			n++;
+	}
 	closedir(d);
 	return n;
 }
