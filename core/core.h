@@ -313,6 +313,10 @@ SC_INTERNAL int sc_queue_rewrite(const char *tmpdir, const char *activedir,
 				 uint64_t *size_r);
 /* write(2) until all of it is written (EINTR retried). 0 or -1 + errno. */
 SC_INTERNAL int sc_queue_write_all(int fd, const void *data, size_t len);
+/* The envelope fits the queue file format: recipients, no line breaks
+ * (queue_file.c). 0, or -1 with a static reason. */
+SC_INTERNAL int sc_queue_env_check(const struct sc_envelope *env,
+				   const char **error_r);
 SC_INTERNAL void sc_queue_tx_data_flush_prefix(struct sc_queue_tx *tx);
 SC_INTERNAL int sc_queue_tx_data_sync(struct sc_queue_tx *tx,
 				      uint64_t *data_off_r, uint64_t *size_r);

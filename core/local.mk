@@ -37,13 +37,14 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue.c \
 	core/queue_dispatch.c \
 	core/queue_dsn.c \
-	core/route_warn.c \
+	core/queue_file.c \
 	core/queue_int.h \
 	core/queue_journal.c \
 	core/queue_journal.h \
-	core/queue_spare.c \
 	core/queue_rewrite.c \
 	core/queue_runner.c \
+	core/queue_spare.c \
+	core/route_warn.c \
 	core/sasl.c \
 	core/session.c \
 	core/store.c \
