@@ -13,3 +13,7 @@ dist_man_MANS += modules/maildir/satchel-maildir.5
 # Integration tests against the real daemon.
 TESTS += modules/maildir/tests/test_maildir.py
 EXTRA_DIST += modules/maildir/tests/test_maildir.py
+
+# The system calls of a delivery (strace -f).
+TESTS += modules/maildir/tests/test_maildir_syscalls.py
+EXTRA_DIST += modules/maildir/tests/test_maildir_syscalls.py
