@@ -14,7 +14,11 @@ run-test.sh gives this test its own): they must not move during the burst.
 The greetings are checked too: all 1,500, each within a bounded time.
 
 No ratelimit instance is loaded, so no max_connections cap (the 421 of the
-contract) refuses any of them; every reply must be a 220."""
+contract) refuses any of them; every reply must be a 220.
+
+Also: every listener, the core's and the web module's own, listens with
+the system's maximum, net.core.somaxconn (ss shows a listening socket's
+backlog as its Send-Q)."""
 
 import errno
 import os
@@ -22,6 +26,7 @@ import resource
 import selectors
 import signal
 import socket
+import subprocess
 import time
 import unittest
 
@@ -48,6 +53,16 @@ def proc_state(pid):
         return f.read().rsplit(')', 1)[1].split()[0]
 
 
+def listen_backlog(port):
+    """The backlog of the socket listening on 127.0.0.1:port, as the kernel
+    holds it (ss's Send-Q of a listening socket)."""
+    out = subprocess.run(['ss', '-Hltn', 'sport = :%d' % port],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    assert len(rows) == 1, out
+    return int(rows[0][2])
+
+
 def plugins(d):
     return {
         '40-router.yaml': {'module': 'router'},
@@ -59,9 +74,25 @@ def plugins(d):
 
 class ListenBacklogTest(unittest.TestCase):
 
+    def test_every_listener_has_the_system_maximum(self):
+        """smtp's listener (the core's) and the web module's own listen
+        with net.core.somaxconn, whatever a build chose."""
+        def p(d):
+            x = plugins(d)
+            x['80-web.yaml'] = {
+                'module': 'web',
+                'listen': [{'address': '127.0.0.1:%d' % d.port('web')}],
+                'allow': ['127.0.0.1/32']}
+            return x
+        with Daemon(plugins=p, main={'log': {'level': 'notice'}}) as d:
+            d.start()
+            self.assertEqual({n: listen_backlog(d.port(n))
+                              for n in ('mx', 'web')},
+                             {'mx': self.somaxconn, 'web': self.somaxconn})
+
     def setUp(self):
         with open('/proc/sys/net/core/somaxconn') as f:
-            somaxconn = int(f.read())
+            somaxconn = self.somaxconn = int(f.read())
         if somaxconn <= BURST:
             skip('net.core.somaxconn is %d here: the system itself caps '
                  'the backlog below the burst of %d' % (somaxconn, BURST))
