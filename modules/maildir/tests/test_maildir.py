@@ -57,6 +57,38 @@ def split_headers(raw):
     return lines[:3], lines[3]
 
 
+def blocked_plugins(d):
+    """The default plugins with every Maildir under <state>/blocked."""
+    p = default_plugins(d)
+    p['60-maildir.yaml']['path'] = os.path.join(
+        d.state_dir, 'blocked', '%d', '%u')
+    return p
+
+
+def send_blocked(d):
+    """A file where <state>/blocked should be a directory: a message to
+    ALICE, sent, is deferred (451) as its Maildir cannot be created."""
+    with open(os.path.join(d.state_dir, 'blocked'), 'w') as f:
+        f.write('a file where a directory should be\n')
+    d.start()
+    send(d, BOB, [ALICE], message('later', b'deferred\r\n'))
+    d.wait_log(r'451 4\.3\.0 <alice@example\.test>: cannot create '
+               r'the mailbox', timeout=15)
+
+
+def unblock(d):
+    """<state>/blocked a directory (the daemon's user's); ALICE's Maildir
+    path in it."""
+    blocker = os.path.join(d.state_dir, 'blocked')
+    os.unlink(blocker)
+    os.mkdir(blocker)
+    if os.geteuid() == 0:
+        import pwd
+        pw = pwd.getpwnam('nobody')
+        os.chown(blocker, pw.pw_uid, pw.pw_gid)
+    return os.path.join(blocker, 'example.test', 'alice')
+
+
 class MaildirDelivery(unittest.TestCase):
 
     def check_file(self, d, path, rcpt, sender, sent):
@@ -281,28 +313,11 @@ class MaildirDelivery(unittest.TestCase):
         """A Maildir that cannot be created defers the recipient (451
         4.3.0 in the log), leaves no file behind, and the message arrives
         once the fault is fixed and the queue is flushed."""
-        def plugins(d):
-            p = default_plugins(d)
-            p['60-maildir.yaml']['path'] = os.path.join(
-                d.state_dir, 'blocked', '%d', '%u')
-            return p
-        with Daemon(plugins=plugins, users=USERS) as d:
-            blocker = os.path.join(d.state_dir, 'blocked')
-            with open(blocker, 'w') as f:
-                f.write('a file where a directory should be\n')
-            d.start()
-            send(d, BOB, [ALICE], message('later', b'deferred\r\n'))
-            d.wait_log(r'451 4\.3\.0 <alice@example\.test>: cannot create '
-                       r'the mailbox', timeout=15)
-            os.unlink(blocker)
-            os.mkdir(blocker)
-            if os.geteuid() == 0:
-                import pwd
-                pw = pwd.getpwnam('nobody')
-                os.chown(blocker, pw.pw_uid, pw.pw_gid)
+        with Daemon(plugins=blocked_plugins, users=USERS) as d:
+            send_blocked(d)
+            box = unblock(d)
             r = d.ctl('queue', 'flush')
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            box = os.path.join(blocker, 'example.test', 'alice')
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 new = os.path.join(box, 'new')
@@ -312,25 +327,13 @@ class MaildirDelivery(unittest.TestCase):
             self.assertEqual(len(os.listdir(os.path.join(box, 'new'))), 1)
             self.assertEqual(os.listdir(os.path.join(box, 'tmp')), [])
 
-
     def test_redelivery_finds_the_earlier_copy(self):
         """A crash between the rename into new/ and the queue's record of
         it: the queue file as it was before the delivery, the copy in the
         Maildir. Delivered again, the message is not written twice, whether
         its copy is still in new/ or a client moved it to cur/ (":2,S")."""
-        def plugins(d):
-            p = default_plugins(d)
-            p['60-maildir.yaml']['path'] = os.path.join(
-                d.state_dir, 'blocked', '%d', '%u')
-            return p
-        with Daemon(plugins=plugins, users=USERS) as d:
-            blocker = os.path.join(d.state_dir, 'blocked')
-            with open(blocker, 'w') as f:
-                f.write('a file where a directory should be\n')
-            d.start()
-            send(d, BOB, [ALICE], message('again', b'once\r\n'))
-            d.wait_log(r'451 4\.3\.0 <alice@example\.test>: cannot create '
-                       r'the mailbox', timeout=15)
+        with Daemon(plugins=blocked_plugins, users=USERS) as d:
+            send_blocked(d)
             d.stop()
             active = os.path.join(d.state_dir, 'queue', 'active')
             (qid,) = os.listdir(active)
@@ -338,13 +341,7 @@ class MaildirDelivery(unittest.TestCase):
             # cp -a: the owner too (the daemon's user when run as root)
             subprocess.run(['cp', '-a', os.path.join(active, qid), saved],
                            check=True)
-            os.unlink(blocker)
-            os.mkdir(blocker)
-            if os.geteuid() == 0:
-                import pwd
-                pw = pwd.getpwnam('nobody')
-                os.chown(blocker, pw.pw_uid, pw.pw_gid)
-            box = os.path.join(blocker, 'example.test', 'alice')
+            box = unblock(d)
             new, cur = os.path.join(box, 'new'), os.path.join(box, 'cur')
 
             def deliver():

@@ -15,7 +15,6 @@ stats show that strace sees the module's stats at all.
 import os
 import re
 import shutil
-import signal
 import tempfile
 import unittest
 
@@ -61,21 +60,10 @@ class MaildirSyscalls(unittest.TestCase):
 
     def test_no_mkdir_and_no_new_stat_for_an_existing_maildir(self):
         out = tempfile.mkdtemp(prefix='strace-')
-        trace = os.path.join(out, 'trace')
         try:
             with h.Daemon(users={ALICE: 'secret-password'}) as d:
-                wrapper = os.path.join(out, 'satcheld-strace')
-                with open(wrapper, 'w') as f:
-                    # LeakSanitizer cannot run under ptrace (the ASan
-                    # build): every other test checks for leaks
-                    f.write('#!/bin/sh\nASAN_OPTIONS="${ASAN_OPTIONS:+'
-                            '$ASAN_OPTIONS:}detect_leaks=0"\n'
-                            'export ASAN_OPTIONS\n'
-                            'exec strace -ff -qq -s 1000 '
-                            "-e 'trace=/^mkdir(at)?$,%%%%stat' "
-                            '-o "%s" "%s" "$@"\n' % (trace, d.satcheld))
-                os.chmod(wrapper, 0o755)
-                d.satcheld = wrapper
+                trace = h.under_strace(d, out, "-ff -qq -s 1000 "
+                                       "-e 'trace=/^mkdir(at)?$,%%stat'")
                 d.start(timeout=60)
                 box = d.maildir(ALICE)
                 with h.smtp(d, timeout=60) as c:
@@ -85,13 +73,7 @@ class MaildirSyscalls(unittest.TestCase):
                     for n in range(1, MORE + 1):
                         c.sendmail('x@example.org', [ALICE], message(n))
                 d.wait_maildir(ALICE, MORE + 1, timeout=60)
-                # SIGTERM to the daemon itself (strace, d.proc, would not
-                # pass it on); strace exits with it
-                sp = d.proc.pid
-                with open('/proc/%d/task/%d/children' % (sp, sp)) as f:
-                    os.kill(int(f.read().split()[0]), signal.SIGTERM)
-                d.proc.wait(60)
-                d.stop()
+                h.stop_traced(d)
             every = calls(trace, box)
         finally:
             shutil.rmtree(out, ignore_errors=True)
