@@ -402,9 +402,14 @@ SC_INTERNAL const char *sc_queue_active_dir(void);
 SC_INTERNAL int sc_queue_store(const struct sc_envelope *env,
 			       const void *data, size_t len, char *id_r,
 			       char **error_r);
-/* Appends state records to a queue file and syncs it; blocking, so on
- * the pool. 0, or -1 with errno. */
-SC_INTERNAL int sc_queue_append(const char *path, const char *records);
+/* Appends state records to a queue file, with sync made durable;
+ * blocking, so on the pool. 0, or -1 with errno. */
+SC_INTERNAL int sc_queue_append(const char *path, const char *records,
+				 bool sync);
+/* Removes active/ID (path) from the queue: every unlink of a message's
+ * file goes through here, so that the journal records it. unlink's
+ * result. Any thread. */
+SC_INTERNAL int sc_queue_remove(const char *path);
 /* Directory syncs so far (group-commit tests). */
 SC_INTERNAL unsigned sc_queue_batch_count(void);
 /* Sets the queue paths only, without scanning or creating anything. */

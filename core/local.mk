@@ -39,6 +39,8 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue_dsn.c \
 	core/route_warn.c \
 	core/queue_int.h \
+	core/queue_journal.c \
+	core/queue_journal.h \
 	core/queue_rewrite.c \
 	core/queue_runner.c \
 	core/sasl.c \

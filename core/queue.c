@@ -17,8 +17,17 @@
  * A message edited through the message API is written anew at commit
  * (rewrite_file, on the pool): the same id, a new envelope and header
  * block, the body copied from the received file or the replacement.
+ *
+ * Durability: a message up to SC_JOURNAL_MAX_FILE is made durable by the
+ * queue journal (queue_journal.c: its file's bytes appended to a
+ * preallocated segment, one fdatasync per batch; the file itself is
+ * synced at the journal's checkpoint, or never when it is removed
+ * first); a bigger or rewritten one by its own fdatasync, rename and the
+ * directory fsync. Every removal of a file from active/ goes through
+ * sc_queue_remove, which tells the journal.
  */
 #include "core.h"
+#include "queue_journal.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -60,6 +69,8 @@ struct sc_queue_tx {
 	struct sc_message_plan plan;	/* an edited message's rewrite  */
 	struct batch *batch;		/* the group commit it is in    */
 	bool stored;			/* durable data, in active/     */
+	bool journaled;			/* made durable by the journal  */
+	size_t flen;			/* its file's length at commit  */
 	uv_work_t sync;			/* its own sync, on the pool    */
 	size_t wlen;
 	char wbuf[TX_WBUF];
@@ -70,6 +81,7 @@ struct batch {
 	int dir_err;
 	unsigned pending;		/* file syncs still running     */
 	uv_work_t work;			/* the directory sync           */
+	uv_work_t jwork;		/* the journal commit           */
 };
 
 /* Process-wide queue state (loop thread; the counter is atomic). */
@@ -240,7 +252,9 @@ open_tmp(char *id)
 		p = path2(q.tmp, id);
 		if (p == NULL)
 			return -1;
-		fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		/* readable: the journal copies it (queue_journal.c) */
+		fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
+			  O_NOFOLLOW, 0600);
 		free(p);
 		if (fd >= 0 || errno != EEXIST)
 			return fd;
@@ -484,13 +498,16 @@ sc_queue_tx_session_gone(struct sc_queue_tx *tx)
 
 /*
  * The group commit. The messages committed while a batch is being synced
- * wait for the next batch. A batch is made durable in two steps on the
+ * wait for the next batch. Its journaled messages (pick_journaled) are
+ * made durable together by one job (journal_work: one journal write and
+ * fdatasync, then the renames, unsynced). The others in two steps on the
  * pool: first each file on its own pool thread, all at once (tx_sync_work:
  * fdatasync, then the rename into active/, so a file appears there only
  * with its data durable) - concurrent syncs share the file system's
  * journal commits and the disk's cache flushes, where one after the other
  * each paid its own; then ONE fsync of active/ covers every rename of the
- * batch (dir_work). Only then do the messages get their 250.
+ * batch (dir_work). Only when both are done do the messages get their
+ * 250.
  */
 static void batch_start(void);
 
@@ -524,6 +541,64 @@ tx_sync_work(uv_work_t *w)
 	free(to);
 }
 
+/* journal_work_run - on the pool: the batch's journaled messages made
+ * durable by one journal write and sync, then moved into active/ with no
+ * sync (queue_journal.c); with no room in the journal they take the file
+ * path (journaled is cleared: the directory sync then covers them) */
+static void
+journal_work_run(struct batch *b)
+{
+	struct sc_journal_ent *e;
+	size_t n = 0, i = 0;
+	int r, err;
+
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next)
+		n += tx->journaled;
+	e = calloc(n ? n : 1, sizeof(*e));
+	for (struct sc_queue_tx *tx = b->txs; e != NULL && tx != NULL;
+	     tx = tx->next)
+		if (tx->journaled)
+			e[i++] = (struct sc_journal_ent){ tx->id, tx->fd,
+							  tx->flen };
+	r = e != NULL ? sc_journal_commit(e, n) : -1;
+	err = e != NULL ? errno : ENOMEM;
+	free(e);
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		char *from, *to;
+
+		if (!tx->journaled)
+			continue;
+		if (r == 1) {
+			tx->journaled = false;
+			tx_sync_work(&tx->sync);
+			continue;
+		}
+		if (r < 0) {
+			tx->failed = true;
+			tx->err = err;
+			sc_journal_done(tx->id);	/* it may be on disk */
+			continue;
+		}
+		from = path2(q.tmp, tx->id);
+		to = path2(q.active, tx->id);
+		if (from == NULL || to == NULL || rename(from, to) < 0) {
+			tx->failed = true;
+			tx->err = from == NULL || to == NULL ? ENOMEM : errno;
+			sc_journal_done(tx->id);
+		} else {
+			tx->stored = true;
+		}
+		free(from);
+		free(to);
+	}
+}
+
+static void
+journal_work(uv_work_t *w)
+{
+	journal_work_run(w->data);
+}
+
 /* dir_work - on the pool: the renames of the whole batch made durable */
 static void
 dir_work(uv_work_t *w)
@@ -549,7 +624,7 @@ batch_done(uv_work_t *w, int status)
 		struct sc_session *s = tx->session;
 
 		b->txs = tx->next;
-		if (!tx->failed && b->dir_err != 0) {
+		if (!tx->failed && !tx->journaled && b->dir_err != 0) {
 			tx->failed = true;
 			tx->err = b->dir_err;
 			tx_unlink(tx, q.active);
@@ -595,8 +670,9 @@ batch_files_done(struct batch *b)
 {
 	bool any = false;
 
+	/* (a journaled message's rename needs no sync) */
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next)
-		any = any || tx->stored;
+		any = any || (tx->stored && !tx->journaled);
 	b->work.data = b;
 	if (!any) {
 		batch_done(&b->work, 0);
@@ -620,6 +696,16 @@ tx_sync_done(uv_work_t *w, int status)
 		batch_files_done(b);
 }
 
+static void
+journal_done_cb(uv_work_t *w, int status)
+{
+	struct batch *b = w->data;
+
+	(void)status;
+	if (--b->pending == 0)
+		batch_files_done(b);
+}
+
 /* one_work - on the pool: a batch of one message, file and directory in
  * one job (no second trip through the loop for one file) */
 static void
@@ -627,9 +713,39 @@ one_work(uv_work_t *w)
 {
 	struct batch *b = w->data;
 
-	tx_sync_work(&b->txs->sync);
-	if (b->txs->stored)
+	if (b->txs->journaled)
+		journal_work_run(b);
+	else
+		tx_sync_work(&b->txs->sync);
+	if (b->txs->stored && !b->txs->journaled)
 		dir_work(w);
+}
+
+/* pick_journaled - which messages of batch b go through the journal:
+ * not a rewrite (it writes its own file), small enough, while the
+ * journal's segment has room; the others take the file path */
+static void
+pick_journaled(struct batch *b)
+{
+	size_t room;
+
+	sc_journal_tick(queue_loop());
+	room = sc_journal_room();
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		struct stat st;
+		size_t need;
+
+		tx->journaled = false;
+		if (tx->failed || tx->plan.rewrite || fstat(tx->fd, &st) < 0 ||
+		    st.st_size > SC_JOURNAL_MAX_FILE)
+			continue;
+		need = (size_t)st.st_size + SC_JOURNAL_REC_HDR;
+		if (need > room)
+			continue;
+		room -= need;
+		tx->flen = (size_t)st.st_size;
+		tx->journaled = true;
+	}
 }
 
 static void
@@ -646,6 +762,7 @@ batch_start(void)
 	q.waiting = NULL;
 	q.waiting_tail = &q.waiting;
 	q.syncing = true;
+	pick_journaled(b);
 	if (b->txs->next == NULL && !b->txs->failed) {
 		b->txs->batch = b;
 		b->txs->sync.data = b->txs;
@@ -660,7 +777,26 @@ batch_start(void)
 	/* counted before the first job can finish: one more, dropped below */
 	b->pending = 1;
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
-		if (tx->failed)
+		if (!tx->journaled)
+			continue;
+		tx->batch = b;
+		tx->sync.data = tx;
+	}
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		if (!tx->journaled)
+			continue;
+		/* all of them in one job */
+		b->pending++;
+		b->jwork.data = b;
+		if (uv_queue_work(queue_loop(), &b->jwork, journal_work,
+				  journal_done_cb) != 0) {
+			journal_work_run(b);	/* no pool: here */
+			b->pending--;
+		}
+		break;
+	}
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		if (tx->failed || tx->journaled)
 			continue;
 		tx->batch = b;
 		tx->sync.data = tx;
@@ -808,14 +944,17 @@ sc_queue_inject(const struct sc_envelope *env, const void *data, size_t len,
 	return 0;
 }
 
-/* sc_queue_append - appends state records to a queue file and makes them
- * durable (O_APPEND + fdatasync: the message itself is never rewritten).
+/* sc_queue_append - appends state records to a queue file and, with sync,
+ * makes them durable (O_APPEND + fdatasync: the message itself is never
+ * rewritten). Without sync they reach the disk with the next synced append
+ * or the kernel's writeback: records a crash may lose (see
+ * sc_delivery_idempotent).
  * A file that does not end in "\n" holds a record torn by a crash: it is
  * closed with "\n" and the TORN_MARK line first, so the new records never
  * join it and the parse drops it. Blocking: call on the pool. 0 or -1 with
  * errno. */
 int
-sc_queue_append(const char *path, const char *records)
+sc_queue_append(const char *path, const char *records, bool sync)
 {
 	static const char repair[] = "\n" TORN_MARK "\n";
 	int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
@@ -831,10 +970,24 @@ sc_queue_append(const char *path, const char *records)
 	else if (last != '\n' && sc_queue_write_all(fd, repair, sizeof(repair) - 1) < 0)
 		ret = -1;
 	else if (sc_queue_write_all(fd, records, strlen(records)) < 0 ||
-		 fdatasync(fd) < 0)
+		 (sync && fdatasync(fd) < 0))
 		ret = -1;
 	close(fd);
 	return ret;
+}
+
+/* sc_queue_remove - a message's file leaves active/: the journal learns
+ * it first (a DONE record), so that a replay never brings it back.
+ * path is active/ID. unlink's result. */
+int
+sc_queue_remove(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base != NULL ? base + 1 : path;
+	if (strlen(base) == 16)
+		sc_journal_done(base);
+	return unlink(path);
 }
 
 /* parse_line - splits "key value" and hands it to fn */
@@ -1048,6 +1201,17 @@ sc_queue_init(const char *state_dir, char **error_r)
 		return -1;
 	if (empty_tmp(error_r) < 0)
 		return -1;
+	/* the journal first: it may bring back what the scan would drop */
+	fd = open_dir_nofollow(q.active);
+	if (fd < 0) {
+		not_a_dir_error(q.active, error_r);
+		return -1;
+	}
+	if (sc_journal_open(q.dir, q.tmp, fd, error_r) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
 	fd = open_dir_nofollow(q.active);
 	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
 		not_a_dir_error(q.active, error_r);
@@ -1094,6 +1258,7 @@ sc_queue_init(const char *state_dir, char **error_r)
 void
 sc_queue_deinit(void)
 {
+	sc_journal_close();
 	if (q.active_fd >= 0)
 		close(q.active_fd);
 	q.active_fd = -1;

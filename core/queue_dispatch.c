@@ -36,8 +36,9 @@ struct route_ctx {
 
 /* ---- records ---- */
 
-void
-sc_runner_rec_add(struct attempt *a, const char *fmt, ...)
+/* rec_vadd - appends one formatted record to the pending ones */
+static void
+rec_vadd(struct attempt *a, const char *fmt, va_list args)
 {
 	va_list ap;
 	int n;
@@ -45,7 +46,7 @@ sc_runner_rec_add(struct attempt *a, const char *fmt, ...)
 	for (;;) {
 		size_t room = a->rec_cap - a->rec_len;
 
-		va_start(ap, fmt);
+		va_copy(ap, args);
 		n = vsnprintf(a->records ? a->records + a->rec_len : NULL,
 			      room, fmt, ap);
 		va_end(ap);
@@ -65,6 +66,32 @@ sc_runner_rec_add(struct attempt *a, const char *fmt, ...)
 	}
 }
 
+/* sc_runner_rec_add - a record that must be durable before the message
+ * goes (the append that carries it ends in an fdatasync) */
+void
+sc_runner_rec_add(struct attempt *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	a->rec_sync = true;
+	va_start(ap, fmt);
+	rec_vadd(a, fmt, ap);
+	va_end(ap);
+}
+
+/* rec_add_volatile - a record whose loss a crash may cost: it only goes
+ * to disk with the next durable append, or never (the message is gone
+ * first) */
+static void SC_PRINTF(2, 3)
+rec_add_volatile(struct attempt *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rec_vadd(a, fmt, ap);
+	va_end(ap);
+}
+
 
 void
 sc_runner_emit(enum sc_event_type type, struct qmsg *m, struct qrcpt *r,
@@ -82,23 +109,28 @@ sc_runner_emit(enum sc_event_type type, struct qmsg *m, struct qrcpt *r,
 
 /* rcpt_delivered - a D record; with NOTIFY=SUCCESS also an S record:
  * action is "delivered" (into a mailbox here) or "relayed" (to a next
- * hop without DSN, RFC 3461 5.2.2); NULL when the next hop reports */
+ * hop without DSN, RFC 3461 5.2.2); NULL when the next hop reports.
+ * Durable before the message goes unless the driver is idempotent: a
+ * crash that loses them then costs a retry the driver answers from its
+ * earlier copy, so they are not worth an fdatasync of their own. */
 static void
 rcpt_delivered(struct attempt *a, size_t i, const char *reply,
-	       const char *action)
+	       const char *action, bool idempotent)
 {
 	struct qrcpt *r = &a->m->r[i];
 	char *line = one_line(reply);
+	bool sync = a->rec_sync;
 
 	r->state = R_DELIVERED;
 	set_str(&r->reply, line);
-	sc_runner_rec_add(a, "D %zu %" PRIu64 " %s\n", i, wall_ms(),
-			  line ? line : "");
+	rec_add_volatile(a, "D %zu %" PRIu64 " %s\n", i, wall_ms(),
+			 line ? line : "");
 	if (action != NULL && a->m->sender[0] != '\0' &&
 	    sc_runner_notify_allows(r->params, "SUCCESS")) {
 		r->success = action;
-		sc_runner_rec_add(a, "S %zu %s\n", i, action);
+		rec_add_volatile(a, "S %zu %s\n", i, action);
 	}
+	a->rec_sync = sync || !idempotent;
 	sc_log_info("%s: to=<%s> delivered: %s", a->m->id, r->addr,
 		    line ? line : "");
 	sc_runner_emit(SC_EVENT_DELIVERED, a->m, r, line);
@@ -130,7 +162,8 @@ recw_work(uv_work_t *w)
 {
 	struct recw *rw = w->data;
 
-	if (sc_queue_append(rw->path, rw->buf) < 0 && errno != ENOENT)
+	if (sc_queue_append(rw->path, rw->buf, rw->sync) < 0 &&
+	    errno != ENOENT)
 		sc_log_error("queue: recording results in %s: %s",
 			     rw->path, strerror(errno));
 	atomic_store(&rw->finished, true);
@@ -149,11 +182,12 @@ recw_free(struct recw *rw)
 void
 sc_runner_rec_write_now(struct attempt *a)
 {
-	if (a->rec_len > 0 && sc_queue_append(a->m->path, a->records) < 0 &&
-	    errno != ENOENT)
+	if (a->rec_len > 0 && sc_queue_append(a->m->path, a->records,
+					      true) < 0 && errno != ENOENT)
 		sc_log_error("queue: recording results in %s: %s",
 			     a->m->path, strerror(errno));
 	a->rec_len = 0;
+	a->rec_sync = false;
 	if (a->records != NULL)
 		a->records[0] = '\0';
 }
@@ -202,6 +236,8 @@ rec_flush(struct attempt *a)
 	}
 	rw->a = a;
 	rw->buf = a->records;
+	rw->sync = a->rec_sync;
+	a->rec_sync = false;
 	rw->work.data = rw;
 	atomic_init(&rw->finished, false);
 	a->records = NULL;
@@ -230,10 +266,34 @@ attempt_unlist(struct attempt *a)
 	}
 }
 
+/* fin_work - a way to the next loop turn; removes the message's file
+ * when the attempt delivered it for good (attempt_maybe_finish) */
 static void
 fin_work(uv_work_t *w)
 {
-	(void)w;	/* only a way to the next loop turn */
+	struct attempt *a = w->data;
+
+	if (a->remove && sc_queue_remove(a->m->path) < 0 && errno != ENOENT)
+		a->remove = false;	/* the runner's finish tries again */
+}
+
+/* msg_done_quietly - every recipient delivered and no DSN owed: the
+ * runner's finish (sc_runner_msg_finish) would only remove the file, so
+ * the attempt's own last trip through the pool does it */
+static bool
+msg_done_quietly(const struct qmsg *m)
+{
+	if (m->deleted || m->quarantine != NULL)
+		return false;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct qrcpt *r = &m->r[i];
+
+		if (r->state == R_EXPANDED ||
+		    (r->state == R_DELIVERED && r->success == NULL))
+			continue;
+		return false;
+	}
+	return true;
 }
 
 static void attempt_finish(uv_work_t *w, int status);
@@ -253,9 +313,12 @@ attempt_maybe_finish(struct attempt *a)
 		return;
 	a->finishing = true;
 	a->fin.data = a;
+	a->remove = sc_runner.started && msg_done_quietly(a->m);
 	if (uv_queue_work(run_loop(), &a->fin, fin_work, attempt_finish)
-	    != 0)
+	    != 0) {
+		a->remove = false;
 		attempt_finish(&a->fin, 0);
+	}
 }
 
 /* attempt_finish - sends the delay notices and frees the attempt */
@@ -264,8 +327,8 @@ attempt_finish(uv_work_t *w, int status)
 {
 	struct attempt *a = w->data;
 	struct qmsg *m = a->m;
+	bool removed = a->remove && status == 0;
 
-	(void)status;
 	/* no DSN job once stopping: the queue goes away under it */
 	if (a->delay_n > 0 && !m->deleted && sc_runner.started)
 		sc_runner_dsn_delay(m, a->delay, a->delay_n);
@@ -277,7 +340,7 @@ attempt_finish(uv_work_t *w, int status)
 	free(a->records);
 	free(a->delay);
 	free(a);
-	if (m->deleted || !sc_runner.started) {
+	if (m->deleted || removed || !sc_runner.started) {
 		sc_runner_msg_unlist(m);
 		sc_runner_msg_free(m);
 	}
@@ -285,13 +348,24 @@ attempt_finish(uv_work_t *w, int status)
 }
 
 /* attempt_end - all deliveries answered: finish once the records are
- * durable */
+ * durable. When every recipient is final and what is pending needs no
+ * sync (results of idempotent drivers), the message is removed next: an
+ * append nobody will read is skipped. */
 static void
 attempt_end(struct attempt *a)
 {
-	for (size_t i = 0; i < a->m->n; i++)
+	bool final = true;
+
+	for (size_t i = 0; i < a->m->n; i++) {
 		a->m->r[i].routing = false;
+		final = final && a->m->r[i].state != R_PENDING;
+	}
 	a->ended = true;
+	if (final && !a->rec_sync && sc_runner.started) {
+		a->rec_len = 0;
+		if (a->records != NULL)
+			a->records[0] = '\0';
+	}
 	attempt_maybe_finish(a);
 }
 
@@ -772,6 +846,12 @@ sc_delivery_rcpt_relayed(struct sc_delivery *d, size_t i)
 }
 
 void
+sc_delivery_idempotent(struct sc_delivery *d)
+{
+	d->idempotent = true;
+}
+
+void
 sc_delivery_done(struct sc_delivery *d)
 {
 	struct attempt *a = d->a;
@@ -792,7 +872,8 @@ sc_delivery_done(struct sc_delivery *d)
 				       strcmp(d->drv->kind,
 					      SC_DELIVERY_LOCAL) == 0 ?
 				       "delivered" :
-				       d->res[k].relayed ? "relayed" : NULL);
+				       d->res[k].relayed ? "relayed" : NULL,
+				       d->idempotent);
 			break;
 		case SC_DENY:
 		case SC_DENYDISCONNECT:

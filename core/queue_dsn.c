@@ -544,9 +544,11 @@ dsn_work(uv_work_t *w)
 			return;		/* keep the message; retry later */
 	}
 	if (j->final) {
-		/* B: the DSN is out; a crash now must not send it twice */
-		sc_queue_append(j->path, "B\n");
-		unlink(j->path);
+		/* B: the DSN is out; a crash now must not send it twice.
+		 * Without a DSN there is nothing to record. */
+		if (j->stored)
+			sc_queue_append(j->path, "B\n", true);
+		sc_queue_remove(j->path);
 	}
 }
 

@@ -74,6 +74,7 @@ struct recw {
 	struct attempt *a;
 	char *path;
 	char *buf;
+	bool sync;		/* fdatasync after the write               */
 	atomic_bool finished;	/* set by the pool thread after the write  */
 };
 
@@ -84,12 +85,19 @@ struct attempt {
 	bool routing_phase;	/* counted in sc_runner.routing            */
 	bool ended;		/* every delivery answered                 */
 	bool finishing;		/* fin is queued                           */
+	bool remove;		/* fin removes the delivered message's file
+				 * (set on the loop before, cleared by fin
+				 * when the unlink failed)                 */
 	uv_work_t fin;		/* the finish, always from a loop callback */
 	size_t routes;		/* route calls outstanding (+1 guard)      */
 	size_t deliveries;	/* deliveries outstanding (+1 guard)       */
 	struct recw *writing;	/* the append in flight                    */
 	char *records;		/* not yet handed to an append             */
 	size_t rec_len, rec_cap;
+	/* records holds a result that must be durable before the message
+	 * is removed: a "delivered" of a driver that is not idempotent
+	 * (sc_delivery_idempotent), or anything but D and S records */
+	bool rec_sync;
 	/* delay notices to send: indexes */
 	size_t *delay;
 	size_t delay_n;
@@ -108,6 +116,7 @@ struct sc_delivery {
 	const char *nexthop;
 	bool local;		/* counted in sc_runner.local, else in
 				 * sc_runner.remote                        */
+	bool idempotent;	/* sc_delivery_idempotent()                */
 	char *dest;		/* the remote destination it counts for    */
 	size_t n;
 	size_t *idx;

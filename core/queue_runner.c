@@ -570,7 +570,7 @@ sc_queue_runner_stop(void)
 		struct recw *rw = a->writing;
 
 		if (rw != NULL && uv_cancel((uv_req_t *)&rw->work) == 0) {
-			if (sc_queue_append(rw->path, rw->buf) < 0 &&
+			if (sc_queue_append(rw->path, rw->buf, true) < 0 &&
 			    errno != ENOENT)
 				sc_log_error("queue: recording results in "
 					     "%s: %s", rw->path,
@@ -666,7 +666,7 @@ sc_queue_delete(const char *id, char **error_r)
 	if (asprintf(&path, "%s/%s", sc_queue_active_dir() ?
 		     sc_queue_active_dir() : ".", id) < 0)
 		return -1;
-	if (unlink(path) < 0 && m == NULL) {
+	if (sc_queue_remove(path) < 0 && m == NULL) {
 		if (asprintf(error_r, "no message %s in the queue", id) < 0)
 			*error_r = NULL;
 		free(path);

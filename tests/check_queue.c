@@ -354,7 +354,8 @@ START_TEST(test_group_commit)
 	ck_assert_int_eq(sc_queue_file_parse(path, parse_cb, NULL), 1);
 	ck_assert_str_eq(t.received, "received=2");
 	/* records are appended after END */
-	ck_assert_int_eq(sc_queue_append(path, "T 0 1 2 1 451 4.0.0 later\n"),
+	ck_assert_int_eq(sc_queue_append(path, "T 0 1 2 1 451 4.0.0 later\n",
+					 true),
 			 0);
 	ck_assert_int_eq(sc_queue_file_parse(path, parse_cb, NULL), 1);
 	ck_assert_int_eq(t.records, 1);
@@ -886,7 +887,7 @@ START_TEST(test_b_record)
 	char id[17], path[256], *e2 = NULL;
 
 	store_one("bad@example.test", id, path, sizeof(path));
-	ck_assert_int_eq(sc_queue_append(path, "F 0 1 550 5.1.1 nope\nB\n"),
+	ck_assert_int_eq(sc_queue_append(path, "F 0 1 550 5.1.1 nope\nB\n", true),
 			 0);
 	ck_assert_int_eq(sc_queue_runner_start(&e2), 0);
 	spin_until(runner_idle, 5000);
@@ -896,7 +897,7 @@ START_TEST(test_b_record)
 	ck_assert_uint_eq(count_dir("active"), 0);
 	/* without B the failure is bounced */
 	store_one("bad@example.test", id, path, sizeof(path));
-	ck_assert_int_eq(sc_queue_append(path, "F 0 1 550 5.1.1 nope\n"), 0);
+	ck_assert_int_eq(sc_queue_append(path, "F 0 1 550 5.1.1 nope\n", true), 0);
 	sc_queue_runner_add(id);
 	spin_until(got_one, 5000);
 	ck_assert_int_eq(t.ngot, 1);
@@ -912,12 +913,12 @@ START_TEST(test_torn_record)
 	int fd;
 
 	store_one("ok@example.test", id, path, sizeof(path));
-	ck_assert_int_eq(sc_queue_append(path, "T 0 1 2 1 451 first\n"), 0);
+	ck_assert_int_eq(sc_queue_append(path, "T 0 1 2 1 451 first\n", true), 0);
 	fd = open(path, O_WRONLY | O_APPEND);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, "X 0 bo", 6), 6);	/* the crash */
 	close(fd);
-	ck_assert_int_eq(sc_queue_append(path, "T 0 5 6 2 451 second\n"), 0);
+	ck_assert_int_eq(sc_queue_append(path, "T 0 5 6 2 451 second\n", true), 0);
 	t.recs[0] = '\0';
 	ck_assert_int_eq(sc_queue_file_parse(path, recs_cb, NULL), 1);
 	ck_assert_str_eq(t.recs, "T 0 1 2 1 451 first\n"

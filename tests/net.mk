@@ -14,8 +14,10 @@ tests_check_queue_LDADD = core/libsatchel-core.la $(CHECK_LIBS)
 tests_check_queue_LDFLAGS = $(SANITIZE_LDFLAGS)
 TESTS += tests/test_net.py
 EXTRA_DIST += tests/test_net.py
-TESTS += tests/test_queue_recovery.py tests/test_queue_sync_order.py
-EXTRA_DIST += tests/test_queue_recovery.py tests/test_queue_sync_order.py
+TESTS += tests/test_queue_recovery.py tests/test_queue_sync_order.py \
+	tests/test_queue_journal.py
+EXTRA_DIST += tests/test_queue_recovery.py tests/test_queue_sync_order.py \
+	tests/test_queue_journal.py
 # the privileged reload helper: what it binds and reads (core/privops.c)
 check_PROGRAMS += tests/check_privops
 TESTS += tests/check_privops

@@ -21,6 +21,8 @@
 
 #include <satchel/satchel.h>
 
+#include "maildir_int.h"
+
 #define MD_LOCAL_MAX 64
 #define MD_DOMAIN_MAX 255
 /* Counter values reserved per recipient: a name clash (two instances in
@@ -61,6 +63,7 @@ struct maildir {
 	char **mailboxes;		/* lower-case                    */
 	mode_t fmode, dmode;
 	uint64_t counter;		/* for unique names              */
+	struct md_dirsync *dirsync;	/* new/ syncs shared by jobs     */
 	struct sc_delivery_driver drv;
 };
 
@@ -180,6 +183,7 @@ struct md_job {
 	uint64_t counter;
 	char qid[64];			/* queue id, for idempotent names */
 	long long arrival;
+	struct md_dirsync *dirsync;	/* the instance's, outlives us   */
 	size_t n;
 	struct md_rcpt *r;
 };
@@ -534,7 +538,7 @@ deliver_one(struct md_job *j, size_t idx, char *buf)
 		err = errno;
 		goto fail;
 	}
-	if (fsync_dir(newdir) < 0) {
+	if (md_dirsync(j->dirsync, newdir) < 0) {
 		/* The file is complete in new/ already; only its durability
 		 * is in doubt. Deferring would deliver it twice, so report
 		 * success and leave a trace in the log. */
@@ -656,6 +660,9 @@ md_deliver(struct sc_delivery *d, void *data)
 		md_fail_all(d, "out of memory");
 		return;
 	}
+	/* a retry finds the copy by its name (deliver_one): the core may
+	 * write our results without an fdatasync of their own */
+	sc_delivery_idempotent(d);
 	j->d = d;
 	j->n = sc_delivery_rcpt_count(d);
 	j->fd = -1;
@@ -672,6 +679,7 @@ md_deliver(struct sc_delivery *d, void *data)
 	j->dmode = md->dmode;
 	j->pid = getpid();
 	j->counter = md->counter;
+	j->dirsync = md->dirsync;
 	j->arrival = (long long)sc_delivery_arrival(d);
 	snprintf(j->qid, sizeof(j->qid), "%s", sc_delivery_queue_id(d));
 	for (char *c = j->qid; *c; c++)	/* file-name safe, whatever it is */
@@ -742,6 +750,7 @@ md_free(struct maildir *md)
 		free(md->mailboxes[i]);
 	free(md->mailboxes);
 	free(md->tmpl);
+	md_dirsync_free(md->dirsync);
 	free(md);
 }
 
@@ -825,6 +834,7 @@ md_instance_new(struct sc_instance *inst, const void *config, void **data_r,
 	if ((md = calloc(1, sizeof(*md))) == NULL)
 		goto oom;
 	md->inst = inst;
+	md->dirsync = md_dirsync_new();	/* NULL: each job syncs alone */
 	md->fmode = (mode_t)mode;
 	md->dmode = (mode_t)(mode | ((mode & 0444) >> 2));
 	if ((md->tmpl = strdup(conf->path)) == NULL)

@@ -24,6 +24,7 @@ TESTS += modules/relay/tests/test_relay.py \
 	modules/relay/tests/test_relay_limits.py \
 	modules/relay/tests/test_relay_replies.py \
 	modules/relay/tests/test_relay_dsn.py \
+	modules/relay/tests/test_relay_record_sync.py \
 	modules/relay/tests/test_relay_dane_anchor.sh
 EXTRA_DIST += modules/relay/tests/test_relay.py \
 	modules/relay/tests/test_relay_tls.py \
@@ -31,5 +32,6 @@ EXTRA_DIST += modules/relay/tests/test_relay.py \
 	modules/relay/tests/test_relay_limits.py \
 	modules/relay/tests/test_relay_replies.py \
 	modules/relay/tests/test_relay_dsn.py \
+	modules/relay/tests/test_relay_record_sync.py \
 	modules/relay/tests/test_relay_dane_anchor.sh \
 	modules/relay/tests/relaycommon.py

@@ -97,6 +97,22 @@ tests_fuzz_fuzz_queue_CFLAGS = $(FUZZ_C_FLAGS)
 tests_fuzz_fuzz_queue_LDADD = core/libsatchel-core.la
 tests_fuzz_fuzz_queue_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
 
+# journal: the queue journal's segment parser (core/queue_journal.c)
+FUZZ_TARGETS += journal
+check_PROGRAMS += tests/fuzz/replay_journal
+TESTS += tests/fuzz/replay_journal
+FUZZ_BINS += tests/fuzz/fuzz_journal
+tests_fuzz_replay_journal_SOURCES = tests/fuzz/fuzz_journal.c $(FUZZ_COMMON) $(FUZZ_REPLAY)
+tests_fuzz_replay_journal_CPPFLAGS = $(FUZZ_CPP_FLAGS) -DFUZZ_TARGET='"journal"'
+tests_fuzz_replay_journal_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_replay_journal_LDADD = core/libsatchel-core.la
+tests_fuzz_replay_journal_LDFLAGS = $(FUZZ_REPLAY_LD_FLAGS)
+tests_fuzz_fuzz_journal_SOURCES = tests/fuzz/fuzz_journal.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_journal_CPPFLAGS = $(FUZZ_CPP_FLAGS)
+tests_fuzz_fuzz_journal_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_fuzz_journal_LDADD = core/libsatchel-core.la
+tests_fuzz_fuzz_journal_LDFLAGS = $(FUZZ_LIBFUZZER_LD_FLAGS)
+
 # dns: DNS answer parsing
 FUZZ_TARGETS += dns
 check_PROGRAMS += tests/fuzz/replay_dns

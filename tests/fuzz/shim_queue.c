@@ -325,6 +325,12 @@ sc_delivery_attempts(const struct sc_delivery *d)
 }
 
 void
+sc_delivery_idempotent(struct sc_delivery *d)
+{
+	(void)delivery_live(d);
+}
+
+void
 sc_delivery_rcpt_relayed(struct sc_delivery *d, size_t i)
 {
 	FUZZ_CHECK(i < delivery_live(d)->n, "relayed: recipient %zu of %zu",

@@ -139,6 +139,14 @@ SC_API void sc_delivery_rcpt_result(struct sc_delivery *d, size_t i,
  * a "relayed" notice from this server once the result is SC_OK. Call it
  * with the result, before sc_delivery_done(). Loop thread. Since ABI 1.2. */
 SC_API void sc_delivery_rcpt_relayed(struct sc_delivery *d, size_t i);
+/* The driver finds a copy it made before (by queue id and recipient) and
+ * never delivers it twice - a Maildir whose file name comes from the queue
+ * id does. The core then need not make this delivery's "delivered"
+ * records durable before the message is removed: a crash that loses them
+ * only means a retry that the driver answers from the earlier copy. Saves
+ * an fdatasync per message. Call it before sc_delivery_done(). Loop
+ * thread. Since ABI 1.4. */
+SC_API void sc_delivery_idempotent(struct sc_delivery *d);
 /* Ends the attempt; recipients without a result are deferred. d is freed. */
 SC_API void sc_delivery_done(struct sc_delivery *d);
 
