@@ -12,6 +12,7 @@
 #define SC_CORE_H
 
 #include "config.h"	/* autoconf */
+#include <limits.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <uv.h>
@@ -322,6 +323,14 @@ SC_INTERNAL int sc_queue_tx_data_sync(struct sc_queue_tx *tx,
 				      uint64_t *data_off_r, uint64_t *size_r);
 
 /* ---- net_conn.c, net_listen.c, net_tls.c ---- */
+
+/* The backlog of every listener (net_listen.c, and privops.c for what
+ * the privileged helper binds): the system's maximum. The kernel caps
+ * listen()'s backlog at net.core.somaxconn (read at each listen(), so a
+ * reload follows a raised sysctl); any fixed smaller value drops a burst's
+ * SYNs while the loop is busy, and the clients retry only 1 s, 3 s, ...
+ * later (issue 15). */
+#define SC_LISTEN_BACKLOG	INT_MAX
 
 SC_INTERNAL int sc_net_init(char **error_r);	/* TLS credentials */
 SC_INTERNAL void sc_net_deinit(void);

@@ -18,8 +18,6 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#define LISTEN_BACKLOG	511
-
 struct listener {
 	struct listener *next;		/* all listeners, every generation */
 	struct sc_gen *gen;
@@ -225,7 +223,7 @@ sc_listen_open(struct sc_instance *inst, const struct sc_sockaddr *addr,
 				   sizeof(v6only));
 		}
 		if (bind(fd, (const struct sockaddr *)&addr->ss,
-			 addr->len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+			 addr->len) < 0 || listen(fd, SC_LISTEN_BACKLOG) < 0) {
 			int e = errno;
 
 			close(fd);
@@ -372,7 +370,7 @@ sc_net_start(struct sc_gen *gen, char **error_r)
 		}
 		l->tcp->data = l;
 		if (uv_tcp_open(l->tcp, l->fd) != 0 ||
-		    uv_listen((uv_stream_t *)l->tcp, LISTEN_BACKLOG,
+		    uv_listen((uv_stream_t *)l->tcp, SC_LISTEN_BACKLOG,
 			      on_connection) != 0) {
 			if (asprintf(error_r, "listen %s: cannot accept",
 				     l->addr.text) < 0)

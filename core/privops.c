@@ -54,7 +54,6 @@
 #define PO_FILE_MAX	(1024 * 1024)	/* a certificate chain, a key  */
 #define PO_REP_MAX	(2 * PO_FILE_MAX + 2 * PATH_MAX + 64)
 #define PO_TIMEOUT_MS	10000
-#define PO_BACKLOG	511		/* as net_listen.c's listeners */
 
 /* ------------------------------------------------------------------ */
 /* helper process                                                      */
@@ -317,7 +316,7 @@ do_bind(const struct sc_main_config *cfg, const char *text,
 			   sizeof(v6only));
 	}
 	if (bind(fd, (const struct sockaddr *)&a.ss, a.len) < 0 ||
-	    listen(fd, PO_BACKLOG) < 0) {
+	    listen(fd, SC_LISTEN_BACKLOG) < 0) {
 		rep_error(r, "%s", strerror(errno));
 		close(fd);
 		return -1;

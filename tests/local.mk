@@ -9,6 +9,10 @@ EXTRA_DIST += tests/run-test.sh tests/harness/satchel_harness.py tests/valgrind.
 	tests/harness/redis_server.py
 TESTS += tests/test_satchelctl_diag.py
 EXTRA_DIST += tests/test_satchelctl_diag.py
+# A burst of connections while the loop is stopped: none overflows the
+# listen backlog (issue 15).
+TESTS += tests/test_listen_backlog.py
+EXTRA_DIST += tests/test_listen_backlog.py
 TESTS += tests/test_docs.py tests/test_dovecot_imap.py
 EXTRA_DIST += tests/test_docs.py tests/test_dovecot_imap.py
 TESTS += tests/test_exports.sh

@@ -21,10 +21,8 @@ Each session sends small messages and one over the journal's limit, so
 both paths are checked.
 """
 
-import os
 import re
 import shutil
-import signal
 import tempfile
 import threading
 import unittest
@@ -123,23 +121,12 @@ def events(path):
 class SyncOrder(unittest.TestCase):
     def test_250_after_file_or_journal_is_durable(self):
         out = tempfile.mkdtemp(prefix='strace-')
-        trace = os.path.join(out, 'trace')
         try:
             with h.Daemon(users={ALICE: 'secret-password'}) as d:
-                wrapper = os.path.join(out, 'satcheld-strace')
-                with open(wrapper, 'w') as f:
-                    # LeakSanitizer cannot run under ptrace (the ASan
-                    # build): every other test checks for leaks
-                    f.write('#!/bin/sh\nASAN_OPTIONS="${ASAN_OPTIONS:+'
-                            '$ASAN_OPTIONS:}detect_leaks=0"\n'
-                            'export ASAN_OPTIONS\n'
-                            'exec strace -f -qq -y -s 1048576 '
-                            '-e trace=fdatasync,fsync,rename,renameat,'
-                            'renameat2,write,writev,sendmsg,sendto,'
-                            'pwrite64 '
-                            '-o "%s" "%s" "$@"\n' % (trace, d.satcheld))
-                os.chmod(wrapper, 0o755)
-                d.satcheld = wrapper
+                trace = h.under_strace(
+                    d, out, '-f -qq -y -s 1048576 '
+                    '-e trace=fdatasync,fsync,rename,renameat,'
+                    'renameat2,write,writev,sendmsg,sendto,pwrite64')
                 d.start(timeout=60)
                 go = threading.Barrier(SESSIONS)
 
@@ -158,13 +145,7 @@ class SyncOrder(unittest.TestCase):
                 errors = h.in_parallel(send, SESSIONS, timeout=120)
                 self.assertEqual(errors, [])
                 d.wait_maildir(ALICE, SESSIONS * (PER + 1), timeout=60)
-                # SIGTERM to the daemon itself (strace, d.proc, would not
-                # pass it on); strace exits with it
-                sp = d.proc.pid
-                with open('/proc/%d/task/%d/children' % (sp, sp)) as f:
-                    os.kill(int(f.read().split()[0]), signal.SIGTERM)
-                d.proc.wait(60)
-                d.stop()
+                h.stop_traced(d)
             ev = events(trace)
         finally:
             shutil.rmtree(out, ignore_errors=True)

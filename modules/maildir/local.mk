@@ -17,3 +17,7 @@ TESTS += modules/maildir/tests/test_maildir.py \
 	modules/maildir/tests/test_maildir_sync.py
 EXTRA_DIST += modules/maildir/tests/test_maildir.py \
 	modules/maildir/tests/test_maildir_sync.py
+
+# The system calls of a delivery (strace -ff).
+TESTS += modules/maildir/tests/test_maildir_syscalls.py
+EXTRA_DIST += modules/maildir/tests/test_maildir_syscalls.py

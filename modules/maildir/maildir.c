@@ -342,13 +342,15 @@ rcpt_hash(const char *rcpt)
 	return h;
 }
 
-/* already_delivered - whether name is in new/, or in cur/ as a POP3
- * client or an IMAP server leaves it (":2," plus flags we look for). */
+/* already_delivered - whether name is in cur/ as a POP3 client or an IMAP
+ * server leaves it (":2," plus flags we look for). Its copy in new/ needs
+ * no look beforehand: publish never replaces it but says it is there, and
+ * a failure looks for it (in_new) before it defers. */
 static bool
 already_delivered(const char *dir, const char *name)
 {
 	static const char *const forms[] = {
-		"%s/new/%s", "%s/cur/%s:2,", "%s/cur/%s:2,S", "%s/cur/%s:2,RS",
+		"%s/cur/%s:2,", "%s/cur/%s:2,S", "%s/cur/%s:2,RS",
 	};
 	char p[4096 + 600];
 	struct stat st;
@@ -360,6 +362,17 @@ already_delivered(const char *dir, const char *name)
 			return true;
 	}
 	return false;
+}
+
+/* in_new - whether final (a name in new/) is there: put there by an
+ * attempt whose result was lost (a crash between the rename and the
+ * queue's record of it). */
+static bool
+in_new(const char *final)
+{
+	struct stat st;
+
+	return stat(final, &st) == 0;
 }
 
 /* publish - moves tmp into new/ as name without replacing anything there.
@@ -381,7 +394,34 @@ publish(const char *tmp, const char *final)
 	}
 	if (errno == EEXIST)
 		return 1;
+	if (in_new(final))
+		return 1;
 	return rename(tmp, final) == 0 ? 0 : -1;
+}
+
+/* open_tmp - creates a new file in dir/tmp/ (its path into tmp). The fd,
+ * or -1 with errno. */
+static int
+open_tmp(const struct md_job *j, const char *dir, const struct timeval *tv,
+	 uint64_t q, char *tmp, size_t len)
+{
+	int fd = -1, n;
+
+	for (unsigned t = 0; t < MD_TRIES; t++) {
+		n = snprintf(tmp, len, "%s/tmp/%lld.M%ldP%ldQ%llu.%s", dir,
+			     (long long)tv->tv_sec, (long)tv->tv_usec,
+			     (long)j->pid, (unsigned long long)(q + t),
+			     j->host_esc);
+		if (n < 0 || (size_t)n >= len) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+			  O_NOFOLLOW, j->fmode);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	return fd;
 }
 
 static void
@@ -404,7 +444,10 @@ rcpt_fail(struct md_rcpt *r, int err, const char *what)
 /* deliver_one - one recipient's copy. Why this order: the copy is complete
  * and fsync'd in tmp/ before it appears in new/, and new/ is fsync'd before
  * we report success, so a crash leaves either nothing in new/ or the whole
- * message; on any error the tmp file is removed. */
+ * message; on any error the tmp file is removed. The Maildir is made
+ * (maildir_ensure) only when its tmp/ or new/ is not there: it is, for all
+ * but a mailbox's first message, and three mkdir()s failing with EEXIST on
+ * every delivery cost time (issue 15). */
 static void
 deliver_one(struct md_job *j, size_t idx, char *buf)
 {
@@ -416,13 +459,8 @@ deliver_one(struct md_job *j, size_t idx, char *buf)
 	int fd = -1, hl, err = 0, pr, n;
 	int64_t copied;
 	uint64_t size, expect, q = j->counter + idx * MD_TRIES;
-	const char *what = "create the mailbox";
+	const char *what = "write to the mailbox";
 
-	if (maildir_ensure(r->dir, j->dmode) < 0) {
-		rcpt_fail(r, errno, what);
-		return;
-	}
-	what = "write to the mailbox";
 	gettimeofday(&tv, NULL);
 	localtime_r(&tv.tv_sec, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
@@ -449,25 +487,19 @@ deliver_one(struct md_job *j, size_t idx, char *buf)
 	}
 	if (already_delivered(r->dir, strrchr(final, '/') + 1))
 		goto delivered;
-	for (unsigned t = 0; t < MD_TRIES; t++) {
-		n = snprintf(tmp, sizeof(tmp),
-				 "%s/tmp/%lld.M%ldP%ldQ%llu.%s", r->dir,
-				 (long long)tv.tv_sec, (long)tv.tv_usec,
-				 (long)j->pid, (unsigned long long)(q + t),
-				 j->host_esc);
-
-		if (n < 0 || (size_t)n >= sizeof(tmp)) {
-			errno = ENAMETOOLONG;
-			break;
+	fd = open_tmp(j, r->dir, &tv, q, tmp, sizeof(tmp));
+	if (fd < 0 && errno != ENAMETOOLONG) {
+		/* a new mailbox (or a broken one): make it, then once more */
+		if (maildir_ensure(r->dir, j->dmode) < 0) {
+			err = errno;
+			what = "create the mailbox";
+			goto fail_open;
 		}
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-			  O_NOFOLLOW, j->fmode);
-		if (fd >= 0 || errno != EEXIST)
-			break;
+		fd = open_tmp(j, r->dir, &tv, q, tmp, sizeof(tmp));
 	}
 	if (fd < 0) {
-		rcpt_fail(r, errno, what);
-		return;
+		err = errno;
+		goto fail_open;
 	}
 	/* the configured mode, whatever the daemon's umask */
 	if (fchmod(fd, j->fmode) < 0 || write_all(fd, hdr, (size_t)hl) < 0 ||
@@ -487,6 +519,15 @@ deliver_one(struct md_job *j, size_t idx, char *buf)
 	}
 	snprintf(newdir, sizeof(newdir), "%s/new", r->dir);
 	pr = publish(tmp, final);
+	if (pr < 0 && errno == ENOENT) {
+		/* new/ is gone: make the Maildir whole again, then once more */
+		if (maildir_ensure(r->dir, j->dmode) < 0) {
+			err = errno;
+			what = "create the mailbox";
+			goto fail;
+		}
+		pr = publish(tmp, final);
+	}
 	if (pr == 1) {
 		/* Delivered by an attempt whose result was lost (a crash
 		 * between the rename and the queue's record of it). */
@@ -513,6 +554,11 @@ delivered:
 	return;
 fail:
 	unlink(tmp);
+fail_open:
+	/* in new/ already (see in_new): delivered, as said before we
+	 * tried */
+	if (in_new(final))
+		goto delivered;
 	rcpt_fail(r, err, what);
 }
 

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,8 +142,10 @@ bind_one(const struct sc_sockaddr *a)
 	if (a->ss.ss_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
 				 sizeof(one));
+	/* the system's maximum backlog: the kernel caps it at
+	 * net.core.somaxconn; a smaller one drops a burst's SYNs (issue 15) */
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 ||
-	    listen(fd, 64) < 0) {
+	    listen(fd, INT_MAX) < 0) {
 		e = errno;
 		close(fd);
 		errno = e;

@@ -90,6 +90,11 @@ Helpers
     in_parallel(fn, n, timeout=60) -> [repr of each exception]
                           fn(0) .. fn(n - 1) on n threads at once
     skip(reason)          prints the reason and exits 77 (automake SKIP)
+    under_strace(d, dir, options) -> trace path: d runs satcheld under
+                          `strace OPTIONS -o <dir>/trace` (a wrapper in dir;
+                          ASan's leak check off: it cannot run under ptrace)
+    stop_traced(d)        SIGTERM to the traced satcheld itself (strace would
+                          not pass it on), wait for both, then d.stop()
     which(prog)           shutil.which
 """
 
@@ -133,6 +138,34 @@ def skip(reason):
 
 
 which = shutil.which
+
+
+def under_strace(d, out_dir, options):
+    """d runs satcheld under strace (call before d.start()); returns the
+    path strace writes (-o; with -ff one file per thread, PATH.TID)."""
+    trace = os.path.join(out_dir, 'trace')
+    wrapper = os.path.join(out_dir, 'satcheld-strace')
+    with open(wrapper, 'w') as f:
+        # LeakSanitizer cannot run under ptrace (the ASan build): every
+        # other test checks for leaks
+        f.write('#!/bin/sh\nASAN_OPTIONS="${ASAN_OPTIONS:+'
+                '$ASAN_OPTIONS:}detect_leaks=0"\n'
+                'export ASAN_OPTIONS\n'
+                'exec strace %s -o "%s" "%s" "$@"\n'
+                % (options, trace, d.satcheld))
+    os.chmod(wrapper, 0o755)
+    d.satcheld = wrapper
+    return trace
+
+
+def stop_traced(d, timeout=60):
+    """Stops a daemon started under_strace: SIGTERM to satcheld itself
+    (strace, d.proc, would not pass it on); strace exits with it."""
+    sp = d.proc.pid
+    with open('/proc/%d/task/%d/children' % (sp, sp)) as f:
+        os.kill(int(f.read().split()[0]), signal.SIGTERM)
+    d.proc.wait(timeout)
+    d.stop()
 
 
 def builddir():

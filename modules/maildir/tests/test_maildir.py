@@ -15,6 +15,7 @@ import os
 import re
 import smtplib
 import stat
+import subprocess
 import sys
 import time
 import unittest
@@ -54,6 +55,38 @@ def split_headers(raw):
     """The first three header lines and the rest."""
     lines = raw.split(b'\r\n', 3)
     return lines[:3], lines[3]
+
+
+def blocked_plugins(d):
+    """The default plugins with every Maildir under <state>/blocked."""
+    p = default_plugins(d)
+    p['60-maildir.yaml']['path'] = os.path.join(
+        d.state_dir, 'blocked', '%d', '%u')
+    return p
+
+
+def send_blocked(d):
+    """A file where <state>/blocked should be a directory: a message to
+    ALICE, sent, is deferred (451) as its Maildir cannot be created."""
+    with open(os.path.join(d.state_dir, 'blocked'), 'w') as f:
+        f.write('a file where a directory should be\n')
+    d.start()
+    send(d, BOB, [ALICE], message('later', b'deferred\r\n'))
+    d.wait_log(r'451 4\.3\.0 <alice@example\.test>: cannot create '
+               r'the mailbox', timeout=15)
+
+
+def unblock(d):
+    """<state>/blocked a directory (the daemon's user's); ALICE's Maildir
+    path in it."""
+    blocker = os.path.join(d.state_dir, 'blocked')
+    os.unlink(blocker)
+    os.mkdir(blocker)
+    if os.geteuid() == 0:
+        import pwd
+        pw = pwd.getpwnam('nobody')
+        os.chown(blocker, pw.pw_uid, pw.pw_gid)
+    return os.path.join(blocker, 'example.test', 'alice')
 
 
 class MaildirDelivery(unittest.TestCase):
@@ -280,28 +313,11 @@ class MaildirDelivery(unittest.TestCase):
         """A Maildir that cannot be created defers the recipient (451
         4.3.0 in the log), leaves no file behind, and the message arrives
         once the fault is fixed and the queue is flushed."""
-        def plugins(d):
-            p = default_plugins(d)
-            p['60-maildir.yaml']['path'] = os.path.join(
-                d.state_dir, 'blocked', '%d', '%u')
-            return p
-        with Daemon(plugins=plugins, users=USERS) as d:
-            blocker = os.path.join(d.state_dir, 'blocked')
-            with open(blocker, 'w') as f:
-                f.write('a file where a directory should be\n')
-            d.start()
-            send(d, BOB, [ALICE], message('later', b'deferred\r\n'))
-            d.wait_log(r'451 4\.3\.0 <alice@example\.test>: cannot create '
-                       r'the mailbox', timeout=15)
-            os.unlink(blocker)
-            os.mkdir(blocker)
-            if os.geteuid() == 0:
-                import pwd
-                pw = pwd.getpwnam('nobody')
-                os.chown(blocker, pw.pw_uid, pw.pw_gid)
+        with Daemon(plugins=blocked_plugins, users=USERS) as d:
+            send_blocked(d)
+            box = unblock(d)
             r = d.ctl('queue', 'flush')
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            box = os.path.join(blocker, 'example.test', 'alice')
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 new = os.path.join(box, 'new')
@@ -310,6 +326,74 @@ class MaildirDelivery(unittest.TestCase):
                 time.sleep(0.1)
             self.assertEqual(len(os.listdir(os.path.join(box, 'new'))), 1)
             self.assertEqual(os.listdir(os.path.join(box, 'tmp')), [])
+
+    def test_redelivery_finds_the_earlier_copy(self):
+        """A crash between the rename into new/ and the queue's record of
+        it: the queue file as it was before the delivery, the copy in the
+        Maildir. Delivered again, the message is not written twice, whether
+        its copy is still in new/ or a client moved it to cur/ (":2,S")."""
+        with Daemon(plugins=blocked_plugins, users=USERS) as d:
+            send_blocked(d)
+            d.stop()
+            active = os.path.join(d.state_dir, 'queue', 'active')
+            (qid,) = os.listdir(active)
+            saved = os.path.join(d.tmp, 'saved-queue-file')
+            # cp -a: the owner too (the daemon's user when run as root)
+            subprocess.run(['cp', '-a', os.path.join(active, qid), saved],
+                           check=True)
+            box = unblock(d)
+            new, cur = os.path.join(box, 'new'), os.path.join(box, 'cur')
+
+            def deliver():
+                mark = d.log_mark()
+                d.start()
+                r = d.ctl('queue', 'flush')
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                m = d.wait_log(r'<alice@example\.test> delivered to maildir '
+                               r'as (\S+)', timeout=20, since=mark)
+                d.stop()
+                self.assertEqual(os.listdir(active), [])
+                return m.group(1)
+
+            name = deliver()
+            self.assertEqual(os.listdir(new), [name])
+            first = read(os.path.join(new, name))
+            for where in ('new', 'cur'):
+                if where == 'cur':
+                    os.rename(os.path.join(new, name),
+                              os.path.join(cur, name + ':2,S'))
+                subprocess.run(['cp', '-a', saved,
+                                os.path.join(active, qid)], check=True)
+                self.assertEqual(deliver(), name, where)
+                self.assertEqual(os.listdir(os.path.join(box, 'tmp')), [])
+                files = ([os.path.join(new, f) for f in os.listdir(new)] +
+                         [os.path.join(cur, f) for f in os.listdir(cur)])
+                self.assertEqual(len(files), 1, (where, files))
+                self.assertEqual(read(files[0]), first, where)
+
+    def test_missing_subdirectories_are_made_again(self):
+        """A Maildir whose tmp/ or new/ (and cur/) went away after its
+        first message gets them back, mode 0700, and the message is
+        delivered: the module makes the Maildir when a file cannot be
+        created in tmp/ or renamed into new/ (not for every message)."""
+        with Daemon(users=USERS) as d:
+            d.start()
+            send(d, BOB, [ALICE], message('one', b'1\r\n'))
+            d.wait_maildir(ALICE, 1, timeout=15)
+            box = d.maildir(ALICE)
+            for n, gone in enumerate((['tmp'], ['new'], ['new', 'cur'])):
+                for f in d.wait_maildir(ALICE, 1):
+                    os.rename(f, os.path.join(d.tmp, os.path.basename(f)))
+                for sub in gone:
+                    os.rmdir(os.path.join(box, sub))
+                send(d, BOB, [ALICE], message('m%d' % n, b'x\r\n'))
+                files = d.wait_maildir(ALICE, 1, timeout=15)
+                self.assertEqual(len(files), 1, gone)
+                self.assertIn(b'Subject: m%d\r\n' % n, read(files[0]))
+                for sub in ('tmp', 'new', 'cur'):
+                    st = os.stat(os.path.join(box, sub))
+                    self.assertEqual(stat.S_IMODE(st.st_mode), 0o700,
+                                     (gone, sub))
 
 
 if __name__ == '__main__':
