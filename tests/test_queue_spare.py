@@ -13,7 +13,6 @@ thread id equal to the process id).
 import os
 import re
 import shutil
-import signal
 import tempfile
 import unittest
 
@@ -34,19 +33,9 @@ CREATE = re.compile(r'^(\d+)\s+openat\(AT_FDCWD, "[^"]*/queue/tmp/'
 class Spares(unittest.TestCase):
     def test_files_made_off_the_loop_and_removed_at_stop(self):
         out = tempfile.mkdtemp(prefix='strace-')
-        trace = os.path.join(out, 'trace')
         try:
             with h.Daemon(users={ALICE: 'secret-password'}) as d:
-                wrapper = os.path.join(out, 'satcheld-strace')
-                with open(wrapper, 'w') as f:
-                    # LeakSanitizer cannot run under ptrace (ASan build)
-                    f.write('#!/bin/sh\nASAN_OPTIONS="${ASAN_OPTIONS:+'
-                            '$ASAN_OPTIONS:}detect_leaks=0"\n'
-                            'export ASAN_OPTIONS\n'
-                            'exec strace -f -qq -e trace=openat '
-                            '-o "%s" "%s" "$@"\n' % (trace, d.satcheld))
-                os.chmod(wrapper, 0o755)
-                d.satcheld = wrapper
+                trace = h.under_strace(d, out, '-f -qq -e trace=openat')
                 d.start(timeout=60)
                 c = h.smtp(d, timeout=60)
                 c.ehlo('spare.example')
@@ -64,9 +53,7 @@ class Spares(unittest.TestCase):
                 sp = d.proc.pid
                 with open('/proc/%d/task/%d/children' % (sp, sp)) as f:
                     daemon = int(f.read().split()[0])
-                os.kill(daemon, signal.SIGTERM)
-                d.proc.wait(60)
-                d.stop()
+                h.stop_traced(d)
                 self.assertEqual(os.listdir(tmp), [],
                                  'spares left in tmp/ after the stop')
                 ids = re.findall(r'queued as ([0-9a-f]{16})', d.log_text())

@@ -16,7 +16,6 @@ timed test's; the log line below only reports it.
 import os
 import re
 import shutil
-import signal
 import tempfile
 import threading
 import unittest
@@ -86,21 +85,11 @@ def events(path):
 class MaildirSync(unittest.TestCase):
     def test_copy_durable_before_the_queue_lets_go(self):
         out = tempfile.mkdtemp(prefix='strace-')
-        trace = os.path.join(out, 'trace')
         try:
             with h.Daemon(users={ALICE: 'secret-password'}) as d:
-                wrapper = os.path.join(out, 'satcheld-strace')
-                with open(wrapper, 'w') as f:
-                    # LeakSanitizer cannot run under ptrace (ASan build)
-                    f.write('#!/bin/sh\nASAN_OPTIONS="${ASAN_OPTIONS:+'
-                            '$ASAN_OPTIONS:}detect_leaks=0"\n'
-                            'export ASAN_OPTIONS\n'
-                            'exec strace -f -qq -y -s 300 '
-                            '-e trace=fsync,rename,renameat,renameat2,'
-                            'link,linkat,unlink,unlinkat '
-                            '-o "%s" "%s" "$@"\n' % (trace, d.satcheld))
-                os.chmod(wrapper, 0o755)
-                d.satcheld = wrapper
+                trace = h.under_strace(
+                    d, out, '-f -qq -y -s 300 -e trace=fsync,rename,'
+                    'renameat,renameat2,link,linkat,unlink,unlinkat')
                 d.start(timeout=60)
                 go = threading.Barrier(SESSIONS)
 
@@ -122,11 +111,7 @@ class MaildirSync(unittest.TestCase):
                     threading.Event().wait(0.1)
                     deadline -= 1
                 self.assertEqual(os.listdir(active), [])
-                sp = d.proc.pid
-                with open('/proc/%d/task/%d/children' % (sp, sp)) as f:
-                    os.kill(int(f.read().split()[0]), signal.SIGTERM)
-                d.proc.wait(60)
-                d.stop()
+                h.stop_traced(d)
             ev = events(trace)
         finally:
             shutil.rmtree(out, ignore_errors=True)

@@ -16,7 +16,6 @@ per message saved).
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import unittest
@@ -83,22 +82,12 @@ class RecordSync(RelayTestCase):
 
     def test_relayed_results_durable_local_ones_not_synced(self):
         out = tempfile.mkdtemp(prefix='strace-')
-        trace = os.path.join(out, 'trace')
         try:
             with Peer('127.0.0.2', self.port, 'mx.partner.test') as peer, \
                     relay_daemon(self.dns, self.conf()) as d:
-                wrapper = os.path.join(out, 'satcheld-strace')
-                with open(wrapper, 'w') as f:
-                    # LeakSanitizer cannot run under ptrace (ASan build)
-                    f.write('#!/bin/sh\nASAN_OPTIONS="${ASAN_OPTIONS:+'
-                            '$ASAN_OPTIONS:}detect_leaks=0"\n'
-                            'export ASAN_OPTIONS\n'
-                            'exec strace -f -qq -y -s 100 '
-                            '-e trace=fdatasync,fsync,write,unlink,'
-                            'unlinkat -o "%s" "%s" "$@"\n'
-                            % (trace, d.satcheld))
-                os.chmod(wrapper, 0o755)
-                d.satcheld = wrapper
+                trace = h.under_strace(
+                    d, out, '-f -qq -y -s 100 -e trace=fdatasync,fsync,'
+                    'write,unlink,unlinkat')
                 d.start(timeout=60)
                 for i in range(LOCAL):
                     submit(d, ALICE, subject='local %d' % i)
@@ -110,12 +99,7 @@ class RecordSync(RelayTestCase):
                 wait_for(lambda: not os.listdir(
                     os.path.join(d.state_dir, 'queue', 'active')), 30,
                     'an empty queue')
-                # SIGTERM to the daemon itself (strace would not pass it)
-                sp = d.proc.pid
-                with open('/proc/%d/task/%d/children' % (sp, sp)) as f:
-                    os.kill(int(f.read().split()[0]), signal.SIGTERM)
-                d.proc.wait(60)
-                d.stop()
+                h.stop_traced(d)
                 # the relay module logs its own line too: once each
                 ids = list(dict.fromkeys(re.findall(
                     r'(\S+): to=<([^>]+)> delivered', d.log_text())))
