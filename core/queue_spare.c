@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SPARE_MAX 16		/* kept ready                            */
@@ -124,13 +125,20 @@ sc_queue_spare_take(char *id)
 	int fd = -1;
 
 	sp.closed = false;
-	if (sp.n > 0) {
+	while (fd < 0 && sp.n > 0) {
 		struct spare *s = &sp.ring[sp.head];
+		struct stat st;
 
-		fd = s->fd;
-		memcpy(id, s->id, sizeof(s->id));
 		sp.head = (sp.head + 1) % SPARE_MAX;
 		sp.n--;
+		/* removed from tmp/ meanwhile (an admin's clean-up): its
+		 * rename at commit would fail, so it is no spare */
+		if (fstat(s->fd, &st) < 0 || st.st_nlink == 0) {
+			close(s->fd);
+			continue;
+		}
+		fd = s->fd;
+		memcpy(id, s->id, sizeof(s->id));
 	}
 	refill_start();
 	return fd;
