@@ -99,7 +99,7 @@ static struct {
 	struct seg s[2];
 	uv_work_t ckpt;
 	int ckpt_seg, ckpt_err;
-	uint32_t crc[256];
+	uint32_t crc[8][256];	/* slicing by 8: 8 bytes a step        */
 	bool crc_ready;
 } jr = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
 	 .qdir_fd = -1, .active_fd = -1,
@@ -115,20 +115,38 @@ crc_init(void)
 
 		for (int k = 0; k < 8; k++)
 			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-		jr.crc[i] = c;
+		jr.crc[0][i] = c;
 	}
+	for (uint32_t i = 0; i < 256; i++)
+		for (int t = 1; t < 8; t++)
+			jr.crc[t][i] = jr.crc[0][jr.crc[t - 1][i] & 0xff] ^
+				(jr.crc[t - 1][i] >> 8);
 	jr.crc_ready = true;
 }
 
-/* crc32c - CRC-32C (Castagnoli), continued from crc (0 to start) */
+/* crc32c - CRC-32C (Castagnoli), continued from crc (0 to start). Eight
+ * bytes a step (slicing by 8): a whole message goes through it at each
+ * commit, and byte by byte it cost ~8 instructions a byte. */
 static uint32_t
 crc32c(uint32_t crc, const void *data, size_t len)
 {
 	const unsigned char *p = data;
 
 	crc = ~crc;
+	while (len >= 8) {
+		uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
+				     (uint32_t)p[2] << 16 |
+				     (uint32_t)p[3] << 24);
+
+		crc = jr.crc[7][lo & 0xff] ^ jr.crc[6][(lo >> 8) & 0xff] ^
+			jr.crc[5][(lo >> 16) & 0xff] ^ jr.crc[4][lo >> 24] ^
+			jr.crc[3][p[4]] ^ jr.crc[2][p[5]] ^
+			jr.crc[1][p[6]] ^ jr.crc[0][p[7]];
+		p += 8;
+		len -= 8;
+	}
 	while (len-- > 0)
-		crc = jr.crc[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		crc = jr.crc[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
 }
 
