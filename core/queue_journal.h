@@ -18,8 +18,11 @@
 #define SC_JOURNAL_HDR_SIZE	4096u
 /* the bytes of a record before its payload */
 #define SC_JOURNAL_REC_HDR	40u
-/* the biggest queue file that goes through the journal */
-#define SC_JOURNAL_MAX_FILE	(256u << 10)
+/* the biggest queue file that goes through the journal: above it the
+ * copy and checksum of the whole file cost more than the syncs they save,
+ * and big messages would churn the segments (a checkpoint every few
+ * dozen); measured with bench/compare.sh's 100 KiB scenario */
+#define SC_JOURNAL_MAX_FILE	(64u << 10)
 
 enum sc_journal_type { SC_JOURNAL_ACCEPT = 1, SC_JOURNAL_DONE = 2 };
 

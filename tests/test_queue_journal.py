@@ -291,7 +291,7 @@ class QueueJournal(unittest.TestCase):
             self.assertEqual(len(peer.messages), 0)
 
     def test_d_big_and_rewritten_take_the_file_path(self):
-        big = ('x' * 998 + '\r\n') * 300        # ~300 KiB: over 256 KiB
+        big = ('x' * 998 + '\r\n') * 300        # ~300 KiB: over 64 KiB
         with Peer(PEER, self.port, 'mx.fast.test', mode='defer') as peer, \
                 self.daemon() as d:
             d.start()
@@ -324,7 +324,7 @@ class QueueJournal(unittest.TestCase):
                     self.assertGreater(len(m.content), 300 * 1000)
 
     def test_e_checkpoint_switches_and_resets(self):
-        body = ('y' * 998 + '\r\n') * 200      # ~200 KiB: journaled
+        body = ('y' * 998 + '\r\n') * 60       # ~59 KiB: journaled
         with Peer(PEER, self.port, 'mx.fast.test', mode='defer'), \
                 self.daemon() as d:
             d.start()
@@ -334,7 +334,7 @@ class QueueJournal(unittest.TestCase):
             ids = []
             # past half of journal.0 (4 MiB): the next commit goes to
             # journal.1 and journal.0 is checkpointed and reset
-            for i in range(24):
+            for i in range(90):
                 ids.append(send(d, 'bob@fast.test', 'ckpt %d' % i, body))
                 if segment(j1)[1]:
                     break

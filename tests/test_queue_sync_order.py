@@ -36,7 +36,7 @@ if h.VALGRIND:
 
 ALICE = 'alice@example.test'
 SESSIONS, PER = 12, 4
-BIG = 300 * 1024        # over SC_JOURNAL_MAX_FILE (256 KiB): the file path
+BIG = 300 * 1024        # over SC_JOURNAL_MAX_FILE (64 KiB): the file path
 
 # 1234  fdatasync(12</x/queue/tmp/ID>) = 0
 # 1234  fdatasync(12</x/queue/tmp/ID> <unfinished ...>
