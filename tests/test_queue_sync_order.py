@@ -38,83 +38,49 @@ ALICE = 'alice@example.test'
 SESSIONS, PER = 12, 4
 BIG = 300 * 1024        # over SC_JOURNAL_MAX_FILE (64 KiB): the file path
 
-# 1234  fdatasync(12</x/queue/tmp/ID>) = 0
-# 1234  fdatasync(12</x/queue/tmp/ID> <unfinished ...>
-# 1234  <... fdatasync resumed>) = 0
-LINE = re.compile(r'^(\d+)\s+(?:<\.\.\. (\w+) resumed>(.*)|(\w+)\((.*))$')
-
-
 def events(path):
     """(kind, queue id or None) in the order the calls returned; an fsync
     of active/ gives ('dirsync_begin', n) when it began and
     ('dirsync_done', n) when it returned; a write to a journal segment
     gives ('jwrite', (segment, ids)), an fdatasync of one ('jsync_begin',
     (n, segment)) and ('jsync_done', n)."""
-    out, pending, n = [], {}, 0
-    with open(path, errors='replace') as f:
-        for raw in f:
-            m = LINE.match(raw.rstrip('\n'))
-            if not m:
-                continue
-            pid = m.group(1)
-            if m.group(2):                 # resumed
-                call, args = pending.pop(pid, (None, None))
-                rest = m.group(3)
-                if call is None:
-                    continue
-            else:
-                call, rest = m.group(4), m.group(5)
-                args = rest
-                if rest.endswith('<unfinished ...>'):
-                    pending[pid] = (call, rest)
-                    if call == 'fsync' and '/queue/active>' in rest:
-                        n += 1
-                        out.append(('dirsync_begin', n))
-                        pending[pid] = (call, rest + ' #%d' % n)
-                    j = re.search(r'/queue/(journal\.\d)>', rest)
-                    if call == 'fdatasync' and j:
-                        n += 1
-                        out.append(('jsync_begin', (n, j.group(1))))
-                        pending[pid] = (call, rest + ' #%d' % n)
-                    continue
-            if not re.search(r'\)\s+=\s+(\d+)', rest) or \
-                    re.search(r'=\s+-1', rest):
-                continue
+    out = []
+    for ev in h.strace_events(path):
+        if ev[0] == 'begin':
+            _, n, call, args = ev
             j = re.search(r'^\d+</[^>]*/queue/(journal\.\d)>', args)
-            if call == 'fdatasync' and j:
-                k = re.search(r' #(\d+)$', args)
-                if k:
-                    out.append(('jsync_done', int(k.group(1))))
-                else:
-                    n += 1
-                    out.append(('jsync_begin', (n, j.group(1))))
-                    out.append(('jsync_done', n))
-            elif call == 'pwrite64' and j:
-                out.append(('jwrite', (j.group(1), frozenset(
-                    re.findall(r'(?<![0-9a-f])([0-9a-f]{16})(?![0-9a-f])',
-                               args)))))
-            elif call == 'fdatasync':
-                q = re.search(r'/queue/tmp/([0-9a-f]{16})>', args)
-                if q:
-                    out.append(('datasync', q.group(1)))
-            elif call in ('rename', 'renameat', 'renameat2'):
-                q = re.search(r'/queue/tmp/([0-9a-f]{16})".*'
-                              r'/queue/active/([0-9a-f]{16})"', args)
-                if q and q.group(1) == q.group(2):
-                    out.append(('rename', q.group(1)))
-            elif call == 'fsync' and '/queue/active>' in args:
-                k = re.search(r' #(\d+)$', args)
-                if k:
-                    out.append(('dirsync_done', int(k.group(1))))
-                else:
-                    n += 1
-                    out.append(('dirsync_begin', n))
-                    out.append(('dirsync_done', n))
-            elif call in ('write', 'writev', 'sendmsg', 'sendto') and \
-                    re.match(r'\d+<(socket|TCP)', args):    # not the log's copy
-                for q in re.finditer(r'250 2\.0\.0 Ok: queued as '
-                                     r'([0-9a-f]{16})', args):
-                    out.append(('reply', q.group(1)))
+            if call == 'fsync' and '/queue/active>' in args:
+                out.append(('dirsync_begin', n))
+            elif call == 'fdatasync' and j:
+                out.append(('jsync_begin', (n, j.group(1))))
+            continue
+        _, n, call, args, rest = ev
+        if not re.search(r'\)\s+=\s+(\d+)', rest) or \
+                re.search(r'=\s+-1', rest):
+            continue
+        j = re.search(r'^\d+</[^>]*/queue/(journal\.\d)>', args)
+        if call == 'fdatasync' and j:
+            out.append(('jsync_done', n))
+        elif call == 'pwrite64' and j:
+            out.append(('jwrite', (j.group(1), frozenset(
+                re.findall(r'(?<![0-9a-f])([0-9a-f]{16})(?![0-9a-f])',
+                           args)))))
+        elif call == 'fdatasync':
+            q = re.search(r'/queue/tmp/([0-9a-f]{16})>', args)
+            if q:
+                out.append(('datasync', q.group(1)))
+        elif call in ('rename', 'renameat', 'renameat2'):
+            q = re.search(r'/queue/tmp/([0-9a-f]{16})".*'
+                          r'/queue/active/([0-9a-f]{16})"', args)
+            if q and q.group(1) == q.group(2):
+                out.append(('rename', q.group(1)))
+        elif call == 'fsync' and '/queue/active>' in args:
+            out.append(('dirsync_done', n))
+        elif call in ('write', 'writev', 'sendmsg', 'sendto') and \
+                re.match(r'\d+<(socket|TCP)', args):    # not the log's copy
+            for q in re.finditer(r'250 2\.0\.0 Ok: queued as '
+                                 r'([0-9a-f]{16})', args):
+                out.append(('reply', q.group(1)))
     return out
 
 

@@ -158,6 +158,40 @@ def under_strace(d, out_dir, options):
     return trace
 
 
+# 1234  fsync(12</x/queue/active>) = 0
+# 1234  fsync(12</x/queue/active> <unfinished ...>
+# 1234  <... fsync resumed>) = 0
+STRACE_LINE = re.compile(r'^(\d+)\s+(?:<\.\.\. (\w+) resumed>(.*)|'
+                         r'(\w+)\((.*))$')
+
+
+def strace_events(path):
+    """The calls of an `strace -f` trace (under_strace), in the trace's
+    order: ('begin', n, call, args) when call number n began, and
+    ('done', n, call, args, rest) when it returned - args as it began
+    (with -y, fds show their paths), rest what follows them, with the
+    result (") = 0"). A call strace saw whole gives both at once."""
+    pending, n = {}, 0
+    with open(path, errors='replace') as f:
+        for raw in f:
+            m = STRACE_LINE.match(raw.rstrip('\n'))
+            if not m:
+                continue
+            pid = m.group(1)
+            if m.group(2):                      # "<... call resumed>"
+                if pid in pending:
+                    k, call, args = pending.pop(pid)
+                    yield ('done', k, call, args, m.group(3))
+                continue
+            call, rest = m.group(4), m.group(5)
+            n += 1
+            yield ('begin', n, call, rest)
+            if rest.endswith('<unfinished ...>'):
+                pending[pid] = (n, call, rest)
+            else:
+                yield ('done', n, call, rest, rest)
+
+
 def stop_traced(d, timeout=60):
     """Stops a daemon started under_strace: SIGTERM to satcheld itself
     (strace, d.proc, would not pass it on); strace exits with it."""

@@ -30,7 +30,6 @@ if h.VALGRIND:
 ALICE = 'alice@example.test'
 SESSIONS, PER = 12, 4
 
-LINE = re.compile(r'^(\d+)\s+(?:<\.\.\. (\w+) resumed>(.*)|(\w+)\((.*))$')
 NEW_FD = re.compile(r'^\d+</[^>]*/alice/new>')
 
 
@@ -38,47 +37,25 @@ def events(path):
     """('rename', qid) when a copy's rename into new/ returned,
     ('sync_begin', n) / ('sync_done', n) for fsyncs of new/,
     ('unlink', qid) when the queue file went - in order."""
-    out, pending, n = [], {}, 0
-    with open(path, errors='replace') as f:
-        for raw in f:
-            m = LINE.match(raw.rstrip('\n'))
-            if not m:
-                continue
-            pid = m.group(1)
-            if m.group(2):
-                call, args = pending.pop(pid, (None, None))
-                rest = m.group(3)
-                if call is None:
-                    continue
-            else:
-                call, rest = m.group(4), m.group(5)
-                args = rest
-                if rest.endswith('<unfinished ...>'):
-                    if call == 'fsync' and NEW_FD.match(rest):
-                        n += 1
-                        out.append(('sync_begin', n))
-                        args = rest + ' #%d' % n
-                    pending[pid] = (call, args)
-                    continue
-            if not re.search(r'\)\s+=\s+0', rest):
-                continue
-            if call in ('rename', 'renameat', 'renameat2', 'link',
-                        'linkat'):
-                q = re.search(r'/alice/new/[^"]*\.Q([0-9a-f]{16})R', args)
-                if q:
-                    out.append(('rename', q.group(1)))
-            elif call == 'fsync' and NEW_FD.match(args):
-                k = re.search(r' #(\d+)$', args)
-                if k:
-                    out.append(('sync_done', int(k.group(1))))
-                else:
-                    n += 1
-                    out.append(('sync_begin', n))
-                    out.append(('sync_done', n))
-            elif call in ('unlink', 'unlinkat'):
-                q = re.search(r'/queue/active/([0-9a-f]{16})"', args)
-                if q:
-                    out.append(('unlink', q.group(1)))
+    out = []
+    for ev in h.strace_events(path):
+        if ev[0] == 'begin':
+            if ev[2] == 'fsync' and NEW_FD.match(ev[3]):
+                out.append(('sync_begin', ev[1]))
+            continue
+        _, n, call, args, rest = ev
+        if not re.search(r'\)\s+=\s+0', rest):
+            continue
+        if call in ('rename', 'renameat', 'renameat2', 'link', 'linkat'):
+            q = re.search(r'/alice/new/[^"]*\.Q([0-9a-f]{16})R', args)
+            if q:
+                out.append(('rename', q.group(1)))
+        elif call == 'fsync' and NEW_FD.match(args):
+            out.append(('sync_done', n))
+        elif call in ('unlink', 'unlinkat'):
+            q = re.search(r'/queue/active/([0-9a-f]{16})"', args)
+            if q:
+                out.append(('unlink', q.group(1)))
     return out
 
 

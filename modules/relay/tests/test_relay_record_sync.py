@@ -23,12 +23,10 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from relaycommon import (ALICE, Peer, RelayTestCase,  # noqa: E402
                          relay_daemon, submit, wait_for)
-
-if shutil.which('strace') is None:
-    import satchel_harness as h
-    h.skip('strace is needed')
 import satchel_harness as h  # noqa: E402
 
+if shutil.which('strace') is None:
+    h.skip('strace is needed')
 if h.VALGRIND:
     h.skip('the daemon runs under strace here, not valgrind')
 
@@ -38,42 +36,23 @@ RECORDS = {
 }
 LOCAL, REMOTE = 4, 4
 
-# 1234  fdatasync(12</x/queue/active/ID>) = 0
-# 1234  fdatasync(12</x/queue/active/ID> <unfinished ...>
-# 1234  <... fdatasync resumed>) = 0
-LINE = re.compile(r'^(\d+)\s+(?:<\.\.\. (\w+) resumed>(.*)|(\w+)\((.*))$')
 ACTIVE_FD = re.compile(r'^\d+</[^>]*/queue/active/([0-9a-f]{16})>')
 
 
 def events(path):
     """(call, queue id, args) for the calls on active/ID that returned,
     in the order they returned."""
-    out, pending = [], {}
-    with open(path, errors='replace') as f:
-        for raw in f:
-            m = LINE.match(raw.rstrip('\n'))
-            if not m:
-                continue
-            pid = m.group(1)
-            if m.group(2):
-                call, args = pending.pop(pid, (None, None))
-                rest = m.group(3)
-                if call is None:
-                    continue
-            else:
-                call, rest = m.group(4), m.group(5)
-                args = rest
-                if rest.endswith('<unfinished ...>'):
-                    pending[pid] = (call, rest)
-                    continue
-            if not re.search(r'\)\s+=\s+\d+', rest):
-                continue
-            if call in ('unlink', 'unlinkat'):
-                q = re.search(r'/queue/active/([0-9a-f]{16})"', args)
-            else:
-                q = ACTIVE_FD.match(args)
-            if q:
-                out.append((call, q.group(1), args))
+    out = []
+    for ev in h.strace_events(path):
+        if ev[0] != 'done' or not re.search(r'\)\s+=\s+\d+', ev[4]):
+            continue
+        _, _, call, args, _ = ev
+        if call in ('unlink', 'unlinkat'):
+            q = re.search(r'/queue/active/([0-9a-f]{16})"', args)
+        else:
+            q = ACTIVE_FD.match(args)
+        if q:
+            out.append((call, q.group(1), args))
     return out
 
 
