@@ -428,13 +428,29 @@ sc_queue_tx_session_gone(struct sc_queue_tx *tx)
  */
 static void batch_start(void);
 
+/* tx_move_active - on the pool: tmp/ID renamed to active/ID (stored), or
+ * the transaction failed */
+static void
+tx_move_active(struct sc_queue_tx *tx)
+{
+	char *from = path2(q.tmp, tx->id), *to = path2(q.active, tx->id);
+
+	if (from == NULL || to == NULL || rename(from, to) < 0) {
+		tx->failed = true;
+		tx->err = from == NULL || to == NULL ? ENOMEM : errno;
+	} else {
+		tx->stored = true;
+	}
+	free(from);
+	free(to);
+}
+
 /* tx_sync_work - on the pool: one file of the batch made durable and
  * moved into active/ */
 static void
 tx_sync_work(uv_work_t *w)
 {
 	struct sc_queue_tx *tx = w->data;
-	char *from, *to;
 
 	if (tx->plan.rewrite) {
 		rewrite_file(tx);
@@ -446,16 +462,7 @@ tx_sync_work(uv_work_t *w)
 		tx->err = errno;
 		return;
 	}
-	from = path2(q.tmp, tx->id);
-	to = path2(q.active, tx->id);
-	if (from == NULL || to == NULL || rename(from, to) < 0) {
-		tx->failed = true;
-		tx->err = from == NULL || to == NULL ? ENOMEM : errno;
-	} else {
-		tx->stored = true;
-	}
-	free(from);
-	free(to);
+	tx_move_active(tx);
 }
 
 /* journal_work_run - on the pool: the batch's journaled messages made
@@ -481,8 +488,6 @@ journal_work_run(struct batch *b)
 	err = e != NULL ? errno : ENOMEM;
 	free(e);
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
-		char *from, *to;
-
 		if (!tx->journaled)
 			continue;
 		if (r == 1) {
@@ -496,17 +501,9 @@ journal_work_run(struct batch *b)
 			sc_journal_done(tx->id);	/* it may be on disk */
 			continue;
 		}
-		from = path2(q.tmp, tx->id);
-		to = path2(q.active, tx->id);
-		if (from == NULL || to == NULL || rename(from, to) < 0) {
-			tx->failed = true;
-			tx->err = from == NULL || to == NULL ? ENOMEM : errno;
+		tx_move_active(tx);
+		if (tx->failed)
 			sc_journal_done(tx->id);
-		} else {
-			tx->stored = true;
-		}
-		free(from);
-		free(to);
 	}
 }
 
