@@ -89,6 +89,7 @@ static struct {
 	struct sc_queue_tx *waiting, **waiting_tail;
 	bool syncing;
 	unsigned batches;
+	uv_timer_t *ckpt_timer;		/* the journal's idle checkpoint */
 	uint64_t counter;
 } q = { .active_fd = -1 };
 
@@ -427,6 +428,7 @@ sc_queue_tx_session_gone(struct sc_queue_tx *tx)
  * 250.
  */
 static void batch_start(void);
+static void ckpt_timer_arm(void);
 
 /* tx_move_active - on the pool: tmp/ID renamed to active/ID (stored), or
  * the transaction failed */
@@ -568,6 +570,8 @@ batch_done(uv_work_t *w, int status)
 	}
 	free(b);
 	batch_start();
+	if (!q.syncing)
+		ckpt_timer_arm();	/* else at the end of that batch */
 }
 
 static uv_loop_t *
@@ -575,6 +579,53 @@ queue_loop(void)
 {
 	return sc_core != NULL && sc_core->loop ? sc_core->loop :
 		uv_default_loop();
+}
+
+/* ckpt_timer_cb - the journal's oldest record is due for its checkpoint
+ * and no batch came to start it: started here (sc_journal_tick may run
+ * only between batches; a batch running now re-arms at its end) */
+static void
+ckpt_timer_cb(uv_timer_t *t)
+{
+	(void)t;
+	if (q.syncing)
+		return;
+	sc_journal_tick(queue_loop());
+	ckpt_timer_arm();
+}
+
+static void
+ckpt_timer_free(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* ckpt_timer_arm - loop thread, between batches: the timer set for the
+ * journal's next checkpoint, or stopped when none is due. Unref'd: it
+ * alone keeps no loop running. On the heap: a deinit's close may still
+ * be pending at the next init. */
+static void
+ckpt_timer_arm(void)
+{
+	long ms = sc_journal_due_ms();
+
+	if (ms < 0) {
+		if (q.ckpt_timer != NULL)
+			uv_timer_stop(q.ckpt_timer);
+		return;
+	}
+	if (q.ckpt_timer == NULL) {
+		q.ckpt_timer = malloc(sizeof(*q.ckpt_timer));
+		if (q.ckpt_timer == NULL)
+			return;		/* the next batch ticks */
+		if (uv_timer_init(queue_loop(), q.ckpt_timer) != 0) {
+			free(q.ckpt_timer);
+			q.ckpt_timer = NULL;
+			return;
+		}
+		uv_unref((uv_handle_t *)q.ckpt_timer);
+	}
+	uv_timer_start(q.ckpt_timer, ckpt_timer_cb, (uint64_t)ms, 0);
 }
 
 /* batch_files_done - every file of the batch is synced (or failed): the
@@ -1010,6 +1061,9 @@ void
 sc_queue_deinit(void)
 {
 	sc_queue_spare_close();
+	if (q.ckpt_timer != NULL)
+		uv_close((uv_handle_t *)q.ckpt_timer, ckpt_timer_free);
+	q.ckpt_timer = NULL;
 	sc_journal_close();
 	if (q.active_fd >= 0)
 		close(q.active_fd);

@@ -13,7 +13,10 @@ once with its exact bytes, and a file that survived keeps its records;
 or corrupt journal is ignored and the daemon starts; (d) a message over
 the journal's size limit, or rewritten at commit, takes the file path
 and survives kill -9; (e) half a segment full: the next commit goes to
-the other segment and the full one is checkpointed and reset.
+the other segment and the full one is checkpointed and reset; (f) an
+idle daemon checkpoints its records once the oldest is due, with no
+commit to do it (the age shortened for the test through
+SATCHEL_JOURNAL_AGE_MS).
 """
 
 import glob
@@ -352,6 +355,44 @@ class QueueJournal(unittest.TestCase):
             for qid in ids:
                 self.assertEqual(listing.count(qid), 1, listing)
                 self.assertTrue(committed(read(active(d, qid))), qid)
+
+    def test_f_idle_daemon_checkpoints_on_time(self):
+        old = os.environ.get('SATCHEL_JOURNAL_AGE_MS')
+        os.environ['SATCHEL_JOURNAL_AGE_MS'] = '1000'
+        try:
+            with Peer(PEER, self.port, 'mx.fast.test', mode='defer'), \
+                    self.daemon() as d:
+                d.start()
+                self._idle_checkpoints(d)
+        finally:
+            if old is None:
+                del os.environ['SATCHEL_JOURNAL_AGE_MS']
+            else:
+                os.environ['SATCHEL_JOURNAL_AGE_MS'] = old
+
+    def _idle_checkpoints(self, d):
+        j = [os.path.join(d.state_dir, 'queue', 'journal.%d' % n)
+             for n in (0, 1)]
+        for n in (0, 1):
+            gen0 = segment(j[n])[0]
+            # one commit, then nothing: journal.N holds its ACCEPT until
+            # the timer's checkpoint resets it (a new generation, empty)
+            # and the next commit goes to the other segment
+            t0 = time.monotonic()
+            qid = send(d, 'bob@fast.test', 'idle %d' % n, 'idle\r\n')
+            accepted = [r[1] for r in segment(j[n])[1] if r[0] == ACCEPT]
+            if time.monotonic() - t0 < 0.8:
+                self.assertEqual(accepted, [qid])
+            wait_for(lambda: segment(j[n])[0] > gen0 and
+                     not segment(j[n])[1], timeout=20,
+                     what='journal.%d checkpointed while idle' % n)
+            self.assertFalse(segment(j[1 - n])[1])
+            self.assertTrue(committed(read(active(d, qid))), qid)
+        d.kill9()
+        mark = d.log_mark()
+        d.restart()
+        self.assertNotIn('recovered', d.log_text()[mark:])
+        self.assertEqual(len(os.listdir(active(d))), 2)
 
 
 if __name__ == '__main__':
