@@ -23,7 +23,8 @@
  * queue journal (queue_journal.c: its file's bytes appended to a
  * preallocated segment, one fdatasync per batch; the file itself is
  * synced at the journal's checkpoint, or never when it is removed
- * first); a bigger or rewritten one by its own fdatasync, rename and the
+ * first) - an edited one too, its new file written unsynced in the
+ * journal's job; a bigger one by its own fdatasync, rename and the
  * directory fsync. Every removal of a file from active/ goes through
  * sc_queue_remove, which tells the journal.
  */
@@ -68,6 +69,8 @@ struct sc_queue_tx {
 	struct batch *batch;		/* the group commit it is in    */
 	bool stored;			/* durable data, in active/     */
 	bool journaled;			/* made durable by the journal  */
+	bool rebuilt;			/* an edit written to rfd       */
+	int rfd;			/* tmp/ID.new (queue_rewrite.c) */
 	size_t flen;			/* its file's length at commit  */
 	uv_work_t sync;			/* its own sync, on the pool    */
 	size_t wlen;
@@ -199,6 +202,7 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 	tx->session = s;
 	tx->in_headers = tx->line_start = true;
 	tx->plan.body_fd = -1;
+	tx->rfd = -1;
 	tx->sender = strdup(env->sender != NULL ? env->sender : "");
 	/* made ahead on the pool (queue_spare.c), else here */
 	tx->fd = sc_queue_spare_take(tx->id);
@@ -365,6 +369,8 @@ tx_free(struct sc_queue_tx *tx)
 		close(tx->fd);
 	if (tx->plan.body_fd >= 0)
 		close(tx->plan.body_fd);
+	if (tx->rfd >= 0)
+		close(tx->rfd);
 	free(tx->plan.block);
 	sc_message_free(tx->msg);
 	free(tx->sender);
@@ -395,6 +401,24 @@ rewrite_file(struct sc_queue_tx *tx)
 	} else {
 		tx->size = size;
 	}
+}
+
+/* rewrite_build - on the pool: an edited message written anew, unsynced,
+ * for the journal (queue_rewrite.c); a failure fails the tx */
+static void
+rewrite_build(struct sc_queue_tx *tx)
+{
+	uint64_t size = 0;
+
+	tx->rfd = sc_queue_rewrite_write(q.tmp, tx->id, tx->arrival,
+					 &tx->plan, &size, &tx->flen);
+	if (tx->rfd < 0) {
+		tx->failed = true;
+		tx->err = errno;
+		return;
+	}
+	tx->size = size;
+	tx->rebuilt = true;
 }
 
 void
@@ -430,13 +454,22 @@ sc_queue_tx_session_gone(struct sc_queue_tx *tx)
 static void batch_start(void);
 static void ckpt_timer_arm(void);
 
-/* tx_move_active - on the pool: tmp/ID renamed to active/ID (stored), or
- * the transaction failed */
+/* tx_move_active - on the pool: tmp/ID (or an edit's tmp/ID.new)
+ * renamed to active/ID (stored), or the transaction failed */
 static void
 tx_move_active(struct sc_queue_tx *tx)
 {
-	char *from = path2(q.tmp, tx->id), *to = path2(q.active, tx->id);
+	char *from, *to;
 
+	if (tx->rebuilt) {
+		tx->stored = sc_queue_rewrite_move(q.tmp, q.active,
+						   tx->id) == 0;
+		tx->failed = !tx->stored;
+		tx->err = tx->failed ? errno : 0;
+		return;
+	}
+	from = path2(q.tmp, tx->id);
+	to = path2(q.active, tx->id);
 	if (from == NULL || to == NULL || rename(from, to) < 0) {
 		tx->failed = true;
 		tx->err = from == NULL || to == NULL ? ENOMEM : errno;
@@ -454,12 +487,12 @@ tx_sync_work(uv_work_t *w)
 {
 	struct sc_queue_tx *tx = w->data;
 
-	if (tx->plan.rewrite) {
+	if (tx->plan.rewrite && !tx->rebuilt) {
 		rewrite_file(tx);
 		tx->stored = !tx->failed;
 		return;
 	}
-	if (fdatasync(tx->fd) < 0) {
+	if (fdatasync(tx->rebuilt ? tx->rfd : tx->fd) < 0) {
 		tx->failed = true;
 		tx->err = errno;
 		return;
@@ -478,14 +511,26 @@ journal_work_run(struct batch *b)
 	size_t n = 0, i = 0;
 	int r, err;
 
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		if (!tx->journaled || !tx->plan.rewrite)
+			continue;
+		/* an edit: its new file first, then as any other */
+		rewrite_build(tx);
+		if (tx->failed || tx->flen > SC_JOURNAL_MAX_FILE) {
+			tx->journaled = false;
+			if (!tx->failed)
+				tx_sync_work(&tx->sync);
+		}
+	}
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next)
 		n += tx->journaled;
 	e = calloc(n ? n : 1, sizeof(*e));
 	for (struct sc_queue_tx *tx = b->txs; e != NULL && tx != NULL;
 	     tx = tx->next)
 		if (tx->journaled)
-			e[i++] = (struct sc_journal_ent){ tx->id, tx->fd,
-							  tx->flen };
+			e[i++] = (struct sc_journal_ent){
+				tx->id, tx->rebuilt ? tx->rfd : tx->fd,
+				tx->flen };
 	r = e != NULL ? sc_journal_commit(e, n) : -1;
 	err = e != NULL ? errno : ENOMEM;
 	free(e);
@@ -549,6 +594,8 @@ batch_done(uv_work_t *w, int status)
 			sc_log_error("queue: storing %s failed: %s", tx->id,
 				     strerror(tx->err));
 			tx_unlink(tx, q.tmp);
+			if (tx->rebuilt)
+				sc_queue_rewrite_drop(q.tmp, tx->id);
 		}
 		if (s != NULL)
 			sc_session_set_tx(s, NULL);
@@ -687,8 +734,8 @@ one_work(uv_work_t *w)
 }
 
 /* pick_journaled - which messages of batch b go through the journal:
- * not a rewrite (it writes its own file), small enough, while the
- * journal's segment has room; the others take the file path */
+ * small enough (an edit: its new file, written in the journal's job),
+ * while the journal's segment has room; the others take the file path */
 static void
 pick_journaled(struct batch *b)
 {
@@ -698,17 +745,25 @@ pick_journaled(struct batch *b)
 	room = sc_journal_room();
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
 		struct stat st;
-		size_t need;
+		size_t len, need;
 
 		tx->journaled = false;
-		if (tx->failed || tx->plan.rewrite || fstat(tx->fd, &st) < 0 ||
-		    st.st_size > SC_JOURNAL_MAX_FILE)
+		if (tx->failed)
 			continue;
-		need = (size_t)st.st_size + SC_JOURNAL_REC_HDR;
+		if (tx->plan.rewrite)
+			len = sc_queue_rewrite_len(tx->id, tx->arrival,
+						   &tx->plan);
+		else if (fstat(tx->fd, &st) == 0)
+			len = (size_t)st.st_size;
+		else
+			continue;
+		if (len == 0 || len > SC_JOURNAL_MAX_FILE)
+			continue;
+		need = len + SC_JOURNAL_REC_HDR;
 		if (need > room)
 			continue;
 		room -= need;
-		tx->flen = (size_t)st.st_size;
+		tx->flen = len;
 		tx->journaled = true;
 	}
 }
@@ -748,19 +803,6 @@ batch_start(void)
 		tx->sync.data = tx;
 	}
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
-		if (!tx->journaled)
-			continue;
-		/* all of them in one job */
-		b->pending++;
-		b->jwork.data = b;
-		if (uv_queue_work(queue_loop(), &b->jwork, journal_work,
-				  journal_done_cb) != 0) {
-			journal_work_run(b);	/* no pool: here */
-			b->pending--;
-		}
-		break;
-	}
-	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
 		if (tx->failed || tx->journaled)
 			continue;
 		tx->batch = b;
@@ -771,6 +813,20 @@ batch_start(void)
 			tx_sync_work(&tx->sync);	/* no pool: here */
 			b->pending--;
 		}
+	}
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		if (!tx->journaled)
+			continue;
+		/* all of them in one job, queued last: it may turn one
+		 * to the file path, which the loop above must not see */
+		b->pending++;
+		b->jwork.data = b;
+		if (uv_queue_work(queue_loop(), &b->jwork, journal_work,
+				  journal_done_cb) != 0) {
+			journal_work_run(b);	/* no pool: here */
+			b->pending--;
+		}
+		break;
 	}
 	if (--b->pending == 0)
 		batch_files_done(b);
