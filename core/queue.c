@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/queue.c - the durable queue: transactions, the group commit and
- * the start-up scan. Transactions run on the loop thread (writes go to
+ * core/queue.c - the durable queue: transactions and the group commit
+ * (the start-up scan is in queue_scan.c). Transactions run on the loop thread (writes go to
  * the page cache); every fsync happens on the libuv thread pool. The file
  * format's reading and appending is in queue_file.c, the files made ahead
  * for transactions in queue_spare.c, the journal in queue_journal.c.
@@ -92,7 +92,6 @@ static struct {
 	struct sc_queue_tx *waiting, **waiting_tail;
 	bool syncing;
 	unsigned batches;
-	uv_timer_t *ckpt_timer;		/* the journal's idle checkpoint */
 	uint64_t counter;
 } q = { .active_fd = -1 };
 
@@ -452,7 +451,8 @@ sc_queue_tx_session_gone(struct sc_queue_tx *tx)
  * 250.
  */
 static void batch_start(void);
-static void ckpt_timer_arm(void);
+static uv_loop_t *queue_loop(void);
+static bool between_batches(void);
 
 /* tx_move_active - on the pool: tmp/ID (or an edit's tmp/ID.new)
  * renamed to active/ID (stored), or the transaction failed */
@@ -617,8 +617,8 @@ batch_done(uv_work_t *w, int status)
 	}
 	free(b);
 	batch_start();
-	if (!q.syncing)
-		ckpt_timer_arm();	/* else at the end of that batch */
+	if (!q.syncing)		/* else at the end of that batch */
+		sc_journal_arm(queue_loop(), between_batches);
 }
 
 static uv_loop_t *
@@ -628,51 +628,11 @@ queue_loop(void)
 		uv_default_loop();
 }
 
-/* ckpt_timer_cb - the journal's oldest record is due for its checkpoint
- * and no batch came to start it: started here (sc_journal_tick may run
- * only between batches; a batch running now re-arms at its end) */
-static void
-ckpt_timer_cb(uv_timer_t *t)
+/* between_batches - whether sc_journal_tick may run now (its timer) */
+static bool
+between_batches(void)
 {
-	(void)t;
-	if (q.syncing)
-		return;
-	sc_journal_tick(queue_loop());
-	ckpt_timer_arm();
-}
-
-static void
-ckpt_timer_free(uv_handle_t *h)
-{
-	free(h);
-}
-
-/* ckpt_timer_arm - loop thread, between batches: the timer set for the
- * journal's next checkpoint, or stopped when none is due. Unref'd: it
- * alone keeps no loop running. On the heap: a deinit's close may still
- * be pending at the next init. */
-static void
-ckpt_timer_arm(void)
-{
-	long ms = sc_journal_due_ms();
-
-	if (ms < 0) {
-		if (q.ckpt_timer != NULL)
-			uv_timer_stop(q.ckpt_timer);
-		return;
-	}
-	if (q.ckpt_timer == NULL) {
-		q.ckpt_timer = malloc(sizeof(*q.ckpt_timer));
-		if (q.ckpt_timer == NULL)
-			return;		/* the next batch ticks */
-		if (uv_timer_init(queue_loop(), q.ckpt_timer) != 0) {
-			free(q.ckpt_timer);
-			q.ckpt_timer = NULL;
-			return;
-		}
-		uv_unref((uv_handle_t *)q.ckpt_timer);
-	}
-	uv_timer_start(q.ckpt_timer, ckpt_timer_cb, (uint64_t)ms, 0);
+	return !q.syncing;
 }
 
 /* batch_files_done - every file of the batch is synced (or failed): the
@@ -965,82 +925,14 @@ sc_queue_inject(const struct sc_envelope *env, const void *data, size_t len,
 	return 0;
 }
 
-static int
-mkdir_p0700(const char *p, char **error_r)
-{
-	if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-		if (asprintf(error_r, "%s: %s", p, strerror(errno)) < 0)
-			*error_r = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-/* open_dir_nofollow - the queue directory p itself, never what a link
- * planted in its place points to; -1 with errno (ELOOP, ENOTDIR: not a
- * real directory) */
-static int
-open_dir_nofollow(const char *p)
-{
-	return open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
-/* not_a_dir_error - the message for a queue path that is no directory */
-static void
-not_a_dir_error(const char *p, char **error_r)
-{
-	if (asprintf(error_r, "%s: %s", p, errno == ELOOP ||
-		     errno == ENOTDIR ? "not a directory (a symlink?); the "
-		     "queue keeps mail only in real directories" :
-		     strerror(errno)) < 0)
-		*error_r = NULL;
-}
-
-/* empty_tmp - removes what is in tmp/: messages that never got their
- * 250. Something else in tmp's place (a symlink) is replaced by an empty
- * directory: nothing in tmp/ is worth keeping, and nothing outside it
- * may be emptied. */
-static int
-empty_tmp(char **error_r)
-{
-	struct dirent *de;
-	DIR *d;
-	int fd;
-
-	fd = open_dir_nofollow(q.tmp);
-	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
-		sc_log_warning("queue: %s is not a directory (a symlink?); "
-			       "replacing it with an empty one", q.tmp);
-		if (unlink(q.tmp) < 0 || mkdir(q.tmp, 0700) < 0) {
-			not_a_dir_error(q.tmp, error_r);
-			return -1;
-		}
-		fd = open_dir_nofollow(q.tmp);
-	}
-	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		not_a_dir_error(q.tmp, error_r);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		unlinkat(dirfd(d), de->d_name, 0);
-	}
-	closedir(d);
-	return 0;
-}
-
-/* sc_queue_init - creates the directories, empties tmp/ (messages that
- * never got their 250) and drops files in active/ without END. Runs as
- * the daemon's user (after the privilege drop), which owns the queue. */
+/* sc_queue_init - the queue's directories made and scanned
+ * (queue_scan.c: tmp/ emptied, the journal replayed, incomplete files
+ * dropped from active/). Runs as the daemon's user (after the privilege
+ * drop), which owns the queue. */
 int
 sc_queue_init(const char *state_dir, char **error_r)
 {
 	char *qdir = path2(state_dir, "queue");
-	struct dirent *de;
-	DIR *d;
 	int fd;
 
 	*error_r = NULL;
@@ -1052,64 +944,12 @@ sc_queue_init(const char *state_dir, char **error_r)
 	free(qdir);
 	q.waiting = NULL;
 	q.waiting_tail = &q.waiting;
-	if (mkdir_p0700(state_dir, error_r) < 0 ||
-	    mkdir_p0700(q.dir, error_r) < 0 ||
-	    mkdir_p0700(q.tmp, error_r) < 0 ||
-	    mkdir_p0700(q.active, error_r) < 0)
+	fd = sc_queue_scan(state_dir, q.dir, q.tmp, q.active, error_r);
+	if (fd < 0)
 		return -1;
-	if (empty_tmp(error_r) < 0)
-		return -1;
-	/* the journal first: it may bring back what the scan would drop */
-	fd = open_dir_nofollow(q.active);
-	if (fd < 0) {
-		not_a_dir_error(q.active, error_r);
-		return -1;
-	}
-	if (sc_journal_open(q.dir, q.tmp, fd, error_r) < 0) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	fd = open_dir_nofollow(q.active);
-	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		not_a_dir_error(q.active, error_r);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		char *p;
-
-		if (de->d_name[0] == '.')
-			continue;
-		p = path2(q.active, de->d_name);
-		if (p == NULL)
-			continue;
-		/* only a file that is surely not a committed message goes:
-		 * one that cannot be read now may be durable mail */
-		switch (sc_queue_file_parse(p, NULL, NULL)) {
-		case 0:
-			sc_log_warning("queue: removing incomplete file %s",
-				       p);
-			unlinkat(dirfd(d), de->d_name, 0);
-			break;
-		case -1:
-			sc_log_error("queue: cannot read %s: %s; keeping it",
-				     p, strerror(errno));
-			break;
-		default:
-			break;
-		}
-		free(p);
-	}
-	closedir(d);
 	if (q.active_fd >= 0)
 		close(q.active_fd);
-	q.active_fd = open_dir_nofollow(q.active);
-	if (q.active_fd < 0) {
-		not_a_dir_error(q.active, error_r);
-		return -1;
-	}
+	q.active_fd = fd;
 	return 0;
 }
 
@@ -1117,9 +957,6 @@ void
 sc_queue_deinit(void)
 {
 	sc_queue_spare_close();
-	if (q.ckpt_timer != NULL)
-		uv_close((uv_handle_t *)q.ckpt_timer, ckpt_timer_free);
-	q.ckpt_timer = NULL;
 	sc_journal_close();
 	if (q.active_fd >= 0)
 		close(q.active_fd);

@@ -32,8 +32,8 @@
  * carries it to the disk).
  *
  * Checkpoint: once the current segment is half full or its first record
- * is older than AGE_MS (checked before each batch, and by queue.c's
- * timer when no batch comes: an idle daemon keeps no record longer),
+ * is older than AGE_MS (checked before each batch, and by a timer that
+ * queue.c arms between batches: an idle daemon keeps no record longer),
  * new records go to the other segment (only when that one is clean;
  * until then messages take the per-file path) and the old one is checkpointed on the pool: every active/ID it
  * holds an ACCEPT for is fsync'd (ENOENT: removed since, fine), then
@@ -108,6 +108,8 @@ static struct {
 	uv_work_t ckpt;
 	int ckpt_seg, ckpt_err;
 	uint64_t age_ms;		/* AGE_MS, or the tests' value  */
+	uv_timer_t *timer;		/* the idle checkpoint (heap)   */
+	bool (*can_tick)(void);		/* queue.c: between batches     */
 	uint32_t crc[8][256];	/* slicing by 8: 8 bytes a step        */
 	bool crc_ready;
 } jr = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
@@ -635,9 +637,19 @@ out:
 	return ret;
 }
 
+/* timer_free - the timer's memory, once libuv let it go */
+static void
+timer_free(uv_handle_t *h)
+{
+	free(h);
+}
+
 void
 sc_journal_close(void)
 {
+	if (jr.timer != NULL)
+		uv_close((uv_handle_t *)jr.timer, timer_free);
+	jr.timer = NULL;
 	/* a checkpoint still on the pool uses the segments: wait for it */
 	pthread_mutex_lock(&jr.mu);
 	while (jr.ckpt_busy)
@@ -760,8 +772,10 @@ sc_journal_tick(uv_loop_t *loop)
 	}
 }
 
-long
-sc_journal_due_ms(void)
+/* due_ms - in how many ms sc_journal_tick has a checkpoint to start (0:
+ * now), or -1 when the journal holds nothing waiting for one */
+static long
+due_ms(void)
 {
 	const struct seg *c = &jr.s[jr.cur];
 	uint64_t age;
@@ -776,6 +790,43 @@ sc_journal_due_ms(void)
 		return -1;
 	age = mono_ms() - c->first;
 	return age >= jr.age_ms ? 0 : (long)(jr.age_ms - age);
+}
+
+/* timer_cb - the oldest record is due and no batch came to start its
+ * checkpoint: started here, unless a batch runs now (it arms the timer
+ * again at its end) */
+static void
+timer_cb(uv_timer_t *t)
+{
+	if (jr.can_tick == NULL || !jr.can_tick())
+		return;
+	sc_journal_tick(t->loop);
+	sc_journal_arm(t->loop, jr.can_tick);
+}
+
+void
+sc_journal_arm(uv_loop_t *loop, bool (*can_tick)(void))
+{
+	long ms = due_ms();
+
+	jr.can_tick = can_tick;
+	if (ms < 0) {
+		if (jr.timer != NULL)
+			uv_timer_stop(jr.timer);
+		return;
+	}
+	if (jr.timer == NULL) {
+		jr.timer = malloc(sizeof(*jr.timer));
+		if (jr.timer == NULL)
+			return;		/* the next batch ticks */
+		if (uv_timer_init(loop, jr.timer) != 0) {
+			free(jr.timer);
+			jr.timer = NULL;
+			return;
+		}
+		uv_unref((uv_handle_t *)jr.timer);
+	}
+	uv_timer_start(jr.timer, timer_cb, (uint64_t)ms, 0);
 }
 
 size_t
