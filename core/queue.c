@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/queue.c - the durable queue: transactions and the group commit
- * (the start-up scan is in queue_scan.c). Transactions run on the loop thread (writes go to
- * the page cache); every fsync happens on the libuv thread pool. The file
- * format's reading and appending is in queue_file.c, the files made ahead
- * for transactions in queue_spare.c, the journal in queue_journal.c.
+ * core/queue.c - the durable queue: transactions and the group commit.
+ * Transactions run on the loop thread (writes go to the page cache);
+ * every fsync happens on the libuv thread pool. The file format's
+ * reading and appending is in queue_file.c, the files made ahead for
+ * transactions in queue_spare.c, the journal in queue_journal.c, the
+ * start-up scan in queue_scan.c.
  *
  * File format (state_dir/queue/active/ID), text lines "key value":
  *   satchel-queue 1 / id / arrival (unix s) / sender / params / auth /

@@ -35,8 +35,9 @@
  * is older than AGE_MS (checked before each batch, and by a timer that
  * queue.c arms between batches: an idle daemon keeps no record longer),
  * new records go to the other segment (only when that one is clean;
- * until then messages take the per-file path) and the old one is checkpointed on the pool: every active/ID it
- * holds an ACCEPT for is fsync'd (ENOENT: removed since, fine), then
+ * until then messages take the per-file path) and the old one is
+ * checkpointed on the pool: every active/ID it holds an ACCEPT for is
+ * fsync'd (ENOENT: removed since, fine), then
  * active/, then the segment gets a new generation and nonce (header
  * rewritten and fdatasync'd) and may take records again.
  *
