@@ -37,9 +37,9 @@
  * new records go to the other segment (only when that one is clean;
  * until then messages take the per-file path) and the old one is
  * checkpointed on the pool: every active/ID it holds an ACCEPT for is
- * fsync'd (ENOENT: removed since, fine), then
- * active/, then the segment gets a new generation and nonce (header
- * rewritten and fdatasync'd) and may take records again.
+ * fsync'd (ENOENT: removed since, fine), then active/, then the
+ * segment gets a new generation and nonce (header rewritten and
+ * fdatasync'd) and may take records again.
  *
  * Replay (start-up, before queue.c scans active/): every valid ACCEPT
  * with no DONE for its id: if active/ID exists and its first len bytes
