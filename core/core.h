@@ -312,6 +312,23 @@ SC_INTERNAL int sc_queue_rewrite(const char *tmpdir, const char *activedir,
 				 const char *id, time_t arrival,
 				 const struct sc_message_plan *p,
 				 uint64_t *size_r);
+/* ... or in steps, for the journal (queue.c): its length (loop thread);
+ * written unsynced as tmp/ID.new (fd, or -1); moved into active/ID;
+ * removed after a failure. See queue_rewrite.c. */
+SC_INTERNAL size_t sc_queue_rewrite_len(const char *id, time_t arrival,
+					const struct sc_message_plan *p);
+SC_INTERNAL int sc_queue_rewrite_write(const char *tmpdir, const char *id,
+				       time_t arrival,
+				       const struct sc_message_plan *p,
+				       uint64_t *size_r, size_t *flen_r);
+SC_INTERNAL int sc_queue_rewrite_move(const char *tmpdir,
+				      const char *activedir, const char *id);
+SC_INTERNAL void sc_queue_rewrite_drop(const char *tmpdir, const char *id);
+/* queue_scan.c: the queue's directories made and scanned at start-up;
+ * the open active/ directory, or -1 with a malloc'd error. */
+SC_INTERNAL int sc_queue_scan(const char *state_dir, const char *dir,
+			      const char *tmp, const char *active,
+			      char **error_r);
 /* write(2) until all of it is written (EINTR retried). 0 or -1 + errno. */
 SC_INTERNAL int sc_queue_write_all(int fd, const void *data, size_t len);
 /* The envelope fits the queue file format: recipients, no line breaks

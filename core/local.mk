@@ -43,6 +43,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/queue_journal.h \
 	core/queue_rewrite.c \
 	core/queue_runner.c \
+	core/queue_scan.c \
 	core/queue_spare.c \
 	core/route_warn.c \
 	core/sasl.c \

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/queue.c - the durable queue: transactions, the group commit and
- * the start-up scan. Transactions run on the loop thread (writes go to
- * the page cache); every fsync happens on the libuv thread pool. The file
- * format's reading and appending is in queue_file.c, the files made ahead
- * for transactions in queue_spare.c, the journal in queue_journal.c.
+ * core/queue.c - the durable queue: transactions and the group commit.
+ * Transactions run on the loop thread (writes go to the page cache);
+ * every fsync happens on the libuv thread pool. The file format's
+ * reading and appending is in queue_file.c, the files made ahead for
+ * transactions in queue_spare.c, the journal in queue_journal.c, the
+ * start-up scan in queue_scan.c.
  *
  * File format (state_dir/queue/active/ID), text lines "key value":
  *   satchel-queue 1 / id / arrival (unix s) / sender / params / auth /
@@ -23,7 +24,8 @@
  * queue journal (queue_journal.c: its file's bytes appended to a
  * preallocated segment, one fdatasync per batch; the file itself is
  * synced at the journal's checkpoint, or never when it is removed
- * first); a bigger or rewritten one by its own fdatasync, rename and the
+ * first) - an edited one too, its new file written unsynced in the
+ * journal's job; a bigger one by its own fdatasync, rename and the
  * directory fsync. Every removal of a file from active/ goes through
  * sc_queue_remove, which tells the journal.
  */
@@ -68,6 +70,8 @@ struct sc_queue_tx {
 	struct batch *batch;		/* the group commit it is in    */
 	bool stored;			/* durable data, in active/     */
 	bool journaled;			/* made durable by the journal  */
+	bool rebuilt;			/* an edit written to rfd       */
+	int rfd;			/* tmp/ID.new (queue_rewrite.c) */
 	size_t flen;			/* its file's length at commit  */
 	uv_work_t sync;			/* its own sync, on the pool    */
 	size_t wlen;
@@ -198,6 +202,7 @@ sc_queue_tx_begin(struct sc_session *s, const struct sc_envelope *env,
 	tx->session = s;
 	tx->in_headers = tx->line_start = true;
 	tx->plan.body_fd = -1;
+	tx->rfd = -1;
 	tx->sender = strdup(env->sender != NULL ? env->sender : "");
 	/* made ahead on the pool (queue_spare.c), else here */
 	tx->fd = sc_queue_spare_take(tx->id);
@@ -364,6 +369,8 @@ tx_free(struct sc_queue_tx *tx)
 		close(tx->fd);
 	if (tx->plan.body_fd >= 0)
 		close(tx->plan.body_fd);
+	if (tx->rfd >= 0)
+		close(tx->rfd);
 	free(tx->plan.block);
 	sc_message_free(tx->msg);
 	free(tx->sender);
@@ -394,6 +401,24 @@ rewrite_file(struct sc_queue_tx *tx)
 	} else {
 		tx->size = size;
 	}
+}
+
+/* rewrite_build - on the pool: an edited message written anew, unsynced,
+ * for the journal (queue_rewrite.c); a failure fails the tx */
+static void
+rewrite_build(struct sc_queue_tx *tx)
+{
+	uint64_t size = 0;
+
+	tx->rfd = sc_queue_rewrite_write(q.tmp, tx->id, tx->arrival,
+					 &tx->plan, &size, &tx->flen);
+	if (tx->rfd < 0) {
+		tx->failed = true;
+		tx->err = errno;
+		return;
+	}
+	tx->size = size;
+	tx->rebuilt = true;
 }
 
 void
@@ -427,14 +452,25 @@ sc_queue_tx_session_gone(struct sc_queue_tx *tx)
  * 250.
  */
 static void batch_start(void);
+static uv_loop_t *queue_loop(void);
+static bool between_batches(void);
 
-/* tx_move_active - on the pool: tmp/ID renamed to active/ID (stored), or
- * the transaction failed */
+/* tx_move_active - on the pool: tmp/ID (or an edit's tmp/ID.new)
+ * renamed to active/ID (stored), or the transaction failed */
 static void
 tx_move_active(struct sc_queue_tx *tx)
 {
-	char *from = path2(q.tmp, tx->id), *to = path2(q.active, tx->id);
+	char *from, *to;
 
+	if (tx->rebuilt) {
+		tx->stored = sc_queue_rewrite_move(q.tmp, q.active,
+						   tx->id) == 0;
+		tx->failed = !tx->stored;
+		tx->err = tx->failed ? errno : 0;
+		return;
+	}
+	from = path2(q.tmp, tx->id);
+	to = path2(q.active, tx->id);
 	if (from == NULL || to == NULL || rename(from, to) < 0) {
 		tx->failed = true;
 		tx->err = from == NULL || to == NULL ? ENOMEM : errno;
@@ -452,12 +488,12 @@ tx_sync_work(uv_work_t *w)
 {
 	struct sc_queue_tx *tx = w->data;
 
-	if (tx->plan.rewrite) {
+	if (tx->plan.rewrite && !tx->rebuilt) {
 		rewrite_file(tx);
 		tx->stored = !tx->failed;
 		return;
 	}
-	if (fdatasync(tx->fd) < 0) {
+	if (fdatasync(tx->rebuilt ? tx->rfd : tx->fd) < 0) {
 		tx->failed = true;
 		tx->err = errno;
 		return;
@@ -476,14 +512,26 @@ journal_work_run(struct batch *b)
 	size_t n = 0, i = 0;
 	int r, err;
 
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		if (!tx->journaled || !tx->plan.rewrite)
+			continue;
+		/* an edit: its new file first, then as any other */
+		rewrite_build(tx);
+		if (tx->failed || tx->flen > SC_JOURNAL_MAX_FILE) {
+			tx->journaled = false;
+			if (!tx->failed)
+				tx_sync_work(&tx->sync);
+		}
+	}
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next)
 		n += tx->journaled;
 	e = calloc(n ? n : 1, sizeof(*e));
 	for (struct sc_queue_tx *tx = b->txs; e != NULL && tx != NULL;
 	     tx = tx->next)
 		if (tx->journaled)
-			e[i++] = (struct sc_journal_ent){ tx->id, tx->fd,
-							  tx->flen };
+			e[i++] = (struct sc_journal_ent){
+				tx->id, tx->rebuilt ? tx->rfd : tx->fd,
+				tx->flen };
 	r = e != NULL ? sc_journal_commit(e, n) : -1;
 	err = e != NULL ? errno : ENOMEM;
 	free(e);
@@ -547,6 +595,8 @@ batch_done(uv_work_t *w, int status)
 			sc_log_error("queue: storing %s failed: %s", tx->id,
 				     strerror(tx->err));
 			tx_unlink(tx, q.tmp);
+			if (tx->rebuilt)
+				sc_queue_rewrite_drop(q.tmp, tx->id);
 		}
 		if (s != NULL)
 			sc_session_set_tx(s, NULL);
@@ -568,6 +618,8 @@ batch_done(uv_work_t *w, int status)
 	}
 	free(b);
 	batch_start();
+	if (!q.syncing)		/* else at the end of that batch */
+		sc_journal_arm(queue_loop(), between_batches);
 }
 
 static uv_loop_t *
@@ -575,6 +627,13 @@ queue_loop(void)
 {
 	return sc_core != NULL && sc_core->loop ? sc_core->loop :
 		uv_default_loop();
+}
+
+/* between_batches - whether sc_journal_tick may run now (its timer) */
+static bool
+between_batches(void)
+{
+	return !q.syncing;
 }
 
 /* batch_files_done - every file of the batch is synced (or failed): the
@@ -636,8 +695,8 @@ one_work(uv_work_t *w)
 }
 
 /* pick_journaled - which messages of batch b go through the journal:
- * not a rewrite (it writes its own file), small enough, while the
- * journal's segment has room; the others take the file path */
+ * small enough (an edit: its new file, written in the journal's job),
+ * while the journal's segment has room; the others take the file path */
 static void
 pick_journaled(struct batch *b)
 {
@@ -647,17 +706,25 @@ pick_journaled(struct batch *b)
 	room = sc_journal_room();
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
 		struct stat st;
-		size_t need;
+		size_t len, need;
 
 		tx->journaled = false;
-		if (tx->failed || tx->plan.rewrite || fstat(tx->fd, &st) < 0 ||
-		    st.st_size > SC_JOURNAL_MAX_FILE)
+		if (tx->failed)
 			continue;
-		need = (size_t)st.st_size + SC_JOURNAL_REC_HDR;
+		if (tx->plan.rewrite)
+			len = sc_queue_rewrite_len(tx->id, tx->arrival,
+						   &tx->plan);
+		else if (fstat(tx->fd, &st) == 0)
+			len = (size_t)st.st_size;
+		else
+			continue;
+		if (len == 0 || len > SC_JOURNAL_MAX_FILE)
+			continue;
+		need = len + SC_JOURNAL_REC_HDR;
 		if (need > room)
 			continue;
 		room -= need;
-		tx->flen = (size_t)st.st_size;
+		tx->flen = len;
 		tx->journaled = true;
 	}
 }
@@ -697,19 +764,6 @@ batch_start(void)
 		tx->sync.data = tx;
 	}
 	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
-		if (!tx->journaled)
-			continue;
-		/* all of them in one job */
-		b->pending++;
-		b->jwork.data = b;
-		if (uv_queue_work(queue_loop(), &b->jwork, journal_work,
-				  journal_done_cb) != 0) {
-			journal_work_run(b);	/* no pool: here */
-			b->pending--;
-		}
-		break;
-	}
-	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
 		if (tx->failed || tx->journaled)
 			continue;
 		tx->batch = b;
@@ -720,6 +774,20 @@ batch_start(void)
 			tx_sync_work(&tx->sync);	/* no pool: here */
 			b->pending--;
 		}
+	}
+	for (struct sc_queue_tx *tx = b->txs; tx != NULL; tx = tx->next) {
+		if (!tx->journaled)
+			continue;
+		/* all of them in one job, queued last: it may turn one
+		 * to the file path, which the loop above must not see */
+		b->pending++;
+		b->jwork.data = b;
+		if (uv_queue_work(queue_loop(), &b->jwork, journal_work,
+				  journal_done_cb) != 0) {
+			journal_work_run(b);	/* no pool: here */
+			b->pending--;
+		}
+		break;
 	}
 	if (--b->pending == 0)
 		batch_files_done(b);
@@ -858,82 +926,14 @@ sc_queue_inject(const struct sc_envelope *env, const void *data, size_t len,
 	return 0;
 }
 
-static int
-mkdir_p0700(const char *p, char **error_r)
-{
-	if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-		if (asprintf(error_r, "%s: %s", p, strerror(errno)) < 0)
-			*error_r = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-/* open_dir_nofollow - the queue directory p itself, never what a link
- * planted in its place points to; -1 with errno (ELOOP, ENOTDIR: not a
- * real directory) */
-static int
-open_dir_nofollow(const char *p)
-{
-	return open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
-/* not_a_dir_error - the message for a queue path that is no directory */
-static void
-not_a_dir_error(const char *p, char **error_r)
-{
-	if (asprintf(error_r, "%s: %s", p, errno == ELOOP ||
-		     errno == ENOTDIR ? "not a directory (a symlink?); the "
-		     "queue keeps mail only in real directories" :
-		     strerror(errno)) < 0)
-		*error_r = NULL;
-}
-
-/* empty_tmp - removes what is in tmp/: messages that never got their
- * 250. Something else in tmp's place (a symlink) is replaced by an empty
- * directory: nothing in tmp/ is worth keeping, and nothing outside it
- * may be emptied. */
-static int
-empty_tmp(char **error_r)
-{
-	struct dirent *de;
-	DIR *d;
-	int fd;
-
-	fd = open_dir_nofollow(q.tmp);
-	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
-		sc_log_warning("queue: %s is not a directory (a symlink?); "
-			       "replacing it with an empty one", q.tmp);
-		if (unlink(q.tmp) < 0 || mkdir(q.tmp, 0700) < 0) {
-			not_a_dir_error(q.tmp, error_r);
-			return -1;
-		}
-		fd = open_dir_nofollow(q.tmp);
-	}
-	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		not_a_dir_error(q.tmp, error_r);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		unlinkat(dirfd(d), de->d_name, 0);
-	}
-	closedir(d);
-	return 0;
-}
-
-/* sc_queue_init - creates the directories, empties tmp/ (messages that
- * never got their 250) and drops files in active/ without END. Runs as
- * the daemon's user (after the privilege drop), which owns the queue. */
+/* sc_queue_init - the queue's directories made and scanned
+ * (queue_scan.c: tmp/ emptied, the journal replayed, incomplete files
+ * dropped from active/). Runs as the daemon's user (after the privilege
+ * drop), which owns the queue. */
 int
 sc_queue_init(const char *state_dir, char **error_r)
 {
 	char *qdir = path2(state_dir, "queue");
-	struct dirent *de;
-	DIR *d;
 	int fd;
 
 	*error_r = NULL;
@@ -945,64 +945,12 @@ sc_queue_init(const char *state_dir, char **error_r)
 	free(qdir);
 	q.waiting = NULL;
 	q.waiting_tail = &q.waiting;
-	if (mkdir_p0700(state_dir, error_r) < 0 ||
-	    mkdir_p0700(q.dir, error_r) < 0 ||
-	    mkdir_p0700(q.tmp, error_r) < 0 ||
-	    mkdir_p0700(q.active, error_r) < 0)
+	fd = sc_queue_scan(state_dir, q.dir, q.tmp, q.active, error_r);
+	if (fd < 0)
 		return -1;
-	if (empty_tmp(error_r) < 0)
-		return -1;
-	/* the journal first: it may bring back what the scan would drop */
-	fd = open_dir_nofollow(q.active);
-	if (fd < 0) {
-		not_a_dir_error(q.active, error_r);
-		return -1;
-	}
-	if (sc_journal_open(q.dir, q.tmp, fd, error_r) < 0) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	fd = open_dir_nofollow(q.active);
-	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		not_a_dir_error(q.active, error_r);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		char *p;
-
-		if (de->d_name[0] == '.')
-			continue;
-		p = path2(q.active, de->d_name);
-		if (p == NULL)
-			continue;
-		/* only a file that is surely not a committed message goes:
-		 * one that cannot be read now may be durable mail */
-		switch (sc_queue_file_parse(p, NULL, NULL)) {
-		case 0:
-			sc_log_warning("queue: removing incomplete file %s",
-				       p);
-			unlinkat(dirfd(d), de->d_name, 0);
-			break;
-		case -1:
-			sc_log_error("queue: cannot read %s: %s; keeping it",
-				     p, strerror(errno));
-			break;
-		default:
-			break;
-		}
-		free(p);
-	}
-	closedir(d);
 	if (q.active_fd >= 0)
 		close(q.active_fd);
-	q.active_fd = open_dir_nofollow(q.active);
-	if (q.active_fd < 0) {
-		not_a_dir_error(q.active, error_r);
-		return -1;
-	}
+	q.active_fd = fd;
 	return 0;
 }
 

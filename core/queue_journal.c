@@ -32,12 +32,14 @@
  * carries it to the disk).
  *
  * Checkpoint: once the current segment is half full or its first record
- * is older than SC_JOURNAL_AGE_S, new records go to the other segment
- * (only when that one is clean; until then messages take the per-file
- * path) and the old one is checkpointed on the pool: every active/ID it
- * holds an ACCEPT for is fsync'd (ENOENT: removed since, fine), then
- * active/, then the segment gets a new generation and nonce (header
- * rewritten and fdatasync'd) and may take records again.
+ * is older than AGE_MS (checked before each batch, and by a timer that
+ * queue.c arms between batches: an idle daemon keeps no record longer),
+ * new records go to the other segment (only when that one is clean;
+ * until then messages take the per-file path) and the old one is
+ * checkpointed on the pool: every active/ID it holds an ACCEPT for is
+ * fsync'd (ENOENT: removed since, fine), then active/, then the
+ * segment gets a new generation and nonce (header rewritten and
+ * fdatasync'd) and may take records again.
  *
  * Replay (start-up, before queue.c scans active/): every valid ACCEPT
  * with no DONE for its id: if active/ID exists and its first len bytes
@@ -76,13 +78,20 @@
 /* ACCEPTs stop here; the rest is kept for DONE records */
 #define ACCEPT_LIMIT	(SC_JOURNAL_SEG_SIZE / 8 * 5)
 #define SWITCH_AT	(SC_JOURNAL_SEG_SIZE / 2)
-#define SC_JOURNAL_AGE_S 30
+/* the oldest record's greatest age before its checkpoint (ms); tests may
+ * shorten it (SATCHEL_JOURNAL_AGE_MS, at least 100: the records' age is
+ * only a bound on the journal's size, never on durability) */
+#define AGE_MS		30000u
+#define AGE_MS_MIN	100u
+/* how soon a checkpoint still running is looked at again (ms) */
+#define BUSY_RETRY_MS	1000u
 
 struct seg {
 	int fd;
 	uint64_t gen, nonce;
 	size_t head;			/* where the next record goes   */
-	time_t first;			/* when its first record came   */
+	uint64_t first;			/* when its first record came
+					 * (monotonic ms; 0: none)       */
 	char (*ids)[17];		/* ids it holds an ACCEPT for   */
 	size_t nids, cap;
 };
@@ -99,11 +108,25 @@ static struct {
 	struct seg s[2];
 	uv_work_t ckpt;
 	int ckpt_seg, ckpt_err;
+	uint64_t age_ms;		/* AGE_MS, or the tests' value  */
+	uv_timer_t *timer;		/* the idle checkpoint (heap)   */
+	bool (*can_tick)(void);		/* queue.c: between batches     */
 	uint32_t crc[8][256];	/* slicing by 8: 8 bytes a step        */
 	bool crc_ready;
 } jr = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
-	 .qdir_fd = -1, .active_fd = -1,
+	 .qdir_fd = -1, .active_fd = -1, .age_ms = AGE_MS,
 	 .s = { { .fd = -1 }, { .fd = -1 } } };
+
+/* mono_ms - a monotonic clock in ms (any thread; never 0 once booted) */
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u +
+		1;
+}
 
 static void
 crc_init(void)
@@ -500,6 +523,28 @@ seg_open(int n, unsigned char **img, char **error_r)
 	return 0;
 }
 
+/* age_setting - AGE_MS, or the shorter SATCHEL_JOURNAL_AGE_MS of a test
+ * (never longer: the journal's size is planned for AGE_MS) */
+static uint64_t
+age_setting(void)
+{
+	const char *v = getenv("SATCHEL_JOURNAL_AGE_MS");
+	char *end;
+	unsigned long ms;
+
+	if (v == NULL || *v == '\0')
+		return AGE_MS;
+	errno = 0;
+	ms = strtoul(v, &end, 10);
+	if (errno != 0 || *end != '\0' || ms < AGE_MS_MIN || ms > AGE_MS) {
+		sc_log_warning("queue: SATCHEL_JOURNAL_AGE_MS=%s is not a "
+			       "number of ms from %u to %u; %u used", v,
+			       AGE_MS_MIN, AGE_MS, AGE_MS);
+		return AGE_MS;
+	}
+	return ms;
+}
+
 int
 sc_journal_open(const char *qdir, const char *tmpdir, int active_fd,
 		char **error_r)
@@ -515,6 +560,7 @@ sc_journal_open(const char *qdir, const char *tmpdir, int active_fd,
 	*error_r = NULL;
 	crc_init();
 	sc_journal_close();
+	jr.age_ms = age_setting();
 	jr.qdir_fd = open(qdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 			  O_CLOEXEC);
 	jr.active_fd = dup(active_fd);
@@ -592,9 +638,19 @@ out:
 	return ret;
 }
 
+/* timer_free - the timer's memory, once libuv let it go */
+static void
+timer_free(uv_handle_t *h)
+{
+	free(h);
+}
+
 void
 sc_journal_close(void)
 {
+	if (jr.timer != NULL)
+		uv_close((uv_handle_t *)jr.timer, timer_free);
+	jr.timer = NULL;
 	/* a checkpoint still on the pool uses the segments: wait for it */
 	pthread_mutex_lock(&jr.mu);
 	while (jr.ckpt_busy)
@@ -673,7 +729,7 @@ ckpt_done(uv_work_t *w, int status)
 	jr.ckpt_running = false;
 	if (jr.ckpt_err != 0)
 		sc_log_error("queue: journal checkpoint failed: %s; retried "
-			     "at the next commit", strerror(jr.ckpt_err));
+			     "later", strerror(jr.ckpt_err));
 }
 
 static bool
@@ -709,12 +765,69 @@ sc_journal_tick(uv_loop_t *loop)
 		return;
 	}
 	if (c->head > SWITCH_AT || (c->first != 0 &&
-	    time(NULL) - c->first >= SC_JOURNAL_AGE_S)) {
+	    mono_ms() - c->first >= jr.age_ms)) {
 		pthread_mutex_lock(&jr.mu);
 		jr.cur = other;
 		pthread_mutex_unlock(&jr.mu);
 		ckpt_start(loop, 1 - other);
 	}
+}
+
+/* due_ms - in how many ms sc_journal_tick has a checkpoint to start (0:
+ * now), or -1 when the journal holds nothing waiting for one */
+static long
+due_ms(void)
+{
+	const struct seg *c = &jr.s[jr.cur];
+	uint64_t age;
+
+	if (!jr.open)
+		return -1;
+	if (jr.ckpt_running)
+		return BUSY_RETRY_MS;
+	if (seg_dirty(&jr.s[1 - jr.cur]))
+		return (long)jr.age_ms;		/* one that failed: retried */
+	if (c->first == 0)
+		return -1;
+	age = mono_ms() - c->first;
+	return age >= jr.age_ms ? 0 : (long)(jr.age_ms - age);
+}
+
+/* timer_cb - the oldest record is due and no batch came to start its
+ * checkpoint: started here, unless a batch runs now (it arms the timer
+ * again at its end) */
+static void
+timer_cb(uv_timer_t *t)
+{
+	if (jr.can_tick == NULL || !jr.can_tick())
+		return;
+	sc_journal_tick(t->loop);
+	sc_journal_arm(t->loop, jr.can_tick);
+}
+
+void
+sc_journal_arm(uv_loop_t *loop, bool (*can_tick)(void))
+{
+	long ms = due_ms();
+
+	jr.can_tick = can_tick;
+	if (ms < 0) {
+		if (jr.timer != NULL)
+			uv_timer_stop(jr.timer);
+		return;
+	}
+	if (jr.timer == NULL) {
+		jr.timer = malloc(sizeof(*jr.timer));
+		if (jr.timer == NULL)
+			return;		/* the next batch ticks */
+		if (uv_timer_init(loop, jr.timer) != 0) {
+			free(jr.timer);
+			jr.timer = NULL;
+			return;
+		}
+		uv_unref((uv_handle_t *)jr.timer);
+	}
+	uv_timer_start(jr.timer, timer_cb, (uint64_t)ms, 0);
 }
 
 size_t
@@ -797,7 +910,7 @@ sc_journal_commit(const struct sc_journal_ent *e, size_t n)
 		goto out;
 	s->head += total;
 	if (s->first == 0)
-		s->first = time(NULL);
+		s->first = mono_ms();
 	for (size_t i = 0; i < n; i++)
 		seg_add_id(s, e[i].id);		/* room made above */
 	ret = 0;

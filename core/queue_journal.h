@@ -60,6 +60,11 @@ SC_INTERNAL void sc_journal_close(void);
 /* Loop thread, before a batch starts (no journal commit running):
  * switches segments and starts a checkpoint when one is due. */
 SC_INTERNAL void sc_journal_tick(uv_loop_t *loop);
+/* Loop thread, between batches: a timer (unref'd; closed by
+ * sc_journal_close) set for the next checkpoint due, so that an idle
+ * daemon keeps no record past its age; it calls sc_journal_tick only
+ * when can_tick() says no batch runs (a batch arms it again at its end). */
+SC_INTERNAL void sc_journal_arm(uv_loop_t *loop, bool (*can_tick)(void));
 /* Loop thread: how many bytes of queue files the next commit may still
  * journal (0: take the per-file path). */
 SC_INTERNAL size_t sc_journal_room(void);

@@ -11,9 +11,13 @@ short (the page cache lost). Checks: (a) every message comes back exactly
 once with its exact bytes, and a file that survived keeps its records;
 (b) a delivered message is not brought back (its DONE record); (c) a torn
 or corrupt journal is ignored and the daemon starts; (d) a message over
-the journal's size limit, or rewritten at commit, takes the file path
-and survives kill -9; (e) half a segment full: the next commit goes to
-the other segment and the full one is checkpointed and reset.
+the journal's size limit takes the file path and survives kill -9, also
+when rewritten at commit (the submission port adds Date and Message-ID);
+a small rewritten one is journaled: its new file comes back when lost; (e) half a segment full: the next commit goes to
+the other segment and the full one is checkpointed and reset; (f) an
+idle daemon checkpoints its records once the oldest is due, with no
+commit to do it (the age shortened for the test through
+SATCHEL_JOURNAL_AGE_MS).
 """
 
 import glob
@@ -290,38 +294,59 @@ class QueueJournal(unittest.TestCase):
             self.assertIn(qid, journal(d)[0])
             self.assertEqual(len(peer.messages), 0)
 
-    def test_d_big_and_rewritten_take_the_file_path(self):
+    def test_d_big_take_the_file_path_edits_the_journal(self):
         big = ('x' * 998 + '\r\n') * 300        # ~300 KiB: over 64 KiB
         with Peer(PEER, self.port, 'mx.fast.test', mode='defer') as peer, \
                 self.daemon() as d:
             d.start()
             qid = send(d, 'bob@fast.test', 'big', big)
+            bigedit = send(d, 'bob@fast.test', 'big edited', big,
+                           complete=False)
             edited = send(d, 'bob@fast.test', 'edited', 'edited\r\n',
                           complete=False)
             small = send(d, 'bob@fast.test', 'small', 'small\r\n')
-            self.wait_deferred(d, [qid, edited, small])
+            ids = [qid, bigedit, edited, small]
+            self.wait_deferred(d, ids)
             d.kill9()
             acc, _ = journal(d)
             self.assertNotIn(qid, acc, 'the big message went to the journal')
-            self.assertNotIn(edited, acc, 'a rewrite went to the journal')
+            self.assertNotIn(bigedit, acc, 'a big edit went to the journal')
+            self.assertIn(edited, acc, 'a small edit missed the journal')
             self.assertIn(small, acc)
-            self.assertIn(b'Message-ID: <', read(active(d, edited)))
-            before = {i: read(active(d, i)) for i in (qid, edited)}
+            before = {i: read(active(d, i)) for i in ids}
+            for i in (bigedit, edited):
+                self.assertIn(b'Message-ID: <', before[i])
+            # the edit's record holds its new file, not the received one
+            self.assertEqual(acc[edited], committed(before[edited]))
+            self.assertEqual(glob.glob(os.path.join(
+                d.state_dir, 'queue', 'tmp', '*.new')), [])
+            # a machine crash that lost the edit's unsynced file
+            os.unlink(active(d, edited))
+            mark = d.log_mark()
             d.restart()
-            for i in (qid, edited):
+            d.wait_log(r'queue: recovered 1 messages from the journal',
+                       since=mark)
+            self.assertTrue(read(active(d, edited)).startswith(
+                committed(before[edited])))
+            for i in (qid, bigedit, small):
                 self.assertEqual(read(active(d, i))[:len(before[i])],
                                  before[i])
             peer.handler.mode = 'accept'
             d.ctl('queue', 'flush')
-            peer.handler.wait(3, timeout=30)
+            peer.handler.wait(4, timeout=30)
             time.sleep(1)
-            self.assertEqual(len(peer.messages), 3)
+            self.assertEqual(len(peer.messages), 4)
             subjects = sorted(m.message()['Subject'] for m in peer.messages)
-            self.assertEqual(subjects, ['big', 'edited', 'small'])
+            self.assertEqual(subjects, ['big', 'big edited', 'edited',
+                                        'small'])
             for m in peer.messages:
-                if m.message()['Subject'] == 'big':
+                subject = m.message()['Subject']
+                if subject.startswith('big'):
                     self.assertIn(b'x' * 998, m.content)
                     self.assertGreater(len(m.content), 300 * 1000)
+                if subject.endswith('edited'):
+                    self.assertIsNotNone(m.message()['Message-ID'])
+                    self.assertIsNotNone(m.message()['Date'])
 
     def test_e_checkpoint_switches_and_resets(self):
         body = ('y' * 998 + '\r\n') * 60       # ~59 KiB: journaled
@@ -352,6 +377,44 @@ class QueueJournal(unittest.TestCase):
             for qid in ids:
                 self.assertEqual(listing.count(qid), 1, listing)
                 self.assertTrue(committed(read(active(d, qid))), qid)
+
+    def test_f_idle_daemon_checkpoints_on_time(self):
+        old = os.environ.get('SATCHEL_JOURNAL_AGE_MS')
+        os.environ['SATCHEL_JOURNAL_AGE_MS'] = '1000'
+        try:
+            with Peer(PEER, self.port, 'mx.fast.test', mode='defer'), \
+                    self.daemon() as d:
+                d.start()
+                self._idle_checkpoints(d)
+        finally:
+            if old is None:
+                del os.environ['SATCHEL_JOURNAL_AGE_MS']
+            else:
+                os.environ['SATCHEL_JOURNAL_AGE_MS'] = old
+
+    def _idle_checkpoints(self, d):
+        j = [os.path.join(d.state_dir, 'queue', 'journal.%d' % n)
+             for n in (0, 1)]
+        for n in (0, 1):
+            gen0 = segment(j[n])[0]
+            # one commit, then nothing: journal.N holds its ACCEPT until
+            # the timer's checkpoint resets it (a new generation, empty)
+            # and the next commit goes to the other segment
+            t0 = time.monotonic()
+            qid = send(d, 'bob@fast.test', 'idle %d' % n, 'idle\r\n')
+            accepted = [r[1] for r in segment(j[n])[1] if r[0] == ACCEPT]
+            if time.monotonic() - t0 < 0.8:
+                self.assertEqual(accepted, [qid])
+            wait_for(lambda: segment(j[n])[0] > gen0 and
+                     not segment(j[n])[1], timeout=20,
+                     what='journal.%d checkpointed while idle' % n)
+            self.assertFalse(segment(j[1 - n])[1])
+            self.assertTrue(committed(read(active(d, qid))), qid)
+        d.kill9()
+        mark = d.log_mark()
+        d.restart()
+        self.assertNotIn('recovered', d.log_text()[mark:])
+        self.assertEqual(len(os.listdir(active(d))), 2)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,9 @@ daemon's threads, one of the two commit paths:
   2. then an fdatasync of that journal.N began and returned,
   3. and only then was the 250 written.
 Each session sends small messages and one over the journal's limit, so
-both paths are checked.
+both paths are checked; then again with every message edited at commit
+(example_header adds its field through the message API): the new file,
+tmp/ID.new, takes the same two paths.
 """
 
 import re
@@ -66,11 +68,11 @@ def events(path):
                 re.findall(r'(?<![0-9a-f])([0-9a-f]{16})(?![0-9a-f])',
                            args)))))
         elif call == 'fdatasync':
-            q = re.search(r'/queue/tmp/([0-9a-f]{16})>', args)
+            q = re.search(r'/queue/tmp/([0-9a-f]{16})(?:\.new)?>', args)
             if q:
                 out.append(('datasync', q.group(1)))
         elif call in ('rename', 'renameat', 'renameat2'):
-            q = re.search(r'/queue/tmp/([0-9a-f]{16})".*'
+            q = re.search(r'/queue/tmp/([0-9a-f]{16})(?:\.new)?".*'
                           r'/queue/active/([0-9a-f]{16})"', args)
             if q and q.group(1) == q.group(2):
                 out.append(('rename', q.group(1)))
@@ -86,9 +88,18 @@ def events(path):
 
 class SyncOrder(unittest.TestCase):
     def test_250_after_file_or_journal_is_durable(self):
+        self.check_order({})
+
+    def test_edited_messages_too(self):
+        self.check_order({'55-stamp.yaml': {'module': 'example_header',
+                                            'text': 'sync-order'}},
+                         edited=True)
+
+    def check_order(self, plugins, edited=False):
         out = tempfile.mkdtemp(prefix='strace-')
         try:
-            with h.Daemon(users={ALICE: 'secret-password'}) as d:
+            with h.Daemon(users={ALICE: 'secret-password'},
+                          extra_plugins=plugins) as d:
                 trace = h.under_strace(
                     d, out, '-f -qq -y -s 1048576 '
                     '-e trace=fdatasync,fsync,rename,renameat,'
@@ -102,8 +113,10 @@ class SyncOrder(unittest.TestCase):
                     go.wait(60)
                     for i in range(PER):
                         c.sendmail('x@example.org', [ALICE],
+                                   b'From: <x@example.org>\r\n'
                                    b'Subject: order\r\n\r\nbody\r\n')
                     c.sendmail('x@example.org', [ALICE],
+                               b'From: <x@example.org>\r\n'
                                b'Subject: big\r\n\r\n' +
                                (b'x' * 998 + b'\r\n') * (BIG // 1000))
                     c.quit()
@@ -111,6 +124,12 @@ class SyncOrder(unittest.TestCase):
                 errors = h.in_parallel(send, SESSIONS, timeout=120)
                 self.assertEqual(errors, [])
                 d.wait_maildir(ALICE, SESSIONS * (PER + 1), timeout=60)
+                if edited:      # they were edited indeed
+                    files = d.wait_maildir(ALICE, SESSIONS * (PER + 1))
+                    for f in files:
+                        with open(f, 'rb') as m:
+                            self.assertIn(b'X-Satchel-Checked: sync-order',
+                                          m.read(), f)
                 h.stop_traced(d)
             ev = events(trace)
         finally:
