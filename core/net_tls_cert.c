@@ -39,7 +39,6 @@ static struct {
 	gnutls_priority_t server_prio;
 } net_tls;
 
-
 static int
 path_join(char *buf, size_t len, const char *dir, const char *name)
 {
