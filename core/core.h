@@ -339,7 +339,7 @@ SC_INTERNAL void sc_queue_tx_data_flush_prefix(struct sc_queue_tx *tx);
 SC_INTERNAL int sc_queue_tx_data_sync(struct sc_queue_tx *tx,
 				      uint64_t *data_off_r, uint64_t *size_r);
 
-/* ---- net_conn.c, net_listen.c, net_tls.c ---- */
+/* ---- net_conn.c, net_listen.c, net_tls*.c ---- */
 
 /* The backlog of every listener (net_listen.c, and privops.c for what
  * the privileged helper binds): the system's maximum. The kernel caps
@@ -635,8 +635,9 @@ struct sc_privops {
 	int fd;				/* our end of the socketpair         */
 };
 
-/* The key of TLS session tickets (net_tls.c): new for every process and
- * every reload, so a ticket outlives neither; wiped when replaced. */
+/* The key of TLS session tickets (made in net_tls_cert.c, used in
+ * net_tls.c): new for every process and every reload, so a ticket
+ * outlives neither; wiped when replaced. */
 struct sc_tls_ticket {
 	bool set;
 	unsigned size;

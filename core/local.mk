@@ -29,6 +29,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/net_int.h \
 	core/net_listen.c \
 	core/net_tls.c \
+	core/net_tls_cert.c \
 	core/net_tls_pem.c \
 	core/privchild.c \
 	core/privdir.c \

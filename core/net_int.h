@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/net_int.h - what the net part's three files share: struct sc_conn
- * and its buffers, and what each file offers the others. Internal to the
+ * core/net_int.h - what the net part's files share: struct sc_conn and
+ * its buffers, and what each file offers the others. Internal to the
  * core; everything here runs on the event loop thread.
  *
  *   net_conn.c    buffered connections and back-pressure: the sc_conn_*
  *                 I/O, line reading, the output queue and the
  *                 end-of-iteration pass, timeouts, wiping, closing,
  *                 outbound connects
- *   net_tls.c     TLS (GnuTLS): server and client STARTTLS, DANE,
- *                 certificate loading and generation
+ *   net_tls.c     TLS on a connection (GnuTLS): server and client
+ *                 STARTTLS, the handshake, DANE, decrypting records
+ *   net_tls_cert.c  the server certificate: loading, generation,
+ *                 reloading, the ticket key; sc_net_init/deinit
+ *   net_tls_pem.c the server certificate as PEM for modules
  *   net_listen.c  listeners: binding (dual-stack), taking a socket over on
  *                 reload, accepting, the hand-off to a new session; a
  *                 connection's socket addresses, wrapping an fd
@@ -169,11 +172,19 @@ SC_INTERNAL void sc_net_conn_addrs(struct sc_conn *c);
 SC_INTERNAL void sc_net_tls_pump(struct sc_conn *c);
 /* Wipes and frees the decrypted record c holds, if any. */
 SC_INTERNAL void sc_net_tls_packet_free(struct sc_conn *c);
+/* Frees the client credentials, priorities and DANE state (at
+ * sc_net_deinit). */
+SC_INTERNAL void sc_net_tls_client_deinit(void);
+
+/* ---- net_tls_cert.c ---- */
+
 /* Loads the server certificate of cfg once (the start); with cfg NULL
  * only the priorities. 0, or -1 with a malloc'd error. */
 SC_INTERNAL int sc_net_load_server_cred(const struct sc_main_config *cfg,
 					char **error_r);
 /* The server credentials in use now (NULL: none loaded yet). */
 SC_INTERNAL gnutls_certificate_credentials_t sc_net_tls_server_cred(void);
+/* The server's priorities (NULL: not set up yet). */
+SC_INTERNAL gnutls_priority_t sc_net_tls_server_prio(void);
 
 #endif

@@ -2,6 +2,7 @@
 mod_LTLIBRARIES += modules/pop_before_smtp/pop_before_smtp.la
 modules_pop_before_smtp_pop_before_smtp_la_SOURCES = \
 	modules/pop_before_smtp/pop_before_smtp.c \
+	modules/pop_before_smtp/pop_before_smtp_file.c \
 	modules/pop_before_smtp/pop_before_smtp_int.h \
 	modules/pop_before_smtp/pop_before_smtp_store.c
 modules_pop_before_smtp_pop_before_smtp_la_CPPFLAGS = $(MODULE_CPPFLAGS)

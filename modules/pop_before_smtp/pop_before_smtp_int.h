@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * modules/pop_before_smtp/pop_before_smtp_int.h - between
- * pop_before_smtp.c (the table, its file, the feed, the hooks) and
+ * pop_before_smtp.c (the table in memory, the hooks, the instance),
+ * pop_before_smtp_file.c (the table's file and the feed) and
  * pop_before_smtp_store.c (logins shared through a store, satchel/store.h).
- * Loop thread. Module-private: never installed.
+ * Loop thread, but for the file part's pool jobs. Module-private: never
+ * installed.
  */
 #ifndef POP_BEFORE_SMTP_INT_H
 #define POP_BEFORE_SMTP_INT_H
@@ -92,12 +94,45 @@ struct pbs_inst {
 
 /* ---- pop_before_smtp.c ---- */
 
+/* The wall clock in ms since the epoch (what entries expire by). */
+int64_t pbs_now(void);
+/* An IP address from text (::ffff:a.b.c.d as v4). 0 or -1. */
+int pbs_ip_parse(const char *text, struct pbs_ip *ip);
 void pbs_ip_format(const struct pbs_ip *ip, char *buf, size_t len);
+/* ip may relay until expires (the later expiry kept; the oldest entry
+ * dropped when full): true when the table changed. */
+bool pbs_record(struct pbs_inst *pd, const struct pbs_ip *ip,
+		int64_t expires);
+/* Drops a reference (a pool job's, or the instance's); the last frees. */
+void pbs_inst_unref(struct pbs_inst *pd);
 /* Counts and logs a relay allowed for ip, and tells the client (and
  * doctor's relay probe) through the hook's reply: login_ms is the
  * login's wall-clock time, or 0 when it was seen by another host. */
 void pbs_allowed(struct pbs_inst *pd, struct sc_hook_call *call,
 		 const char *ip, const char *rcpt, int64_t login_ms);
+
+/* ---- pop_before_smtp_file.c ---- */
+
+/* Reads the table file at path into *recs_r (malloc'd), skipping expired
+ * and malformed lines; a missing file is an empty table. 0 or -1. */
+int pbs_table_read(const char *path, int64_t now, struct pbs_rec **recs_r,
+		   size_t *n_r);
+/* Merges recs with the file, keeps at most max, replaces the file
+ * atomically under lock_path; the merged table in *merged_r (malloc'd).
+ * 0 or -1 with errno. */
+int pbs_table_write(const char *path, const char *lock_path,
+		    const struct pbs_rec *recs, size_t n, uint64_t max,
+		    struct pbs_rec **merged_r, size_t *nmerged_r);
+/* The live entries as records (malloc'd), or NULL. */
+struct pbs_rec *pbs_snapshot(struct pbs_inst *pd, size_t *n_r);
+/* Takes records read from the file into the table. */
+void pbs_merge(struct pbs_inst *pd, const struct pbs_rec *recs, size_t n);
+/* The table changed: written on the pool, at most once a second. */
+void pbs_save_schedule(struct pbs_inst *pd);
+/* The timers' callbacks: a deferred save; polling the feed and the
+ * table file. */
+void pbs_save_timer(struct sc_timer *t, void *arg);
+void pbs_poll_timer(struct sc_timer *t, void *arg);
 
 /* ---- pop_before_smtp_store.c ---- */
 
