@@ -482,7 +482,7 @@ dispatch(struct attempt *a)
 				 * next slot released wakes it up earlier */
 				if (strcmp(r->kind, SC_DELIVERY_LOCAL) == 0) {
 					m->r[d->idx[k]].slot_wait = true;
-					sc_runner.slot_waiters = true;
+					sc_runner_waiter_add(m);
 				}
 			}
 			delivery_free(d);

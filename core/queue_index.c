@@ -6,7 +6,8 @@
  * admin's views walk it), a hash table by queue id (msg_find), and a
  * min-heap of the messages that may become due, keyed by their earliest
  * due time (the runner takes only due messages off its top and arms its
- * timer from it). A busy, quarantined or deleted message is in no heap:
+ * timer from it), and the queue of messages waiting for a local slot.
+ * A busy, quarantined or deleted message is in no heap:
  * it is keyed again (sc_runner_msg_sched) whenever its recipients may
  * have changed outside an attempt and when it stops being busy.
  * Loop thread only.
@@ -192,6 +193,40 @@ sc_runner_msg_sched(struct qmsg *m)
 	heap_up(m->heap_i);
 }
 
+/* ---- the messages waiting for a local delivery slot ---- */
+
+void
+sc_runner_waiter_add(struct qmsg *m)
+{
+	if (m->waiting)
+		return;
+	m->waiting = true;
+	m->wnext = NULL;
+	m->wprev = sc_runner.waiters_tail;
+	if (m->wprev != NULL)
+		m->wprev->wnext = m;
+	else
+		sc_runner.waiters = m;
+	sc_runner.waiters_tail = m;
+}
+
+void
+sc_runner_waiter_remove(struct qmsg *m)
+{
+	if (!m->waiting)
+		return;
+	m->waiting = false;
+	if (m->wprev != NULL)
+		m->wprev->wnext = m->wnext;
+	else
+		sc_runner.waiters = m->wnext;
+	if (m->wnext != NULL)
+		m->wnext->wprev = m->wprev;
+	else
+		sc_runner.waiters_tail = m->wprev;
+	m->wnext = m->wprev = NULL;
+}
+
 /* ---- the list of all messages ---- */
 
 void
@@ -239,6 +274,7 @@ sc_runner_msg_unlist(struct qmsg *m)
 	}
 	m->hnext = NULL;
 	sc_runner_heap_remove(m);
+	sc_runner_waiter_remove(m);
 	sc_runner.nmsgs--;
 	if (!sc_runner.started)
 		sc_runner_index_free();

@@ -54,6 +54,8 @@ struct qmsg {
 	struct qmsg *hnext;	/* its bucket in sc_runner.buckets         */
 	size_t heap_i;		/* in sc_runner.heap, or SIZE_MAX          */
 	uint64_t due_ms;	/* its key there (queue_index.c)           */
+	struct qmsg *wnext, *wprev;	/* sc_runner.waiters              */
+	bool waiting;		/* in sc_runner.waiters                    */
 	char id[17];
 	char *path;
 	time_t arrival;
@@ -145,7 +147,9 @@ struct sc_runner_state {
 	size_t in_flight;	/* attempts                                */
 	size_t routing;		/* attempts routing                        */
 	size_t local, remote;	/* deliveries                              */
-	bool slot_waiters;	/* some recipient may have slot_wait set   */
+	/* messages whose recipients may have slot_wait set, oldest
+	 * first (queue_index.c) */
+	struct qmsg *waiters, *waiters_tail;
 	struct dest *dests;
 	size_t ndests;
 	uint64_t rescan_ms;	/* 0, or when to look at active/ again    */
@@ -207,6 +211,10 @@ SC_INTERNAL struct qmsg *sc_runner_msg_find(const char *id);
  * recipients may have changed outside an attempt, and when it stops
  * being busy. */
 SC_INTERNAL void sc_runner_msg_sched(struct qmsg *m);
+/* Queues m among the messages waiting for a local slot (once) or takes
+ * it off that queue. */
+SC_INTERNAL void sc_runner_waiter_add(struct qmsg *m);
+SC_INTERNAL void sc_runner_waiter_remove(struct qmsg *m);
 /* The message due first, NULL when none is scheduled. */
 SC_INTERNAL struct qmsg *sc_runner_heap_top(void);
 SC_INTERNAL void sc_runner_heap_remove(struct qmsg *m);

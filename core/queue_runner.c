@@ -359,36 +359,36 @@ sc_runner_slot_take(struct sc_delivery *d, const char *kind, const char *key)
 
 /* wake_slot_waiter - a local slot is free: the first message waiting for
  * one is due now (one: waking them all would send all but one back to
- * wait, each after a ROUTE run) */
+ * wait, each after a ROUTE run). One in an attempt stays queued: the
+ * attempt is ending, or routed it again. */
 static void
 wake_slot_waiter(void)
 {
 	uint64_t now = wall_ms();
-	bool busy = false;
+	struct qmsg *m, *next;
 
-	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next) {
+	for (m = sc_runner.waiters; m != NULL; m = next) {
 		bool woke = false;
 
+		next = m->wnext;
+		if (m->busy)
+			continue;
 		for (size_t i = 0; i < m->n; i++) {
 			if (!m->r[i].slot_wait)
 				continue;
-			if (m->busy) {
-				busy = true;	/* its attempt is ending */
-				break;
-			}
 			m->r[i].slot_wait = false;
 			if (m->r[i].state == R_PENDING) {
 				m->r[i].next_ms = now;
 				woke = true;
 			}
 		}
+		sc_runner_waiter_remove(m);
 		if (woke) {
 			sc_runner_msg_sched(m);
 			sc_runner_kick();
 			return;
 		}
 	}
-	sc_runner.slot_waiters = busy;
 }
 
 /* sc_runner_slot_release - the delivery is over: its slots are free again */
@@ -400,7 +400,7 @@ sc_runner_slot_release(struct sc_delivery *d)
 	if (d->local) {
 		sc_runner.local--;
 		d->local = false;
-		if (sc_runner.slot_waiters)
+		if (sc_runner.waiters != NULL)
 			wake_slot_waiter();
 		return;
 	}
