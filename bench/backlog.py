@@ -334,14 +334,14 @@ def main():
         return max(r[i] for r in rs)
     print('\n| fresh 1 KiB local mail | backlog 0 | backlog %d | ratio |'
           % a.backlog)
-    print('|---|---|---|---|')
+    print('|---|---|---|---|', flush=True)
     for i, what in ((0, 'accepted msg/s'), (1, 'delivered msg/s')):
         print('| %s (best of %d) | %.0f | %.0f | %.2f |'
               % (what, a.rounds, best(r0, i), best(r1, i),
-                 best(r1, i) / best(r0, i)))
+                 best(r1, i) / best(r0, i)), flush=True)
     if cg0 is not None:
         print('| instructions per message | %.0f | %.0f | %.2f |'
-              % (cg0, cg1, cg1 / cg0))
+              % (cg0, cg1, cg1 / cg0), flush=True)
 
 
 if __name__ == '__main__':
