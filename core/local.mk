@@ -37,6 +37,7 @@ core_libsatchel_core_la_SOURCES = \
 	core/privsep.c \
 	core/queue.c \
 	core/queue_dispatch.c \
+	core/queue_index.c \
 	core/queue_dsn.c \
 	core/queue_file.c \
 	core/queue_int.h \

@@ -343,6 +343,8 @@ attempt_finish(uv_work_t *w, int status)
 	if (m->deleted || removed || !sc_runner.started) {
 		sc_runner_msg_unlist(m);
 		sc_runner_msg_free(m);
+	} else {
+		sc_runner_msg_sched(m);	/* its recipients changed */
 	}
 	sc_runner_kick();
 }
@@ -480,7 +482,7 @@ dispatch(struct attempt *a)
 				 * next slot released wakes it up earlier */
 				if (strcmp(r->kind, SC_DELIVERY_LOCAL) == 0) {
 					m->r[d->idx[k]].slot_wait = true;
-					sc_runner.slot_waiters = true;
+					sc_runner_waiter_add(m);
 				}
 			}
 			delivery_free(d);
@@ -668,18 +670,19 @@ route_ctx_new(struct attempt *a, size_t i)
 }
 
 /* sc_runner_attempt_start - routes every due recipient of m */
-void
+bool
 sc_runner_attempt_start(struct qmsg *m, uint64_t now)
 {
 	struct attempt *a = calloc(1, sizeof(*a));
 
 	if (a == NULL)
-		return;
+		return false;
 	a->m = m;
 	a->gen = sc_core != NULL ? sc_core->gen : NULL;
 	if (a->gen != NULL)
 		sc_gen_ref(a->gen);
 	m->busy = true;
+	sc_runner_heap_remove(m);
 	sc_runner.in_flight++;
 	sc_runner.routing++;
 	a->routing_phase = true;
@@ -710,6 +713,7 @@ sc_runner_attempt_start(struct qmsg *m, uint64_t now)
 	}
 	if (--a->routes == 0)
 		dispatch(a);
+	return true;
 }
 
 

@@ -602,8 +602,10 @@ dsn_done(uv_work_t *w, int status)
 		if (j->final && (j->stored || j->n == 0)) {
 			sc_runner_msg_unlist(m);
 			sc_runner_msg_free(m);
-		} else if (j->final) {
-			m->finish_ms = wall_ms() + 60000; /* try again */
+		} else {
+			if (j->final)	/* try again */
+				m->finish_ms = wall_ms() + 60000;
+			sc_runner_msg_sched(m);
 		}
 	}
 	dsn_job_free(j);
@@ -746,6 +748,7 @@ sc_runner_msg_finish(struct qmsg *m)
 	}
 	j->final = true;
 	m->busy = true;
+	sc_runner_heap_remove(m);
 	if (uv_queue_work(run_loop(), &j->work, dsn_work, dsn_done) != 0) {
 		dsn_work(&j->work);
 		dsn_done(&j->work, 0);

@@ -10,6 +10,7 @@
  *   queue_dispatch.c dispatch to drivers: attempts, the ROUTE hook, alias
  *                    expansion, deliveries (sc_delivery_*), their records
  *   queue_dsn.c      bounces and DSNs (RFC 3464), delay notices
+ *   queue_index.c    the messages' indexes: list, by id, heap of due times
  */
 #ifndef SC_QUEUE_INT_H
 #define SC_QUEUE_INT_H
@@ -49,7 +50,12 @@ struct qrcpt {
 };
 
 struct qmsg {
-	struct qmsg *next;
+	struct qmsg *next, *prev;	/* sc_runner.msgs                  */
+	struct qmsg *hnext;	/* its bucket in sc_runner.buckets         */
+	size_t heap_i;		/* in sc_runner.heap, or SIZE_MAX          */
+	uint64_t due_ms;	/* its key there (queue_index.c)           */
+	struct qmsg *wnext, *wprev;	/* sc_runner.waiters              */
+	bool waiting;		/* in sc_runner.waiters                    */
 	char id[17];
 	char *path;
 	time_t arrival;
@@ -130,12 +136,20 @@ struct sc_runner_state {
 	bool init;
 	bool started;
 	uv_timer_t timer;
-	struct qmsg *msgs;
+	struct qmsg *msgs;	/* every message in memory                 */
+	size_t nmsgs;
+	struct qmsg **buckets;	/* by queue id (queue_index.c)             */
+	size_t nbuckets;	/* 0 or a power of two                     */
+	struct qmsg **heap;	/* min-heap by due_ms: the messages that
+				 * are not busy, quarantined or deleted    */
+	size_t heap_n, heap_cap;
 	struct attempt *attempts;
 	size_t in_flight;	/* attempts                                */
 	size_t routing;		/* attempts routing                        */
 	size_t local, remote;	/* deliveries                              */
-	bool slot_waiters;	/* some recipient may have slot_wait set   */
+	/* messages whose recipients may have slot_wait set, oldest
+	 * first (queue_index.c) */
+	struct qmsg *waiters, *waiters_tail;
 	struct dest *dests;
 	size_t ndests;
 	uint64_t rescan_ms;	/* 0, or when to look at active/ again    */
@@ -185,15 +199,36 @@ one_line(const char *s)
 	return d;
 }
 
+/* ---- queue_index.c ---- */
+
+/* Lists m (all messages, by id) and schedules it. */
+SC_INTERNAL void sc_runner_msg_list(struct qmsg *m);
+/* Takes m off every index (a no-op when it is not listed). */
+SC_INTERNAL void sc_runner_msg_unlist(struct qmsg *m);
+SC_INTERNAL struct qmsg *sc_runner_msg_find(const char *id);
+/* Keys m again in the heap by its earliest due time, or takes it out
+ * while it is busy, quarantined or deleted. Called whenever its
+ * recipients may have changed outside an attempt, and when it stops
+ * being busy. */
+SC_INTERNAL void sc_runner_msg_sched(struct qmsg *m);
+/* Queues m among the messages waiting for a local slot (once) or takes
+ * it off that queue. */
+SC_INTERNAL void sc_runner_waiter_add(struct qmsg *m);
+SC_INTERNAL void sc_runner_waiter_remove(struct qmsg *m);
+/* The message due first, NULL when none is scheduled. */
+SC_INTERNAL struct qmsg *sc_runner_heap_top(void);
+SC_INTERNAL void sc_runner_heap_remove(struct qmsg *m);
+/* Frees the indexes once no message is left. */
+SC_INTERNAL void sc_runner_index_free(void);
+
 /* ---- queue_runner.c ---- */
 
-/* Messages in memory: a new recipient (NULL when out of memory), freeing,
- * taking one off the runner's list. */
+/* Messages in memory: a new recipient (NULL when out of memory), freeing
+ * (unlisted first). */
 SC_INTERNAL struct qrcpt *sc_runner_msg_add_rcpt(struct qmsg *m,
 						 const char *addr,
 						 const char *params);
 SC_INTERNAL void sc_runner_msg_free(struct qmsg *m);
-SC_INTERNAL void sc_runner_msg_unlist(struct qmsg *m);
 /* Runs the runner from the loop, never recursively. */
 SC_INTERNAL void sc_runner_kick(void);
 /* Schedules recipient i's next try on drv's retry schedule (the default
@@ -210,8 +245,9 @@ SC_INTERNAL void sc_runner_slot_release(struct sc_delivery *d);
 
 /* ---- queue_dispatch.c ---- */
 
-/* Routes every due recipient of m and delivers them. */
-SC_INTERNAL void sc_runner_attempt_start(struct qmsg *m, uint64_t now);
+/* Routes every due recipient of m and delivers them; false, m untouched,
+ * when out of memory (m may be gone once it returns true). */
+SC_INTERNAL bool sc_runner_attempt_start(struct qmsg *m, uint64_t now);
 /* Adds a record line to the attempt's pending records. */
 SC_INTERNAL void sc_runner_rec_add(struct attempt *a, const char *fmt, ...)
 	SC_PRINTF(2, 3);

@@ -94,27 +94,6 @@ sc_runner_msg_free(struct qmsg *m)
 	free(m);
 }
 
-void
-sc_runner_msg_unlist(struct qmsg *m)
-{
-	for (struct qmsg **pp = &sc_runner.msgs; *pp != NULL;
-	     pp = &(*pp)->next) {
-		if (*pp == m) {
-			*pp = m->next;
-			return;
-		}
-	}
-}
-
-static struct qmsg *
-msg_find(const char *id)
-{
-	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next)
-		if (strcmp(m->id, id) == 0)
-			return m;
-	return NULL;
-}
-
 /* load_field - builds a message from the lines of its file */
 static int
 load_field(void *arg, const char *key, const char *value)
@@ -222,7 +201,7 @@ sc_queue_runner_add(const char *id)
 {
 	struct qmsg *m;
 
-	if (sc_queue_active_dir() == NULL || msg_find(id) != NULL)
+	if (sc_queue_active_dir() == NULL || sc_runner_msg_find(id) != NULL)
 		return;
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
@@ -251,8 +230,7 @@ sc_queue_runner_add(const char *id)
 			sc_runner.rescan_ms = wall_ms() + RESCAN_MS;
 		return;
 	}
-	m->next = sc_runner.msgs;
-	sc_runner.msgs = m;
+	sc_runner_msg_list(m);
 	sc_runner_kick();
 }
 
@@ -381,35 +359,36 @@ sc_runner_slot_take(struct sc_delivery *d, const char *kind, const char *key)
 
 /* wake_slot_waiter - a local slot is free: the first message waiting for
  * one is due now (one: waking them all would send all but one back to
- * wait, each after a ROUTE run) */
+ * wait, each after a ROUTE run). One in an attempt stays queued: the
+ * attempt is ending, or routed it again. */
 static void
 wake_slot_waiter(void)
 {
 	uint64_t now = wall_ms();
-	bool busy = false;
+	struct qmsg *m, *next;
 
-	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next) {
+	for (m = sc_runner.waiters; m != NULL; m = next) {
 		bool woke = false;
 
+		next = m->wnext;
+		if (m->busy)
+			continue;
 		for (size_t i = 0; i < m->n; i++) {
 			if (!m->r[i].slot_wait)
 				continue;
-			if (m->busy) {
-				busy = true;	/* its attempt is ending */
-				break;
-			}
 			m->r[i].slot_wait = false;
 			if (m->r[i].state == R_PENDING) {
 				m->r[i].next_ms = now;
 				woke = true;
 			}
 		}
+		sc_runner_waiter_remove(m);
 		if (woke) {
+			sc_runner_msg_sched(m);
 			sc_runner_kick();
 			return;
 		}
 	}
-	sc_runner.slot_waiters = busy;
 }
 
 /* sc_runner_slot_release - the delivery is over: its slots are free again */
@@ -421,7 +400,7 @@ sc_runner_slot_release(struct sc_delivery *d)
 	if (d->local) {
 		sc_runner.local--;
 		d->local = false;
-		if (sc_runner.slot_waiters)
+		if (sc_runner.waiters != NULL)
 			wake_slot_waiter();
 		return;
 	}
@@ -458,54 +437,60 @@ runner_scan(void)
 	return 0;
 }
 
-/* runner_run - starts attempts for due messages and arms the timer for
- * the earliest next try: no polling loop. */
+/* msg_pending - does m have a recipient left to deliver? */
+static bool
+msg_pending(const struct qmsg *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->r[i].state == R_PENDING)
+			return true;
+	return false;
+}
+
+/* runner_run - starts attempts for the due messages, taken off the top of
+ * the heap of due times (a backlog that is not due costs nothing here),
+ * and arms the timer for the earliest next try: no polling loop. */
 static void
 runner_run(uv_timer_t *t)
 {
 	uint64_t now = wall_ms(), earliest = UINT64_MAX;
-	struct qmsg *m, *next;
+	struct qmsg *m;
 
 	(void)t;
 	if (!sc_runner.started)
 		return;
-	for (m = sc_runner.msgs; m != NULL; m = next) {
-		bool pending = false, due = false;
-
-		next = m->next;
-		if (m->busy || m->quarantine != NULL)
-			continue;
-		for (size_t i = 0; i < m->n; i++) {
-			if (m->r[i].state != R_PENDING)
-				continue;
-			pending = true;
-			if (m->r[i].next_ms <= now)
-				due = true;
-			else if (m->r[i].next_ms < earliest)
-				earliest = m->r[i].next_ms;
-		}
-		if (!pending) {
-			if (m->finish_ms > now) {
-				/* a DSN that could not be queued */
-				earliest = m->finish_ms < earliest ?
-					m->finish_ms : earliest;
-				continue;
-			}
+	while ((m = sc_runner_heap_top()) != NULL && m->due_ms <= now) {
+		/* in the heap: neither busy nor quarantined */
+		if (!msg_pending(m)) {
+			/* due: its finish_ms passed. Keyed a second later
+			 * first, in case the finish cannot get going (out
+			 * of memory); a finish that does takes it out. */
+			m->finish_ms = now + 1000;
+			sc_runner_msg_sched(m);
 			sc_runner_msg_finish(m);
 			continue;
 		}
-		if (!due)
-			continue;
 		if (sc_runner.in_flight >= MAX_ATTEMPTS ||
 		    sc_runner.routing >= MAX_ROUTING) {
 			earliest = now + 1000;
-			continue;
+			break;
 		}
-		sc_runner_attempt_start(m, now);
+		if (!sc_runner_attempt_start(m, now)) {
+			earliest = now + 1000;	/* out of memory */
+			break;
+		}
 	}
+	if (earliest == UINT64_MAX && m != NULL)
+		earliest = m->due_ms;
 	if (sc_runner.rescan_ms != 0 && sc_runner.rescan_ms <= now) {
 		sc_runner.rescan_ms = 0;
 		runner_scan();
+		/* and any message the heap could not take (out of memory) */
+		for (m = sc_runner.msgs; m != NULL; m = m->next)
+			if (m->heap_i == SIZE_MAX)
+				sc_runner_msg_sched(m);
+		if ((m = sc_runner_heap_top()) != NULL && m->due_ms < earliest)
+			earliest = m->due_ms > now ? m->due_ms : now;
 	}
 	if (sc_runner.rescan_ms != 0 && sc_runner.rescan_ms < earliest)
 		earliest = sc_runner.rescan_ms;
@@ -590,15 +575,18 @@ sc_queue_runner_stop(void)
 			sc_runner_msg_free(m);
 		}
 	}
+	sc_runner_index_free();
 }
 
 void
 sc_queue_runner_flush(void)
 {
-	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next)
+	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next) {
 		for (size_t i = 0; i < m->n; i++)
 			if (m->r[i].state == R_PENDING)
 				m->r[i].next_ms = 0;
+		sc_runner_msg_sched(m);
+	}
 	sc_runner_kick();
 }
 
@@ -655,7 +643,7 @@ sc_queue_list_text(void)
 int
 sc_queue_delete(const char *id, char **error_r)
 {
-	struct qmsg *m = msg_find(id);
+	struct qmsg *m = sc_runner_msg_find(id);
 	char *path;
 
 	*error_r = NULL;
@@ -677,6 +665,7 @@ sc_queue_delete(const char *id, char **error_r)
 	if (m != NULL) {
 		if (m->busy) {
 			m->deleted = true;	/* freed when it is done */
+			sc_runner_heap_remove(m);
 		} else {
 			sc_runner_msg_unlist(m);
 			sc_runner_msg_free(m);
@@ -707,14 +696,11 @@ sc_queue_counts(size_t *messages_r, size_t *deferred_r)
 const char *
 sc_queue_rcpt_kind(const char *id, const char *rcpt)
 {
-	for (struct qmsg *m = sc_runner.msgs; m != NULL; m = m->next) {
-		if (strcmp(m->id, id) != 0)
-			continue;
-		for (size_t i = 0; i < m->n; i++)
-			if (m->r[i].kind != NULL &&
-			    strcmp(m->r[i].addr, rcpt) == 0)
-				return m->r[i].kind;
-	}
+	struct qmsg *m = sc_runner_msg_find(id);
+
+	for (size_t i = 0; m != NULL && i < m->n; i++)
+		if (m->r[i].kind != NULL && strcmp(m->r[i].addr, rcpt) == 0)
+			return m->r[i].kind;
 	return NULL;
 }
 

@@ -21,6 +21,13 @@ RECORDS = {
 }
 
 
+def counts(d):
+    """(messages, deferred recipients) from satchelctl status"""
+    m = re.search(r'queue: (\d+) messages, (\d+) deferred',
+                  d.ctl('status').stdout)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 class RelayQueueTest(RelayTestCase):
     RECORDS = RECORDS
     RETRY = ['2s']
@@ -103,6 +110,46 @@ class RelayQueueTest(RelayTestCase):
             wait_for(lambda: 'rose@partner.test' not in
                      d.ctl('queue', 'list').stdout, 10, 'the deletion')
             self.assertEqual(d.maildir_files(ALICE), [])
+
+    def test_deferred_backlog(self):
+        """A backlog of deferred messages (the runner keeps them in a
+        heap of due times and by id, issue 15): a local message goes
+        through beside it, a flush retries every one, a deleted one is
+        never tried again."""
+        rcpts = ['b%02d@partner.test' % i for i in range(12)]
+        with Peer('127.0.0.2', self.port, 'mx.partner.test',
+                  mode='defer') as peer, \
+                relay_daemon(self.dns, self.conf(retry=['1h'])) as d:
+            d.start()
+            for r in rcpts:
+                submit(d, r)
+            tries = peer.handler.rcpt_attempts
+            wait_for(lambda: all(tries.get(r) == 1 for r in rcpts), 30,
+                     'a first attempt of each')
+            wait_for(lambda: counts(d) == (12, 12), 15, 'all 12 deferred')
+            submit(d, ALICE, subject='beside the backlog')
+            d.wait_maildir(ALICE, count=1, timeout=30)
+            # flush: each one due now, each tried once more
+            fl = d.ctl('queue', 'flush')
+            self.assertEqual(fl.returncode, 0, fl.stderr)
+            wait_for(lambda: all(tries.get(r) == 2 for r in rcpts), 30,
+                     'a flushed attempt of each')
+            # one deleted, the rest flushed again: only those come back
+            ids = dict((m.group(2), m.group(1)) for m in re.finditer(
+                r'(\S+): to=<(b\d\d@partner\.test)> deferred',
+                d.log_text()))
+            wait_for(lambda: counts(d) == (12, 12), 15,
+                     'all 12 deferred again')
+            de = d.ctl('queue', 'delete', ids[rcpts[5]])
+            self.assertEqual(de.returncode, 0, de.stdout + de.stderr)
+            fl = d.ctl('queue', 'flush')
+            self.assertEqual(fl.returncode, 0, fl.stderr)
+            others = [r for r in rcpts if r != rcpts[5]]
+            wait_for(lambda: all(tries.get(r) == 3 for r in others), 30,
+                     'a second flushed attempt of the others')
+            wait_for(lambda: counts(d) == (11, 11), 15, '11 deferred')
+            self.assertEqual(tries[rcpts[5]], 2)
+            self.assertEqual(peer.messages, [])
 
 
 if __name__ == '__main__':
