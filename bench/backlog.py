@@ -34,7 +34,6 @@ import asyncio
 import multiprocessing
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
