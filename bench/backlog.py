@@ -41,6 +41,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'harness'))
 from satchel_harness import Daemon, free_port  # noqa: E402
+from compare import count_maildir  # noqa: E402
+from smtp_load import session  # noqa: E402
 
 LOCAL_RCPT = 'bench@example.test'
 DOWN_RCPT = 'someone@down.test'
@@ -87,43 +89,6 @@ def down_peer(port, ready):
     asyncio.run(main())
 
 
-# ---- an SMTP client: pipelined MAIL, RCPT, DATA ----
-
-async def session(port, rcpt, body, deadline, budget, counts):
-    r, w = await asyncio.open_connection('127.0.0.1', port)
-
-    async def reply():
-        while True:
-            line = await r.readline()
-            if not line:
-                raise ConnectionError('closed')
-            if line[3:4] != b'-':
-                return line
-    await reply()
-    w.write(b'EHLO load.test\r\n')
-    await w.drain()
-    await reply()
-    while time.monotonic() < deadline and budget[0] > 0:
-        budget[0] -= 1
-        w.write(b'MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n'
-                % (SENDER.encode(), rcpt.encode()))
-        await w.drain()
-        for expect in (b'250', b'250', b'354'):
-            line = await reply()
-            if not line.startswith(expect):
-                raise RuntimeError(line)
-        w.write(body + b'.\r\n')
-        await w.drain()
-        line = await reply()
-        if line.startswith(b'250'):
-            counts[0] += 1
-        else:
-            counts[1] += 1
-    w.write(b'QUIT\r\n')
-    await w.drain()
-    w.close()
-
-
 def send(port, rcpt, count, sessions, seconds, size=1024):
     line = b'x' * 70 + b'\r\n'
     body = b'Subject: backlog bench\r\n\r\n' + line * max(1, (size - 30)
@@ -133,22 +98,12 @@ def send(port, rcpt, count, sessions, seconds, size=1024):
 
     async def run():
         deadline = time.monotonic() + seconds
-        await asyncio.gather(*(session(port, rcpt, body, deadline, budget,
-                                       counts) for _ in range(sessions)))
+        await asyncio.gather(*(session(port, body, deadline, budget, counts,
+                                       SENDER, rcpt)
+                               for _ in range(sessions)))
     t0 = time.monotonic()
     asyncio.run(run())
     return counts[0], counts[1], t0, time.monotonic() - t0
-
-
-def count_maildir(path):
-    n = 0
-    for sub in ('new', 'cur'):
-        try:
-            with os.scandir(os.path.join(path, sub)) as it:
-                n += sum(1 for _ in it)
-        except FileNotFoundError:
-            pass
-    return n
 
 
 def queue_counts(d):

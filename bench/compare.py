@@ -28,7 +28,6 @@ import pwd
 import re
 import shutil
 import socket
-import ssl
 import statistics
 import subprocess
 import sys

@@ -31,7 +31,10 @@ MILTER_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                             '..', 'modules', 'milter', 'tests')
 
 
-async def session(port, body, deadline, budget, counts):
+async def session(port, body, deadline, budget, counts,
+                  sender='load@load.test', rcpt='bench@example.test'):
+    """one session sending BODY from SENDER to RCPT until DEADLINE or
+    the shared BUDGET runs out; COUNTS: [accepted, refused]"""
     r, w = await asyncio.open_connection('127.0.0.1', port)
 
     async def reply():
@@ -48,8 +51,8 @@ async def session(port, body, deadline, budget, counts):
     while time.monotonic() < deadline and budget[0] > 0:
         budget[0] -= 1
         # MAIL, RCPT and DATA pipelined (RFC 2920), then the body.
-        w.write(b'MAIL FROM:<load@load.test>\r\n'
-                b'RCPT TO:<bench@example.test>\r\nDATA\r\n')
+        w.write(b'MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n'
+                % (sender.encode(), rcpt.encode()))
         await w.drain()
         for expect in (b'250', b'250', b'354'):
             line = await reply()
