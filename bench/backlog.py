@@ -41,7 +41,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'harness'))
 from satchel_harness import Daemon, free_port  # noqa: E402
-from compare import count_maildir  # noqa: E402
+from compare import callgrind_wrapper, count_maildir  # noqa: E402
 from smtp_load import session  # noqa: E402
 
 LOCAL_RCPT = 'bench@example.test'
@@ -178,22 +178,6 @@ def make_daemon(peer_port):
 
 
 # ---- callgrind ----
-
-def callgrind_wrapper(out):
-    os.chmod(out, 0o777)
-    wrapper = os.path.join(out, 'satcheld-callgrind')
-    with open(wrapper, 'w') as f:
-        # the daemon writes its file after the privilege drop: made for
-        # nobody first (as bench/compare.py does)
-        f.write('#!/bin/sh\n: >"%s/out.$$" && chown nobody "%s/out.$$" &&\n'
-                'exec valgrind --tool=callgrind -q --vgdb=no '
-                '--callgrind-out-file=%s/out.%%p "%s" "$@"\n'
-                % (out, out, out,
-                   os.path.join(os.environ.get('SATCHEL_BUILDDIR', '.'),
-                                'core', 'satcheld')))
-    os.chmod(wrapper, 0o755)
-    return wrapper
-
 
 def callgrind_run(d, wrapper, out, count):
     """Total Ir of one daemon run on d's queue: start, count fresh

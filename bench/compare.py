@@ -381,13 +381,12 @@ def tls_rate(port, seconds=5.0, workers=4, maxn=20000):
 
 # ---- instructions per message (callgrind) ----
 
-def callgrind_ir(tmp, cert, key, count):
-    """Total Ir of satcheld (all its threads) for `count` messages over one
-    session, accepted and delivered, from start to stop."""
-    out = tempfile.mkdtemp(prefix='callgrind-', dir=tmp)
-    # callgrind makes its file at start (as root) and writes it at exit,
-    # after the privilege drop: the daemon's own file is made for nobody
-    # first, in a directory without the sticky bit (protected_regular)
+def callgrind_wrapper(out):
+    """A script that runs the built satcheld under callgrind, its output
+    in OUT (out.PID). Callgrind makes its file at start (as root) and
+    writes it at exit, after the privilege drop: the daemon's own file is
+    made for nobody first, in a directory without the sticky bit
+    (protected_regular)."""
     os.chmod(out, 0o777)
     wrapper = os.path.join(out, 'satcheld-callgrind')
     with open(wrapper, 'w') as f:
@@ -395,9 +394,18 @@ def callgrind_ir(tmp, cert, key, count):
                 'exec valgrind --tool=callgrind -q --vgdb=no '
                 '--callgrind-out-file=%s/out.%%p "%s" "$@"\n'
                 % (out, out, out,
-                   os.path.join(os.environ.get('SATCHEL_BUILDDIR', '.'),
-                                'core', 'satcheld')))
+                   os.path.abspath(os.path.join(
+                       os.environ.get('SATCHEL_BUILDDIR', '.'), 'core',
+                       'satcheld'))))
     os.chmod(wrapper, 0o755)
+    return wrapper
+
+
+def callgrind_ir(tmp, cert, key, count):
+    """Total Ir of satcheld (all its threads) for `count` messages over one
+    session, accepted and delivered, from start to stop."""
+    out = tempfile.mkdtemp(prefix='callgrind-', dir=tmp)
+    wrapper = callgrind_wrapper(out)
     d = Daemon(plugins=lambda d: {
         '40-router.yaml': {'module': 'router'},
         '50-smtp.yaml': {'module': 'smtp', 'listen': [
