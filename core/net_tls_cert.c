@@ -201,6 +201,19 @@ load_cred(const char *cert, const char *key,
 	return 0;
 }
 
+/* cred_usable - whether the certificate and key load as a pair (the
+ * check at start and reload; the credentials themselves are not kept) */
+static int
+cred_usable(const char *cert, const char *key, char **error_r)
+{
+	gnutls_certificate_credentials_t cred;
+
+	if (load_cred(cert, key, &cred, error_r) < 0)
+		return -1;
+	gnutls_certificate_free_credentials(cred);
+	return 0;
+}
+
 /* generated_deferred - the generated certificate lives in state_dir,
  * which belongs to the daemon's user: root leaves it alone, and the
  * daemon makes and reads it after the privilege drop */
@@ -247,7 +260,6 @@ static int
 ensure_generated(const struct sc_main_config *cfg, char **error_r)
 {
 	char cert[4096], key[4096], dir[4096];
-	gnutls_certificate_credentials_t cred;
 	struct stat st;
 
 	if (cert_paths(cfg, cert, key, sizeof(cert)) < 0 ||
@@ -284,17 +296,13 @@ ensure_generated(const struct sc_main_config *cfg, char **error_r)
 			*error_r = NULL;
 		return -1;
 	}
-	if (load_cred(cert, key, &cred, error_r) < 0)
-		return -1;
-	gnutls_certificate_free_credentials(cred);
-	return 0;
+	return cred_usable(cert, key, error_r);
 }
 
 int
 sc_tls_ensure_certificate(const struct sc_main_config *cfg, char **error_r)
 {
 	char cert[4096], key[4096];
-	gnutls_certificate_credentials_t cred;
 
 	*error_r = NULL;
 	if (cfg->tls_certificate == NULL || cfg->tls_certificate[0] == '\0')
@@ -304,10 +312,7 @@ sc_tls_ensure_certificate(const struct sc_main_config *cfg, char **error_r)
 		*error_r = strdup("TLS certificate path too long");
 		return -1;
 	}
-	if (load_cred(cert, key, &cred, error_r) < 0)
-		return -1;
-	gnutls_certificate_free_credentials(cred);
-	return 0;
+	return cred_usable(cert, key, error_r);
 }
 
 int
