@@ -4,8 +4,9 @@
  * the config, or generated once (self-signed) under state_dir and made
  * anew near its end; read anew at a reload (a root-owned key through the
  * privileged helper); the session ticket key; the net part's set-up and
- * tear-down. Event loop thread; certificate generation runs at start-up,
- * before the loop.
+ * tear-down. Event loop thread; a certificate is generated at start-up
+ * (after the privilege drop, before the loop) or at a reload that finds
+ * the generated one missing or near its end (then on the loop).
  */
 #include "net_int.h"
 
