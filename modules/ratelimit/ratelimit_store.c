@@ -174,6 +174,10 @@ rl_take_answer(const struct sc_store_result *res, void *arg)
 		return;
 	}
 	if (res->status != SC_STORE_OK) {
+		/* a take that timed out may still run in the store (it was
+		 * sent): dropped after it, or the address would count
+		 * there for RL_LEASE_MS with no session holding it */
+		rl_lease_drop(w->ri, w->lease_key, w->holder);
 		rl_conn_fail(w, res);
 		return;
 	}

@@ -119,6 +119,45 @@ def wait_greeting(testcase, d, src, prefix, timeout=15):
 
 
 class RateLimitStoreTest(unittest.TestCase):
+    def test_timed_out_lease_take_is_dropped(self):
+        """A lease_take that the store runs only after store_timeout (redis
+        paused past the timeout but not past the connection's stall limit
+        of 1 s, after which the daemon drops the connection and the take
+        with it; CI saw the case under valgrind): the daemon decided
+        locally, and the lease the take made late is dropped, not left to
+        count against the address on every host for 60 s."""
+        with RedisServer() as redis, \
+                Pair(redis, max_connections_per_ip=2,
+                     connections_per_ip='100/1h',
+                     store_timeout='100ms') as (a, b):
+            # both hosts connected to the store first
+            self.assertTrue(greeting(a, '127.0.0.9').startswith('220 '))
+            self.assertTrue(greeting(b, '127.0.0.9').startswith('220 '))
+            mark = a.log_mark()
+            redis.command('CLIENT', 'PAUSE', '900', 'ALL')
+            c = open_conn(a, '127.0.0.8')
+            self.assertTrue(c[2].startswith('220 '), c[2])
+            close_conn(c)
+            a.wait_log(r'lease_take: timed out after 100 ms', since=mark)
+            # the pause over, the store ran the take and then the drop
+            deadline = time.monotonic() + 10
+            key = 'satchel:10-ratelimit:conn:127.0.0.8'
+            while redis.command('EXISTS', key) != b':0' and \
+                    time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(redis.command('EXISTS', key), b':0',
+                             'the late lease is still held')
+            self.assertNotIn('connection lost', a.log_text()[mark:],
+                             'the take was dropped with the connection: '
+                             'not the case under test')
+            held = [open_conn(b, '127.0.0.8') for _ in range(2)]
+            try:
+                for h in held:
+                    self.assertTrue(h[2].startswith('220 '), h[2])
+            finally:
+                for h in held:
+                    close_conn(h)
+
     def test_concurrency_and_rate_across_hosts(self):
         with RedisServer() as redis, \
                 Pair(redis, max_connections_per_ip=3,
